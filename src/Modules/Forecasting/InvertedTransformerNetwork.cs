@@ -1,0 +1,145 @@
+using MLNet.Attention.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MLNet.Attention.Forecasting;
+
+/// <summary>Hyper-parameters of <see cref="InvertedTransformerNetwork"/> (names follow the iTransformer paper's scripts).</summary>
+/// <param name="Lookback">Input window length L (seq_len).</param>
+/// <param name="Horizon">Forecast length S (pred_len).</param>
+/// <param name="ModelWidth">Token width D (d_model).</param>
+/// <param name="Heads">Attention heads H (n_heads); must divide D.</param>
+/// <param name="Layers">Encoder layers E (e_layers).</param>
+/// <param name="FeedForwardWidth">Feed-forward width (d_ff).</param>
+/// <param name="Dropout">Dropout probability everywhere (embedding, attention, residuals, feed-forward).</param>
+/// <param name="UseNorm">Per-window, per-variate normalisation (RevIN without affine) and its inverse.</param>
+/// <param name="Activation">"gelu" (default, exact erf) or "relu".</param>
+public sealed record InvertedTransformerConfig(
+    int Lookback, int Horizon, int ModelWidth = 512, int Heads = 8, int Layers = 2, int FeedForwardWidth = 2048,
+    double Dropout = 0.1, bool UseNorm = true, string Activation = "gelu")
+{
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value and what to change.</summary>
+    public void Validate()
+    {
+        if (Lookback < 1) throw new ArgumentOutOfRangeException(nameof(Lookback), Lookback, "The lookback must be at least 1 step.");
+        if (Horizon < 1) throw new ArgumentOutOfRangeException(nameof(Horizon), Horizon, "The horizon must be at least 1 step.");
+        if (ModelWidth < 1) throw new ArgumentOutOfRangeException(nameof(ModelWidth), ModelWidth, "ModelWidth must be positive.");
+        if (Heads < 1 || ModelWidth % Heads != 0)
+            throw new ArgumentException($"Heads = {Heads} must be positive and divide ModelWidth = {ModelWidth}. Choose Heads among the divisors of {ModelWidth}.", nameof(Heads));
+        if (Layers < 1) throw new ArgumentOutOfRangeException(nameof(Layers), Layers, "At least one encoder layer is needed.");
+        if (FeedForwardWidth < 1) throw new ArgumentOutOfRangeException(nameof(FeedForwardWidth), FeedForwardWidth, "FeedForwardWidth must be positive.");
+        if (Dropout is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(Dropout), Dropout, "Dropout must be in [0, 1).");
+        if (Activation is not ("gelu" or "relu")) throw new ArgumentException($"Unknown activation '{Activation}'; use \"gelu\" or \"relu\".", nameof(Activation));
+    }
+
+    /// <summary>Number of trainable parameters (independent of the number of variates).</summary>
+    public long ParameterCount =>
+        (long)Lookback * ModelWidth + ModelWidth
+        + (long)Layers * (4L * ((long)ModelWidth * ModelWidth + ModelWidth) + ((long)ModelWidth * FeedForwardWidth + FeedForwardWidth)
+                          + ((long)FeedForwardWidth * ModelWidth + ModelWidth) + 4L * ModelWidth)
+        + 2L * ModelWidth + ((long)ModelWidth * Horizon + Horizon);
+}
+
+/// <summary>
+/// iTransformer (Liu et al., ICLR 2024): every variate's whole lookback window is one token; self-attention runs
+/// across variates, the feed-forward network along time, and a linear head maps each token to its forecast.
+/// Optional calendar covariates enter as extra (un-normalised) tokens whose outputs are dropped.
+/// </summary>
+public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tensor>
+{
+    // Field names reproduce the reference state-dict keys (enc_embedding.value_embedding.weight, encoder.attn_layers.0...).
+    private readonly InvertedEmbedding enc_embedding;
+    private readonly Encoder encoder;
+    private readonly Linear projector;
+
+    /// <summary>The hyper-parameters this network was built with.</summary>
+    public InvertedTransformerConfig Config { get; }
+
+    public InvertedTransformerNetwork(InvertedTransformerConfig config) : base(nameof(InvertedTransformerNetwork))
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        Config = config;
+        enc_embedding = new InvertedEmbedding(config.Lookback, config.ModelWidth, config.Dropout);
+        encoder = new Encoder(config);
+        projector = nn.Linear(config.ModelWidth, config.Horizon);
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// Forecasts from <paramref name="series"/> [B, L, N] and optional covariates <paramref name="covariates"/>
+    /// [B, L, M] (e.g. calendar features); returns [B, S, N].
+    /// </summary>
+    public override Tensor forward(Tensor series, Tensor? covariates) => Run(series, covariates, null);
+
+    /// <summary>Forward pass that also hands the token embeddings and the encoder output to <paramref name="observe"/> (for parity tests).</summary>
+    internal Tensor Run(Tensor series, Tensor? covariates, Action<string, Tensor>? observe)
+    {
+        CheckShapes(series, covariates);
+        using var scope = NewDisposeScope();
+        long variates = series.shape[2];
+        Tensor x = series, mean = null!, std = null!;
+        if (Config.UseNorm)
+        {
+            // μ is a constant (detached); σ keeps its gradient, as in the reference.
+            mean = series.mean(new long[] { 1 }, keepdim: true).detach();
+            var centred = series - mean;
+            std = (centred.var(1, unbiased: false, keepdim: true) + 1e-5).sqrt();
+            x = centred / std;
+        }
+        var tokens = x.transpose(1, 2);                                       // [B, N, L]
+        if (covariates is not null) tokens = cat(new[] { tokens, covariates.transpose(1, 2) }, 1); // [B, N+M, L]
+        var embedded = enc_embedding.call(tokens);                           // [B, N', D]
+        observe?.Invoke("embedding", embedded);
+        var h = encoder.call(embedded);
+        observe?.Invoke("encoder", h);
+        var y = projector.call(h).transpose(1, 2)[.., .., ..(int)variates]; // [B, S, N]
+        if (Config.UseNorm) y = y * std + mean;
+        return y.MoveToOuterDisposeScope();
+    }
+
+    private void CheckShapes(Tensor series, Tensor? covariates)
+    {
+        if (series.dim() != 3 || series.shape[1] != Config.Lookback)
+            throw new ArgumentException($"The series must have shape [batch, {Config.Lookback} (lookback), variates]; got [{string.Join(", ", series.shape)}].", nameof(series));
+        if (covariates is null) return;
+        if (covariates.dim() != 3 || covariates.shape[0] != series.shape[0] || covariates.shape[1] != Config.Lookback)
+            throw new ArgumentException($"The covariates must have shape [{series.shape[0]} (batch), {Config.Lookback} (lookback), features]; got [{string.Join(", ", covariates.shape)}].", nameof(covariates));
+    }
+
+    private sealed class InvertedEmbedding : nn.Module<Tensor, Tensor>
+    {
+        private readonly Linear value_embedding;
+        private readonly Dropout dropout;
+
+        public InvertedEmbedding(int lookback, int width, double dropout) : base("DataEmbedding_inverted")
+        {
+            value_embedding = nn.Linear(lookback, width);
+            this.dropout = nn.Dropout(dropout);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor tokens) => dropout.call(value_embedding.call(tokens));
+    }
+
+    private sealed class Encoder : nn.Module<Tensor, Tensor>
+    {
+        private readonly ModuleList<PostNormEncoderLayer> attn_layers;
+        private readonly LayerNorm norm;
+
+        public Encoder(InvertedTransformerConfig c) : base(nameof(Encoder))
+        {
+            attn_layers = nn.ModuleList(Enumerable.Range(0, c.Layers)
+                .Select(_ => new PostNormEncoderLayer(c.ModelWidth, c.Heads, c.FeedForwardWidth, c.Dropout, c.Activation)).ToArray());
+            norm = nn.LayerNorm(c.ModelWidth, eps: 1e-5);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            foreach (var layer in attn_layers) x = layer.call(x);
+            return norm.call(x);
+        }
+    }
+}

@@ -1,0 +1,50 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MLNet.Attention.Layers;
+
+/// <summary>
+/// Full (unmasked) multi-head self-attention: <c>softmax(Q Kᵀ / √d_h) V</c> per head, with query/key/value/output
+/// projections (Linear with bias) and dropout on the attention weights. Heads own contiguous channel blocks
+/// (head h uses channels h·d_h … (h+1)·d_h − 1), as in Time-Series-Library's <c>AttentionLayer</c>.
+/// </summary>
+public sealed class MultiHeadSelfAttention : nn.Module<Tensor, Tensor>
+{
+    // Field names are the reference state-dict keys, so checkpoints map one to one.
+    private readonly Linear query_projection, key_projection, value_projection, out_projection;
+    private readonly int _heads;
+    private readonly double _dropout;
+
+    /// <param name="modelWidth">Token width D.</param>
+    /// <param name="heads">Number of heads H; must divide D.</param>
+    /// <param name="dropout">Dropout probability on the attention weights (training only).</param>
+    public MultiHeadSelfAttention(int modelWidth, int heads, double dropout = 0.0) : base(nameof(MultiHeadSelfAttention))
+    {
+        if (modelWidth < 1) throw new ArgumentOutOfRangeException(nameof(modelWidth), modelWidth, "The model width must be positive.");
+        if (heads < 1 || modelWidth % heads != 0)
+            throw new ArgumentException($"heads = {heads} must be positive and divide the model width {modelWidth} (head width = width / heads). Choose heads among the divisors of {modelWidth} or change the width.", nameof(heads));
+        if (dropout is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(dropout), dropout, "Dropout must be in [0, 1).");
+        _heads = heads;
+        _dropout = dropout;
+        query_projection = nn.Linear(modelWidth, modelWidth);
+        key_projection = nn.Linear(modelWidth, modelWidth);
+        value_projection = nn.Linear(modelWidth, modelWidth);
+        out_projection = nn.Linear(modelWidth, modelWidth);
+        RegisterComponents();
+    }
+
+    /// <summary>x: [B, T, D] → [B, T, D].</summary>
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1], d = x.shape[2];
+        long dh = d / _heads;
+        var q = query_projection.call(x).view(b, t, _heads, dh).transpose(1, 2);
+        var k = key_projection.call(x).view(b, t, _heads, dh).transpose(1, 2);
+        var v = value_projection.call(x).view(b, t, _heads, dh).transpose(1, 2);
+        var o = nn.functional.scaled_dot_product_attention(q, k, v, p: training ? _dropout : 0.0);
+        var merged = o.transpose(1, 2).reshape(b, t, d);
+        return out_projection.call(merged).MoveToOuterDisposeScope();
+    }
+}
