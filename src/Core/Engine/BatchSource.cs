@@ -1,0 +1,36 @@
+using static TorchSharp.torch;
+
+namespace MLNet.Attention.Engine;
+
+/// <summary>One mini-batch. Its tensors belong to the dispose scope of the training step that asked for it.</summary>
+/// <param name="Inputs">Model inputs; entries may be null for optional inputs.</param>
+/// <param name="Target">What the loss compares against.</param>
+/// <param name="Rows">Rows in the batch.</param>
+public sealed record TrainingBatch(Tensor?[] Inputs, Tensor Target, int Rows);
+
+/// <summary>
+/// Rows addressable by index, turned into batches on demand. The engine owns ordering (shuffling, drop-last);
+/// a source only knows how to build the tensors of a given set of rows.
+/// </summary>
+public abstract class BatchSource
+{
+    /// <summary>Number of rows.</summary>
+    public abstract int Count { get; }
+
+    /// <summary>Builds the batch of the given row indices on <paramref name="device"/>.</summary>
+    public abstract TrainingBatch CreateBatch(ReadOnlySpan<int> rows, Device device);
+
+    /// <summary>Row order for one epoch: shuffled with <paramref name="shuffle"/> when given, else in order.</summary>
+    internal int[] EpochOrder(Random? shuffle)
+    {
+        var order = new int[Count];
+        for (int i = 0; i < order.Length; i++) order[i] = i;
+        if (shuffle is not null)
+            for (int i = order.Length - 1; i > 0; i--)
+            {
+                int j = shuffle.Next(i + 1);
+                (order[i], order[j]) = (order[j], order[i]);
+            }
+        return order;
+    }
+}

@@ -1,0 +1,82 @@
+namespace MLNet.Attention.Forecasting;
+
+/// <summary>
+/// Accuracy of forecasts over all windows × horizon steps × variates. <see cref="MeanSquaredError"/> and
+/// <see cref="MeanAbsoluteError"/> are in scaled space (z-scored with the training statistics), as the papers report;
+/// the others are in original units.
+/// </summary>
+public sealed record ForecastMetrics
+{
+    /// <summary>Number of forecast windows evaluated.</summary>
+    public int Windows { get; init; }
+    /// <summary>MSE in scaled space (paper metric).</summary>
+    public double MeanSquaredError { get; init; }
+    /// <summary>MAE in scaled space (paper metric).</summary>
+    public double MeanAbsoluteError { get; init; }
+    /// <summary>MAE in original units.</summary>
+    public double MeanAbsoluteErrorOriginal { get; init; }
+    /// <summary>RMSE in original units.</summary>
+    public double RootMeanSquaredErrorOriginal { get; init; }
+    /// <summary>Mean absolute percentage error in percent, over points whose actual value is not zero.</summary>
+    public double MeanAbsolutePercentageError { get; init; }
+    /// <summary>Symmetric MAPE in percent (0–200), points where both actual and forecast are zero count as 0.</summary>
+    public double SymmetricMeanAbsolutePercentageError { get; init; }
+    /// <summary>MSE in scaled space per variate, in column order.</summary>
+    public IReadOnlyList<double> MeanSquaredErrorPerVariate { get; init; } = Array.Empty<double>();
+
+    public override string ToString() =>
+        $"windows {Windows}: MSE {MeanSquaredError:F4}, MAE {MeanAbsoluteError:F4} (scaled); MAE {MeanAbsoluteErrorOriginal:G4}, RMSE {RootMeanSquaredErrorOriginal:G4}, MAPE {MeanAbsolutePercentageError:F2}%, sMAPE {SymmetricMeanAbsolutePercentageError:F2}% (original units)";
+}
+
+/// <summary>Accumulates forecast errors batch by batch (in double) and produces <see cref="ForecastMetrics"/>.</summary>
+internal sealed class ForecastMetricsAccumulator
+{
+    private readonly SeriesScaler _scaler;
+    private readonly int _variates;
+    private readonly double[] _sqPerVariate;
+    private double _sq, _abs, _absOrig, _sqOrig, _ape, _smape;
+    private long _count, _apeCount;
+    private int _windows;
+
+    public ForecastMetricsAccumulator(SeriesScaler scaler)
+    {
+        _scaler = scaler;
+        _variates = scaler.Mean.Count;
+        _sqPerVariate = new double[_variates];
+    }
+
+    /// <summary>Adds windows given in scaled space, each [horizon × variates] row-major.</summary>
+    public void AddScaled(ReadOnlySpan<float> forecast, ReadOnlySpan<float> actual, int windows)
+    {
+        for (int i = 0; i < forecast.Length; i++)
+        {
+            int n = i % _variates;
+            double f = forecast[i], a = actual[i], e = f - a;
+            _sq += e * e; _abs += Math.Abs(e); _sqPerVariate[n] += e * e;
+            double fo = f * _scaler.Std[n] + _scaler.Mean[n], ao = a * _scaler.Std[n] + _scaler.Mean[n], eo = fo - ao;
+            _absOrig += Math.Abs(eo); _sqOrig += eo * eo;
+            if (ao != 0) { _ape += Math.Abs(eo / ao); _apeCount++; }
+            double denominator = Math.Abs(ao) + Math.Abs(fo);
+            if (denominator > 0) _smape += 2 * Math.Abs(eo) / denominator;
+        }
+        _count += forecast.Length;
+        _windows += windows;
+    }
+
+    public ForecastMetrics Result()
+    {
+        if (_count == 0) throw new InvalidOperationException("No forecast windows were evaluated: the series must have at least lookback + horizon rows.");
+        long perVariate = _count / _variates;
+        return new ForecastMetrics
+        {
+            Windows = _windows,
+            MeanSquaredError = _sq / _count,
+            MeanAbsoluteError = _abs / _count,
+            MeanAbsoluteErrorOriginal = _absOrig / _count,
+            RootMeanSquaredErrorOriginal = Math.Sqrt(_sqOrig / _count),
+            MeanAbsolutePercentageError = _apeCount == 0 ? double.NaN : 100 * _ape / _apeCount,
+            SymmetricMeanAbsolutePercentageError = 100 * _smape / _count,
+            MeanSquaredErrorPerVariate = _sqPerVariate.Select(s => s / perVariate).ToArray(),
+        };
+    }
+}

@@ -1,0 +1,150 @@
+using System.Globalization;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace MLNet.Attention.Forecasting;
+
+/// <summary>
+/// A multivariate series read from an <see cref="IDataView"/> with one row per timestamp: the named variate
+/// columns as a row-major [rows × variates] float array, plus the timestamps when a timestamp column is named.
+/// </summary>
+public sealed class TimeSeriesFrame
+{
+    /// <summary>Variate (column) names, in the order of <see cref="Values"/>'s columns.</summary>
+    public IReadOnlyList<string> Columns { get; }
+
+    /// <summary>Row-major values: <c>Values[t * Columns.Count + n]</c>.</summary>
+    public float[] Values { get; }
+
+    /// <summary>Timestamps per row, or null when no timestamp column was named.</summary>
+    public DateTime[]? Timestamps { get; }
+
+    /// <summary>Number of rows (time steps).</summary>
+    public int Rows => Values.Length / Columns.Count;
+
+    public TimeSeriesFrame(IReadOnlyList<string> columns, float[] values, DateTime[]? timestamps)
+    {
+        if (columns.Count == 0) throw new ArgumentException("At least one variate column is needed.", nameof(columns));
+        if (values.Length % columns.Count != 0) throw new ArgumentException("The value count is not a multiple of the column count.", nameof(values));
+        if (timestamps is not null && timestamps.Length != values.Length / columns.Count) throw new ArgumentException("One timestamp per row is needed.", nameof(timestamps));
+        Columns = columns;
+        Values = values;
+        Timestamps = timestamps;
+    }
+
+    /// <summary>
+    /// Reads <paramref name="variateColumns"/> (numeric scalar columns: Single, Double or integer types) and, when
+    /// given, <paramref name="timestampColumn"/> (DateTime, DateTimeOffset or parseable Text) from <paramref name="data"/>.
+    /// </summary>
+    /// <param name="allowMissing">When false, NaN values are rejected with the column and row; when true they are kept (models with missing-value support). Infinity is always rejected.</param>
+    /// <param name="purpose">Names the caller in messages, e.g. "InvertedTransformer training data".</param>
+    public static TimeSeriesFrame FromDataView(IDataView data, IReadOnlyList<string> variateColumns, string? timestampColumn,
+        bool allowMissing, string purpose)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(variateColumns);
+        if (variateColumns.Count == 0)
+            throw new ArgumentException($"{purpose}: name at least one variate column.", nameof(variateColumns));
+        var duplicate = variateColumns.GroupBy(c => c).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null) throw new ArgumentException($"{purpose}: variate column '{duplicate.Key}' is named twice.", nameof(variateColumns));
+
+        var schema = data.Schema;
+        var columns = variateColumns.Select(name => CheckNumericColumn(schema, name, purpose)).ToArray();
+        DataViewSchema.Column? timeColumn = timestampColumn is null ? null : CheckTimestampColumn(schema, timestampColumn, purpose);
+
+        var values = new List<float>(4096);
+        var times = timeColumn is null ? null : new List<DateTime>(1024);
+        var active = timeColumn is null ? columns : columns.Append(timeColumn.Value).ToArray();
+        using (var cursor = data.GetRowCursor(active))
+        {
+            var getters = columns.Select(c => NumericGetter(cursor, c)).ToArray();
+            var timeGetter = timeColumn is null ? null : TimestampGetter(cursor, timeColumn.Value, purpose);
+            long row = 0;
+            while (cursor.MoveNext())
+            {
+                for (int n = 0; n < getters.Length; n++)
+                {
+                    double v = getters[n]();
+                    if (double.IsInfinity(v))
+                        throw new InvalidOperationException($"{purpose}: column '{columns[n].Name}' holds {v} at row {row}. Remove or clip infinite values before training or scoring.");
+                    if (double.IsNaN(v) && !allowMissing)
+                        throw new InvalidOperationException($"{purpose}: column '{columns[n].Name}' is missing (NaN) at row {row}. This model cannot forecast from missing values: fill them first (e.g. mlContext.Transforms.ReplaceMissingValues or interpolation), drop the rows, or use a forecaster that accepts missing values.");
+                    if (Math.Abs(v) > float.MaxValue)
+                        throw new InvalidOperationException($"{purpose}: column '{columns[n].Name}' holds {v} at row {row}, beyond the float32 range. Rescale the column.");
+                    values.Add((float)v);
+                }
+                if (timeGetter is not null) times!.Add(timeGetter(row));
+                row++;
+            }
+        }
+        if (values.Count == 0) throw new InvalidOperationException($"{purpose}: the data view has no rows. Pass a view with at least lookback + horizon rows.");
+        if (times is not null)
+            for (int t = 1; t < times.Count; t++)
+                if (times[t] <= times[t - 1])
+                    throw new InvalidOperationException($"{purpose}: timestamp column '{timestampColumn}' is not strictly increasing at row {t} ({times[t - 1]:s} then {times[t]:s}). Sort the rows by time and remove duplicates.");
+        return new TimeSeriesFrame(variateColumns.ToArray(), values.ToArray(), times?.ToArray());
+    }
+
+    /// <summary>Rows [start, start + count) as a new frame.</summary>
+    public TimeSeriesFrame Slice(int start, int count)
+    {
+        if (start < 0 || count < 0 || start + count > Rows) throw new ArgumentOutOfRangeException(nameof(start), $"Rows [{start}, {start + count}) are outside [0, {Rows}).");
+        int n = Columns.Count;
+        return new TimeSeriesFrame(Columns, Values.AsSpan(start * n, count * n).ToArray(), Timestamps?.AsSpan(start, count).ToArray());
+    }
+
+    private static DataViewSchema.Column CheckNumericColumn(DataViewSchema schema, string name, string purpose)
+    {
+        var column = schema.GetColumnOrNull(name)
+            ?? throw new ArgumentOutOfRangeException("data", $"{purpose}: column '{name}' was not found. Available columns: {string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => c.Name))}. Check the variate column names.");
+        var type = column.Type;
+        if (type is VectorDataViewType)
+            throw new ArgumentOutOfRangeException("data", $"{purpose}: column '{name}' has type {type}; expected a numeric scalar (one value per row, Single preferred). Name the individual series columns instead of a vector column.");
+        if (!IsNumeric(type.RawType))
+            throw new ArgumentOutOfRangeException("data", $"{purpose}: column '{name}' has type {type}, which is not numeric; expected Single (or Double/integer). Load it as a number (e.g. a float field in LoadFromTextFile, or mlContext.Transforms.Conversion.ConvertType).");
+        return column;
+    }
+
+    private static DataViewSchema.Column CheckTimestampColumn(DataViewSchema schema, string name, string purpose)
+    {
+        var column = schema.GetColumnOrNull(name)
+            ?? throw new ArgumentOutOfRangeException("data", $"{purpose}: timestamp column '{name}' was not found. Available columns: {string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => c.Name))}.");
+        var raw = column.Type.RawType;
+        if (raw != typeof(DateTime) && raw != typeof(DateTimeOffset) && raw != typeof(ReadOnlyMemory<char>))
+            throw new ArgumentOutOfRangeException("data", $"{purpose}: timestamp column '{name}' has type {column.Type}; expected DateTime, DateTimeOffset or Text holding a date such as 2016-07-01 00:00:00.");
+        return column;
+    }
+
+    private static bool IsNumeric(Type t) => t == typeof(float) || t == typeof(double) || t == typeof(int) || t == typeof(long)
+        || t == typeof(short) || t == typeof(byte) || t == typeof(sbyte) || t == typeof(uint) || t == typeof(ulong) || t == typeof(ushort);
+
+    private static Func<double> NumericGetter(DataViewRow row, DataViewSchema.Column column)
+    {
+        Type t = column.Type.RawType;
+        if (t == typeof(float)) { var g = row.GetGetter<float>(column); float v = 0; return () => { g(ref v); return v; }; }
+        if (t == typeof(double)) { var g = row.GetGetter<double>(column); double v = 0; return () => { g(ref v); return v; }; }
+        if (t == typeof(int)) { var g = row.GetGetter<int>(column); int v = 0; return () => { g(ref v); return v; }; }
+        if (t == typeof(long)) { var g = row.GetGetter<long>(column); long v = 0; return () => { g(ref v); return v; }; }
+        if (t == typeof(short)) { var g = row.GetGetter<short>(column); short v = 0; return () => { g(ref v); return v; }; }
+        if (t == typeof(byte)) { var g = row.GetGetter<byte>(column); byte v = 0; return () => { g(ref v); return v; }; }
+        if (t == typeof(sbyte)) { var g = row.GetGetter<sbyte>(column); sbyte v = 0; return () => { g(ref v); return v; }; }
+        if (t == typeof(uint)) { var g = row.GetGetter<uint>(column); uint v = 0; return () => { g(ref v); return v; }; }
+        if (t == typeof(ushort)) { var g = row.GetGetter<ushort>(column); ushort v = 0; return () => { g(ref v); return v; }; }
+        { var g = row.GetGetter<ulong>(column); ulong v = 0; return () => { g(ref v); return v; }; }
+    }
+
+    private static Func<long, DateTime> TimestampGetter(DataViewRow row, DataViewSchema.Column column, string purpose)
+    {
+        Type t = column.Type.RawType;
+        if (t == typeof(DateTime)) { var g = row.GetGetter<DateTime>(column); DateTime v = default; return _ => { g(ref v); return v; }; }
+        if (t == typeof(DateTimeOffset)) { var g = row.GetGetter<DateTimeOffset>(column); DateTimeOffset v = default; return _ => { g(ref v); return v.DateTime; }; }
+        var text = row.GetGetter<ReadOnlyMemory<char>>(column);
+        ReadOnlyMemory<char> s = default;
+        return r =>
+        {
+            text(ref s);
+            if (DateTime.TryParse(s.Span, CultureInfo.InvariantCulture, DateTimeStyles.AllowWhiteSpaces, out var d)) return d;
+            throw new FormatException($"{purpose}: timestamp column '{column.Name}' holds '{s}' at row {r}, which is not a date. Use a format such as 2016-07-01 00:00:00 or load the column as DateTime.");
+        };
+    }
+}
