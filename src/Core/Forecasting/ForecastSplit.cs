@@ -37,7 +37,7 @@ public sealed record ForecastSplit(int TrainEnd, int ValidationEnd, int TestEnd)
         if (lookback < 1 || lookback > TrainEnd) throw new ArgumentOutOfRangeException(nameof(lookback), lookback, $"The lookback must be in [1, {TrainEnd}].");
         if (!(0 < TrainEnd && TrainEnd < ValidationEnd && ValidationEnd < TestEnd))
             throw new InvalidOperationException($"Split borders must increase: train end {TrainEnd}, validation end {ValidationEnd}, test end {TestEnd}.");
-        IDataView Rows(int start, int end) => mlContext.Data.TakeRows(mlContext.Data.SkipRows(data, start), end - start);
+        IDataView Rows(int start, int end) => mlContext.Data.TakeRows(start == 0 ? data : mlContext.Data.SkipRows(data, start), end - start);
         return (Rows(0, TrainEnd), Rows(TrainEnd - lookback, ValidationEnd), Rows(ValidationEnd - lookback, TestEnd));
     }
 }

@@ -36,6 +36,9 @@ public sealed class TimeSeriesFrame
     /// Reads <paramref name="variateColumns"/> (numeric scalar columns: Single, Double or integer types) and, when
     /// given, <paramref name="timestampColumn"/> (DateTime, DateTimeOffset or parseable Text) from <paramref name="data"/>.
     /// </summary>
+    /// <param name="data">The series, one row per timestamp, in time order.</param>
+    /// <param name="variateColumns">Columns to read, in order.</param>
+    /// <param name="timestampColumn">Optional timestamp column; its values must increase strictly.</param>
     /// <param name="allowMissing">When false, NaN values are rejected with the column and row; when true they are kept (models with missing-value support). Infinity is always rejected.</param>
     /// <param name="purpose">Names the caller in messages, e.g. "InvertedTransformer training data".</param>
     public static TimeSeriesFrame FromDataView(IDataView data, IReadOnlyList<string> variateColumns, string? timestampColumn,
@@ -66,7 +69,7 @@ public sealed class TimeSeriesFrame
                 {
                     double v = getters[n]();
                     if (double.IsInfinity(v))
-                        throw new InvalidOperationException($"{purpose}: column '{columns[n].Name}' holds {v} at row {row}. Remove or clip infinite values before training or scoring.");
+                        throw new InvalidOperationException($"{purpose}: column '{columns[n].Name}' holds {(v > 0 ? "+infinity" : "-infinity")} at row {row}. Remove or clip infinite values before training or scoring.");
                     if (double.IsNaN(v) && !allowMissing)
                         throw new InvalidOperationException($"{purpose}: column '{columns[n].Name}' is missing (NaN) at row {row}. This model cannot forecast from missing values: fill them first (e.g. mlContext.Transforms.ReplaceMissingValues or interpolation), drop the rows, or use a forecaster that accepts missing values.");
                     if (Math.Abs(v) > float.MaxValue)

@@ -1,0 +1,110 @@
+using MLNet.Attention.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNet.Attention.Forecasting;
+
+/// <summary>What a forecasting model knows besides its weights; written into the saved model before them.</summary>
+internal sealed record ForecastingModelInfo(
+    string[] Variates, int Lookback, int Horizon, CalendarFeatures Calendar, TimeSpan? Frequency, string? TimestampColumnName,
+    string LookbackColumnName, string WindowTimestampColumnName, string ForecastColumnName, SeriesScaler Scaler)
+{
+    public int VariateCount => Variates.Length;
+    public int CovariateCount => CalendarFeatureEncoder.Count(Calendar);
+
+    public void Write(BinaryWriter w)
+    {
+        w.Write(Variates.Length);
+        foreach (var v in Variates) w.Write(v);
+        w.Write(Lookback); w.Write(Horizon); w.Write((int)Calendar);
+        w.Write(Frequency?.Ticks ?? 0L);
+        w.Write(TimestampColumnName ?? ""); w.Write(LookbackColumnName); w.Write(WindowTimestampColumnName); w.Write(ForecastColumnName);
+        Scaler.Write(w);
+    }
+
+    public static ForecastingModelInfo Read(BinaryReader r)
+    {
+        int n = r.ReadInt32();
+        if (n is < 1 or > 1_000_000) throw new InvalidDataException($"Corrupted forecasting model: {n} variates.");
+        var variates = new string[n];
+        for (int i = 0; i < n; i++) variates[i] = r.ReadString();
+        int lookback = r.ReadInt32(), horizon = r.ReadInt32(), calendar = r.ReadInt32();
+        long frequency = r.ReadInt64();
+        string timestamp = r.ReadString(), lookbackColumn = r.ReadString(), windowTimestamp = r.ReadString(), forecastColumn = r.ReadString();
+        var scaler = SeriesScaler.Read(r);
+        if (lookback < 1 || horizon < 1 || !Enum.IsDefined((CalendarFeatures)calendar) || scaler.Mean.Count != n)
+            throw new InvalidDataException("Corrupted forecasting model header (lookback, horizon, calendar or scaler size out of range).");
+        return new ForecastingModelInfo(variates, lookback, horizon, (CalendarFeatures)calendar, frequency > 0 ? TimeSpan.FromTicks(frequency) : null,
+            timestamp.Length == 0 ? null : timestamp, lookbackColumn, windowTimestamp, forecastColumn, scaler);
+    }
+
+    /// <summary>The most common step between consecutive timestamps (robust to a few gaps).</summary>
+    public static TimeSpan? InferFrequency(IReadOnlyList<DateTime>? times)
+    {
+        if (times is null || times.Count < 2) return null;
+        return Enumerable.Range(1, times.Count - 1).Select(i => times[i] - times[i - 1])
+            .GroupBy(d => d).OrderByDescending(g => g.Count()).First().Key;
+    }
+}
+
+/// <summary>
+/// Runs a trained forecasting network on windows in original units: scale, add calendar covariates, forecast in
+/// scaled space, unscale. Shared by Transform, Forecast and Evaluate so they cannot disagree.
+/// </summary>
+internal sealed class ForecastScorer : IDisposable
+{
+    private readonly Func<Tensor, Tensor?, Tensor> _forecastScaled;
+    private readonly Tensor _mean, _std;
+
+    public ForecastingModelInfo Info { get; }
+    public nn.Module Network { get; }
+    public Device Device { get; }
+
+    /// <param name="info">Model description (variates, sizes, scaler, calendar).</param>
+    /// <param name="network">The trained network; owned (disposed) by the scorer.</param>
+    /// <param name="device">Device the network lives on.</param>
+    /// <param name="forecastScaled">Network forward on scaled windows [B, L, N] (+ covariates [B, L, M]) → [B, S, N], on <paramref name="device"/>.</param>
+    public ForecastScorer(ForecastingModelInfo info, nn.Module network, Device device, Func<Tensor, Tensor?, Tensor> forecastScaled)
+    {
+        Info = info;
+        Network = network;
+        Device = device;
+        _forecastScaled = forecastScaled;
+        _mean = tensor(info.Scaler.Mean.ToArray(), device: device).DetachFromDisposeScope();
+        _std = tensor(info.Scaler.Std.ToArray(), device: device).DetachFromDisposeScope();
+        network.eval();
+    }
+
+    /// <summary>Windows [B, L, N] in original units (any device) and, with calendar covariates, the last lookback timestamp of each window → forecasts [B, S, N] in original units on the CPU.</summary>
+    public Tensor ForecastOriginal(Tensor windows, IReadOnlyList<DateTime>? lastTimestamps)
+    {
+        using var scope = NewDisposeScope();
+        var scaled = (windows.to(Device) - _mean) / _std;
+        var covariates = Info.Calendar == CalendarFeatures.None ? null : WindowCovariates(lastTimestamps, (int)windows.shape[0]);
+        var y = _forecastScaled(scaled, covariates) * _std + _mean;
+        return y.cpu().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Forecasts in scaled space for already-scaled windows and covariates (evaluation path).</summary>
+    public Tensor ForecastScaled(Tensor scaledWindows, Tensor? covariates) => _forecastScaled(scaledWindows, covariates);
+
+    private Tensor WindowCovariates(IReadOnlyList<DateTime>? lastTimestamps, int batch)
+    {
+        if (lastTimestamps is null || lastTimestamps.Count != batch)
+            throw new InvalidOperationException($"This model uses calendar covariates: every window needs the timestamp of its last lookback row (column '{Info.WindowTimestampColumnName}').");
+        var step = Info.Frequency ?? throw new InvalidOperationException("The model does not know the series frequency needed to date the lookback rows.");
+        int l = Info.Lookback, m = Info.CovariateCount;
+        var features = new float[batch * l * m];
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < l; t++)
+                CalendarFeatureEncoder.Encode(Info.Calendar, lastTimestamps[b] - (l - 1 - t) * step, features.AsSpan((b * l + t) * m, m));
+        return tensor(features, new long[] { batch, l, m }, device: Device);
+    }
+
+    public void Dispose()
+    {
+        _mean.Dispose();
+        _std.Dispose();
+        Network.Dispose();
+    }
+}

@@ -1,0 +1,52 @@
+using MLNet.Attention.Engine;
+
+namespace MLNet.Attention.Forecasting;
+
+/// <summary>Options shared by every forecasting trainer (iTransformer, CRIB, MVPA).</summary>
+public abstract class ForecasterOptions : TorchTrainerOptions
+{
+    /// <summary>Numeric scalar columns holding the series, one row per timestamp. Forecasts come out in this order.</summary>
+    public string[] VariateColumnNames { get; set; } = Array.Empty<string>();
+
+    /// <summary>Optional timestamp column (DateTime or date text); needed for calendar covariates and dated forecasts.</summary>
+    public string? TimestampColumnName { get; set; }
+
+    /// <summary>Input window length L (rows of history per forecast).</summary>
+    public int Lookback { get; set; } = 96;
+
+    /// <summary>Forecast length S (rows forecast at once).</summary>
+    public int Horizon { get; set; } = 96;
+
+    /// <summary>Calendar covariates; null picks <see cref="Forecasting.CalendarFeatures.Hourly"/> when a timestamp column is named, else none.</summary>
+    public CalendarFeatures? CalendarFeatures { get; set; }
+
+    /// <summary>
+    /// When no <see cref="TorchTrainerOptions.ValidationSet"/> is given, the last fraction of the training rows (plus
+    /// <see cref="Lookback"/> rows of context) validates; the scaler is fitted on the rows before it only.
+    /// 0 trains on everything without validation (set EarlyStoppingPatience = null then).
+    /// </summary>
+    public double ValidationFraction { get; set; } = 0.2;
+
+    /// <summary>Name of the model's input column when scoring windows: Vector&lt;Single, L, N&gt; (time-major, original units).</summary>
+    public string LookbackColumnName { get; set; } = "Lookback";
+
+    /// <summary>Name of the scoring input column with the timestamp of each window's last lookback row (only with calendar covariates).</summary>
+    public string WindowTimestampColumnName { get; set; } = "Timestamp";
+
+    /// <summary>Name of the output column: Vector&lt;Single, S, N&gt; in original units.</summary>
+    public string ForecastColumnName { get; set; } = "Forecast";
+
+    public override void Validate()
+    {
+        base.Validate();
+        if (VariateColumnNames is null || VariateColumnNames.Length == 0)
+            throw new ArgumentException("Name at least one variate column (VariateColumnNames).", nameof(VariateColumnNames));
+        if (Lookback < 1) throw new ArgumentOutOfRangeException(nameof(Lookback), Lookback, "Lookback must be at least 1.");
+        if (Horizon < 1) throw new ArgumentOutOfRangeException(nameof(Horizon), Horizon, "Horizon must be at least 1.");
+        if (ValidationFraction is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction, "ValidationFraction must be in [0, 1).");
+        if (CalendarFeatures is not null and not Forecasting.CalendarFeatures.None && TimestampColumnName is null)
+            throw new ArgumentException($"CalendarFeatures = {CalendarFeatures} needs TimestampColumnName.", nameof(CalendarFeatures));
+    }
+
+    internal CalendarFeatures ResolvedCalendar => CalendarFeatures ?? (TimestampColumnName is null ? Forecasting.CalendarFeatures.None : Forecasting.CalendarFeatures.Hourly);
+}

@@ -1,0 +1,88 @@
+using Microsoft.ML;
+using Microsoft.ML.Runtime;
+using MLNet.Attention.Engine;
+using MLNet.Attention.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNet.Attention.Forecasting;
+
+/// <summary>What a forecasting trainer supplies: its network and how the network forecasts scaled windows.</summary>
+/// <param name="CreateNetwork">Builds a freshly initialised network for the model description (weights drawn after seeding).</param>
+/// <param name="ForecastScaled">Forward pass: scaled windows [B, L, N] and covariates [B, L, M] or null → [B, S, N].</param>
+internal sealed record ForecastingArchitecture(
+    Func<ForecastingModelInfo, nn.Module> CreateNetwork,
+    Func<nn.Module, Tensor, Tensor?, Tensor> ForecastScaled);
+
+/// <summary>Turns a series view into a trained <see cref="ForecastScorer"/> through the shared training loop.</summary>
+internal static class ForecasterTraining
+{
+    public static (ForecastScorer Scorer, TrainingSummary Summary) Train(IHostEnvironment env, string name, ForecasterOptions options,
+        IDataView data, ForecastingArchitecture architecture)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        options.Validate();
+        int l = options.Lookback, s = options.Horizon;
+        var frame = TimeSeriesFrame.FromDataView(data, options.VariateColumnNames, options.TimestampColumnName, allowMissing: false, $"{name} training data");
+
+        TimeSeriesFrame train = frame, validation;
+        string heldOut = "";
+        if (options.ValidationSet is not null)
+            validation = TimeSeriesFrame.FromDataView(options.ValidationSet, options.VariateColumnNames, options.TimestampColumnName, allowMissing: false, $"{name} validation data");
+        else if (options.ValidationFraction > 0)
+        {
+            int validationRows = (int)Math.Ceiling(frame.Rows * options.ValidationFraction);
+            int trainRows = frame.Rows - validationRows;
+            heldOut = $" ({validationRows} of {frame.Rows} rows are held out for validation by ValidationFraction = {options.ValidationFraction})";
+            if (trainRows < l + s)
+                throw new InvalidOperationException($"{name}: the training data has {trainRows} rows after the validation split{heldOut}, fewer than lookback + horizon = {l + s}. Provide more rows, a shorter Lookback/Horizon, or a separate ValidationSet.");
+            train = frame.Slice(0, trainRows);
+            validation = frame.Slice(trainRows - l, validationRows + l);
+        }
+        else validation = null!;
+
+        if (train.Rows < l + s)
+            throw new InvalidOperationException($"{name}: the training data has {train.Rows} rows, fewer than lookback + horizon = {l} + {s} = {l + s}. Provide more rows or a shorter Lookback/Horizon.");
+        if (validation is not null && validation.Rows < l + s)
+            throw new InvalidOperationException($"{name}: the validation data has {validation.Rows} rows{heldOut}, fewer than lookback + horizon = {l + s}, so it holds no complete window. Use a larger ValidationFraction or ValidationSet, or a shorter Lookback/Horizon.");
+
+        var calendar = options.ResolvedCalendar;
+        if (calendar != CalendarFeatures.None && frame.Timestamps is null)
+            throw new ArgumentException($"{name}: calendar covariates need TimestampColumnName.");
+        var scaler = SeriesScaler.Fit(train.Values, train.Columns.Count, train.Rows);
+        var info = new ForecastingModelInfo(options.VariateColumnNames.ToArray(), l, s, calendar, ForecastingModelInfo.InferFrequency(frame.Timestamps),
+            options.TimestampColumnName, options.LookbackColumnName, options.WindowTimestampColumnName, options.ForecastColumnName, scaler);
+
+        TorchRuntime.EnsureLoaded();
+        TorchRuntime.SetThreads(options.NumberOfThreads);
+        var host = env.Register(name);
+        int seed = options.Seed ?? host.Rand.Next();
+        var (gpu, fallback) = HostSettings.GpuSettings(env);
+        var device = TorchRuntime.ResolveDevice(gpu, fallback);
+        TorchRuntime.Seed(seed);
+
+        var network = architecture.CreateNetwork(info);
+        try
+        {
+            network.to(device);
+            using var trainSource = Windows(train, scaler, calendar, l, s);
+            using var validationSource = validation is null ? null : Windows(validation, scaler, calendar, l, s);
+            var summary = TrainingLoop.Run(env, name, network,
+                batch => nn.functional.mse_loss(architecture.ForecastScaled(network, batch.Inputs[0]!, batch.Inputs[1]), batch.Target),
+                trainSource, validationSource, options, device, seed);
+            var scorer = new ForecastScorer(info, network, device, (x, c) => architecture.ForecastScaled(network, x, c));
+            return (scorer, summary);
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+
+    internal static WindowBatchSource Windows(TimeSeriesFrame frame, SeriesScaler scaler, CalendarFeatures calendar, int lookback, int horizon)
+    {
+        float[]? covariates = calendar == CalendarFeatures.None ? null : CalendarFeatureEncoder.EncodeAll(calendar, frame.Timestamps!);
+        return new WindowBatchSource(scaler.Transform(frame.Values), frame.Columns.Count, covariates, CalendarFeatureEncoder.Count(calendar), lookback, horizon);
+    }
+}

@@ -1,0 +1,188 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using MLNet.Attention.Data;
+using MLNet.Attention.Engine;
+using static TorchSharp.torch;
+
+namespace MLNet.Attention.Forecasting;
+
+/// <summary>
+/// A trained multivariate forecaster. As an ML.NET transformer it scores windows row by row: input column
+/// <c>Lookback</c> (Vector&lt;Single, L, N&gt;, time-major, original units; plus <c>Timestamp</c> of the last lookback row
+/// when the model uses calendar covariates) → output <c>Forecast</c> (Vector&lt;Single, S, N&gt;). <see cref="CreateWindows"/>
+/// turns a series into such rows; <see cref="Forecast"/> and <see cref="Evaluate"/> work on the series directly.
+/// </summary>
+public abstract class ForecastingModel : TorchTransformerBase
+{
+    private protected ForecastScorer Scorer { get; }
+
+    /// <summary>The series columns the model reads and forecasts, in order.</summary>
+    public IReadOnlyList<string> VariateColumnNames => Scorer.Info.Variates;
+
+    /// <summary>Rows of history per forecast (L).</summary>
+    public int Lookback => Scorer.Info.Lookback;
+
+    /// <summary>Steps forecast at once (S).</summary>
+    public int Horizon => Scorer.Info.Horizon;
+
+    /// <summary>Calendar covariates the model was trained with.</summary>
+    public CalendarFeatures CalendarFeatures => Scorer.Info.Calendar;
+
+    /// <summary>Step between rows inferred from the training timestamps, or null without a timestamp column.</summary>
+    public TimeSpan? Frequency => Scorer.Info.Frequency;
+
+    /// <summary>Per-epoch history of the training run; null for a model loaded from a file.</summary>
+    public TrainingSummary? TrainingSummary { get; internal init; }
+
+    private protected ForecastingModel(IHostEnvironment env, string name, ForecastScorer scorer, int scoringBatchSize)
+        : base(env, name, ScoringInputs(scorer.Info), ScoringOutputs(scorer.Info), scoringBatchSize)
+    {
+        Scorer = scorer;
+    }
+
+    private static TorchInputColumn[] ScoringInputs(ForecastingModelInfo info)
+    {
+        var lookback = TorchInputColumn.Single(info.LookbackColumnName, info.Lookback, info.VariateCount);
+        return info.Calendar == CalendarFeatures.None ? new[] { lookback } : new[] { lookback, TorchInputColumn.DateTime(info.WindowTimestampColumnName) };
+    }
+
+    private static TorchOutputColumn[] ScoringOutputs(ForecastingModelInfo info) =>
+        new[] { new TorchOutputColumn(info.ForecastColumnName, info.Horizon, info.VariateCount) };
+
+    /// <inheritdoc />
+    protected override Tensor[] Forward(Tensor[] inputs)
+    {
+        IReadOnlyList<DateTime>? last = null;
+        if (inputs.Length > 1)
+        {
+            var ticks = inputs[1].data<long>().ToArray();
+            last = ticks.Select(t => new DateTime(t)).ToArray();
+        }
+        return new[] { Scorer.ForecastOriginal(inputs[0], last) };
+    }
+
+    /// <summary>
+    /// Forecasts the <see cref="Horizon"/> steps that follow the last row of <paramref name="history"/>, which needs
+    /// the variate columns (and the timestamp column when the model uses one) and at least <see cref="Lookback"/> rows.
+    /// </summary>
+    public ForecastResult Forecast(IDataView history)
+    {
+        ThrowIfDisposed();
+        var info = Scorer.Info;
+        var frame = TimeSeriesFrame.FromDataView(history, info.Variates, TimestampColumnForReading, allowMissing: false, $"{Name} history");
+        if (frame.Rows < info.Lookback)
+            throw new InvalidOperationException($"{Name}: the history has {frame.Rows} rows; the model needs the last {info.Lookback} (its lookback). Pass a longer history.");
+        var window = frame.Slice(frame.Rows - info.Lookback, info.Lookback);
+        DateTime? last = window.Timestamps?[^1];
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        var x = tensor(window.Values, new long[] { 1, info.Lookback, info.VariateCount });
+        var y = Scorer.ForecastOriginal(x, last is null ? null : new[] { last.Value });
+        var values = y.data<float>().ToArray();
+        var dates = last is not null && info.Frequency is { } step
+            ? Enumerable.Range(1, info.Horizon).Select(k => last.Value + k * step).ToArray() : null;
+        return new ForecastResult(info.Variates, values, dates);
+    }
+
+    /// <summary>
+    /// Scores every window of <paramref name="series"/> (a start at every row, windows sliding by one, the papers'
+    /// protocol) and returns MSE/MAE in scaled space plus MAE/RMSE/MAPE/sMAPE in original units.
+    /// Pass a test view that starts <see cref="Lookback"/> rows before its first forecast (see <see cref="ForecastSplit.Apply"/>).
+    /// </summary>
+    public ForecastMetrics Evaluate(IDataView series, int batchSize = 256) =>
+        EvaluateWith(series, batchSize, batch => Scorer.ForecastScaled(batch.Inputs[0]!, batch.Inputs[1]));
+
+    /// <summary>
+    /// The naive baseline under exactly the protocol of <see cref="Evaluate"/>: every variate's last lookback value
+    /// repeated over the horizon. A model that does not beat it has learnt nothing useful.
+    /// </summary>
+    public ForecastMetrics EvaluateLastValueBaseline(IDataView series, int batchSize = 256) =>
+        EvaluateWith(series, batchSize, batch => batch.Inputs[0]![.., ^1.., ..].expand(-1, Horizon, -1));
+
+    private ForecastMetrics EvaluateWith(IDataView series, int batchSize, Func<TrainingBatch, Tensor> forecastScaled)
+    {
+        ThrowIfDisposed();
+        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batchSize must be at least 1.");
+        var info = Scorer.Info;
+        var frame = TimeSeriesFrame.FromDataView(series, info.Variates, TimestampColumnForReading, allowMissing: false, $"{Name} evaluation data");
+        if (frame.Rows < info.Lookback + info.Horizon)
+            throw new InvalidOperationException($"{Name}: the evaluation data has {frame.Rows} rows, fewer than lookback + horizon = {info.Lookback + info.Horizon}; it holds no complete window.");
+        using var windows = ForecasterTraining.Windows(frame, info.Scaler, info.Calendar, info.Lookback, info.Horizon);
+        var metrics = new ForecastMetricsAccumulator(info.Scaler);
+        using var inference = inference_mode();
+        var rows = Enumerable.Range(0, windows.Count).ToArray();
+        for (int start = 0; start < rows.Length; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            int count = Math.Min(batchSize, rows.Length - start);
+            var batch = windows.CreateBatch(rows.AsSpan(start, count), Scorer.Device);
+            var forecast = forecastScaled(batch).cpu().contiguous();
+            metrics.AddScaled(forecast.data<float>().ToArray(), batch.Target.cpu().contiguous().data<float>().ToArray(), count);
+        }
+        return metrics.Result();
+    }
+
+    /// <summary>
+    /// Turns a series into one row per window, ready for <see cref="ITransformer.Transform"/> or a prediction engine:
+    /// <c>Lookback</c> (Vector&lt;Single, L, N&gt;), <c>Timestamp</c> (last lookback row, when the series has timestamps) and,
+    /// when <paramref name="includeTargets"/>, <c>Target</c> (Vector&lt;Single, S, N&gt;, the actual next S rows; windows without
+    /// a complete target are then skipped). Without targets a window ends at every row from L − 1 on.
+    /// </summary>
+    public IDataView CreateWindows(MLContext mlContext, IDataView series, bool includeTargets = true)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(mlContext);
+        var info = Scorer.Info;
+        var frame = TimeSeriesFrame.FromDataView(series, info.Variates, TimestampColumnForReading, allowMissing: false, $"{Name} series");
+        int l = info.Lookback, s = info.Horizon, n = info.VariateCount;
+        int count = frame.Rows - l - (includeTargets ? s : 0) + 1;
+        if (count < 1)
+            throw new InvalidOperationException($"{Name}: the series has {frame.Rows} rows, fewer than the {l + (includeTargets ? s : 0)} one window needs.");
+        IEnumerable<ForecastWindow> Rows()
+        {
+            for (int w = 0; w < count; w++)
+                yield return new ForecastWindow
+                {
+                    Lookback = frame.Values.AsSpan(w * n, l * n).ToArray(),
+                    Target = includeTargets ? frame.Values.AsSpan((w + l) * n, s * n).ToArray() : Array.Empty<float>(),
+                    Timestamp = frame.Timestamps?[w + l - 1] ?? default,
+                };
+        }
+        var definition = Microsoft.ML.Data.SchemaDefinition.Create(typeof(ForecastWindow));
+        definition[nameof(ForecastWindow.Lookback)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, l, n);
+        definition[nameof(ForecastWindow.Lookback)].ColumnName = info.LookbackColumnName;
+        definition[nameof(ForecastWindow.Timestamp)].ColumnName = info.WindowTimestampColumnName;
+        if (includeTargets) definition[nameof(ForecastWindow.Target)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, s, n);
+        var view = mlContext.Data.LoadFromEnumerable(Rows(), definition);
+        var keep = new List<string> { info.LookbackColumnName };
+        if (frame.Timestamps is not null) keep.Add(info.WindowTimestampColumnName);
+        if (includeTargets) keep.Add(nameof(ForecastWindow.Target));
+        return mlContext.Transforms.SelectColumns(keep.ToArray()).Fit(view).Transform(view);
+    }
+
+    private string? TimestampColumnForReading => Scorer.Info.Calendar == CalendarFeatures.None ? null : Scorer.Info.TimestampColumnName;
+
+    /// <inheritdoc />
+    protected override void SavePayload(BinaryWriter writer)
+    {
+        Scorer.Info.Write(writer);
+        SaveNetwork(writer);
+    }
+
+    /// <summary>Writes the architecture's hyper-parameters and weights (after the shared model description).</summary>
+    private protected abstract void SaveNetwork(BinaryWriter writer);
+
+    /// <summary>Reads the shared model description written by <see cref="SavePayload"/>.</summary>
+    private protected static ForecastingModelInfo ReadInfo(BinaryReader reader) => ForecastingModelInfo.Read(reader);
+
+    /// <inheritdoc />
+    protected override void DisposeModule() => Scorer.Dispose();
+
+    private sealed class ForecastWindow
+    {
+        public float[] Lookback { get; set; } = Array.Empty<float>();
+        public float[] Target { get; set; } = Array.Empty<float>();
+        public DateTime Timestamp { get; set; }
+    }
+}

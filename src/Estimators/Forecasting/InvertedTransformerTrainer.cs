@@ -1,0 +1,122 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using MLNet.Attention.Engine;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNet.Attention.Forecasting;
+
+/// <summary>
+/// Trains an iTransformer (inverted Transformer) multivariate forecaster from a series held as an
+/// <see cref="IDataView"/> with one row per timestamp. Create it with
+/// <c>mlContext.Forecasting.Trainers.InvertedTransformer(...)</c>.
+/// </summary>
+public sealed class InvertedTransformerTrainer : IEstimator<InvertedTransformerModel>
+{
+    internal const string Name = "InvertedTransformer";
+    private readonly IHostEnvironment _env;
+    private readonly InvertedTransformerOptions _options;
+
+    internal InvertedTransformerTrainer(IHostEnvironment env, InvertedTransformerOptions options)
+    {
+        _env = env ?? throw new ArgumentNullException(nameof(env));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _options.Validate();
+    }
+
+    internal static readonly ForecastingArchitecture Architecture = new(
+        info => throw new InvalidOperationException("bound per trainer"),
+        (net, x, c) => ((InvertedTransformerNetwork)net).call(x, c));
+
+    /// <summary>Trains on <paramref name="input"/> (the training rows; validation rows come from the options).</summary>
+    public InvertedTransformerModel Fit(IDataView input)
+    {
+        var config = _options.ToConfig();
+        var architecture = Architecture with { CreateNetwork = _ => new InvertedTransformerNetwork(config) };
+        var (scorer, summary) = ForecasterTraining.Train(_env, Name, _options, input, architecture);
+        return new InvertedTransformerModel(_env, scorer, config, _options.ScoringBatchSize) { TrainingSummary = summary };
+    }
+
+    /// <summary>
+    /// Checks that the series columns exist and are numeric, and describes the model's window-scoring columns:
+    /// <c>Lookback</c> in, <c>Forecast</c> out.
+    /// </summary>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        var byName = inputSchema.ToDictionary(c => c.Name);
+        foreach (var name in _options.VariateColumnNames)
+        {
+            if (!byName.TryGetValue(name, out var column))
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: variate column '{name}' was not found in the input schema.");
+            if (column.Kind != SchemaShape.Column.VectorKind.Scalar || column.ItemType is not NumberDataViewType)
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: variate column '{name}' has type {column.ItemType} ({column.Kind}); expected a numeric scalar (Single).");
+        }
+        var result = new List<SchemaShape.Column>
+        {
+            HostSettings.SchemaColumn(_options.LookbackColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single),
+            HostSettings.SchemaColumn(_options.ForecastColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single),
+        };
+        if (_options.ResolvedCalendar != CalendarFeatures.None)
+            result.Insert(1, HostSettings.SchemaColumn(_options.WindowTimestampColumnName, SchemaShape.Column.VectorKind.Scalar, DateTimeDataViewType.Instance));
+        return new SchemaShape(result);
+    }
+}
+
+/// <summary>A trained iTransformer forecaster; see <see cref="ForecastingModel"/> for scoring, forecasting and evaluation.</summary>
+public sealed class InvertedTransformerModel : ForecastingModel
+{
+    private const int PayloadVersion = 1;
+    private readonly InvertedTransformerConfig _config;
+
+    /// <summary>The network's hyper-parameters.</summary>
+    public InvertedTransformerConfig Config => _config;
+
+    internal InvertedTransformerModel(IHostEnvironment env, ForecastScorer scorer, InvertedTransformerConfig config, int scoringBatchSize)
+        : base(env, InvertedTransformerTrainer.Name, scorer, scoringBatchSize)
+    {
+        _config = config;
+    }
+
+    /// <summary>The underlying TorchSharp network (for direct use; inputs scaled with the model's scaler).</summary>
+    public InvertedTransformerNetwork Network => (InvertedTransformerNetwork)Scorer.Network;
+
+    private protected override void SaveNetwork(BinaryWriter writer)
+    {
+        writer.Write(PayloadVersion);
+        writer.Write(_config.Lookback); writer.Write(_config.Horizon); writer.Write(_config.ModelWidth); writer.Write(_config.Heads);
+        writer.Write(_config.Layers); writer.Write(_config.FeedForwardWidth); writer.Write(_config.Dropout); writer.Write(_config.UseNorm);
+        writer.Write(_config.Activation);
+        Scorer.Network.save(writer);
+    }
+
+    /// <summary>Reads a model written by <see cref="SaveNetwork"/>; called by the persistence bridge on mlContext.Model.Load.</summary>
+    public static InvertedTransformerModel Load(IHostEnvironment env, BinaryReader reader)
+    {
+        var info = ReadInfo(reader);
+        int version = reader.ReadInt32();
+        if (version != PayloadVersion)
+            throw new InvalidDataException($"This InvertedTransformer model was saved with network format {version}; this MLNet.Attention reads format {PayloadVersion}. Load it with the MLNet.Attention version that saved it, or retrain.");
+        var config = new InvertedTransformerConfig(reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(),
+            reader.ReadInt32(), reader.ReadInt32(), reader.ReadDouble(), reader.ReadBoolean(), reader.ReadString());
+        if (config.Lookback != info.Lookback || config.Horizon != info.Horizon)
+            throw new InvalidDataException("Corrupted InvertedTransformer model: network and model disagree on lookback/horizon.");
+        Runtime.TorchRuntime.EnsureLoaded();
+        var network = new InvertedTransformerNetwork(config);
+        try
+        {
+            network.load(reader);
+            var (gpu, fallback) = HostSettings.GpuSettings(env);
+            var device = Runtime.TorchRuntime.ResolveDevice(gpu, fallback);
+            network.to(device);
+            var scorer = new ForecastScorer(info, network, device, (x, c) => network.call(x, c));
+            return new InvertedTransformerModel(env, scorer, config, 256);
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+}

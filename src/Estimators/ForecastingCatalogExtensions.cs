@@ -1,0 +1,45 @@
+using Microsoft.ML;
+using MLNet.Attention.Engine;
+using MLNet.Attention.Forecasting;
+
+namespace MLNet.Attention;
+
+/// <summary>Forecasting trainers on <c>mlContext.Forecasting.Trainers</c>.</summary>
+public static class ForecastingCatalogExtensions
+{
+    /// <summary>
+    /// iTransformer multivariate forecaster (Liu et al., ICLR 2024). Trains on a series with one row per timestamp:
+    /// name its numeric columns, the lookback and the horizon.
+    /// </summary>
+    /// <param name="catalog">mlContext.Forecasting.Trainers.</param>
+    /// <param name="variateColumnNames">Numeric scalar columns holding the series (all are forecast).</param>
+    /// <param name="lookback">Rows of history per forecast.</param>
+    /// <param name="horizon">Steps forecast at once.</param>
+    /// <param name="timestampColumnName">Optional timestamp column; enables calendar covariates and dated forecasts.</param>
+    /// <param name="maxEpochs">Upper bound on epochs (early stopping on the last 20% of rows usually ends sooner).</param>
+    /// <param name="batchSize">Windows per step.</param>
+    /// <param name="learningRate">Initial learning rate (halved every epoch from the third).</param>
+    /// <param name="validationSet">Optional validation series; otherwise the last 20% of the rows validate.</param>
+    public static InvertedTransformerTrainer InvertedTransformer(this ForecastingCatalog.Forecasters catalog,
+        string[] variateColumnNames, int lookback = 96, int horizon = 96, string? timestampColumnName = null,
+        int maxEpochs = 10, int batchSize = 32, double learningRate = 1e-4, IDataView? validationSet = null)
+        => InvertedTransformer(catalog, new InvertedTransformerOptions
+        {
+            VariateColumnNames = variateColumnNames,
+            Lookback = lookback,
+            Horizon = horizon,
+            TimestampColumnName = timestampColumnName,
+            MaxEpochs = maxEpochs,
+            BatchSize = batchSize,
+            LearningRate = learningRate,
+            ValidationSet = validationSet,
+        });
+
+    /// <summary>iTransformer multivariate forecaster with all options.</summary>
+    public static InvertedTransformerTrainer InvertedTransformer(this ForecastingCatalog.Forecasters catalog, InvertedTransformerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new InvertedTransformerTrainer(HostSettings.EnvironmentOf(catalog), options);
+    }
+}

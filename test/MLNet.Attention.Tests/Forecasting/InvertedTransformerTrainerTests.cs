@@ -1,0 +1,244 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLNet.Attention.Engine;
+using MLNet.Attention.Forecasting;
+
+namespace MLNet.Attention.Tests.Forecasting;
+
+[TestClass]
+public sealed class InvertedTransformerTrainerTests
+{
+    internal const int L = 24, S = 8;
+
+    internal sealed class SeriesRow
+    {
+        public DateTime Time { get; set; }
+        public float A { get; set; }
+        public float B { get; set; }
+        public float C { get; set; }
+    }
+
+    /// <summary>Three coupled daily/half-daily cycles with noise, hourly.</summary>
+    internal static SeriesRow[] Series(int rows, int seed = 3)
+    {
+        var rng = new Random(seed);
+        var start = new DateTime(2020, 1, 1);
+        return Enumerable.Range(0, rows).Select(t => new SeriesRow
+        {
+            Time = start.AddHours(t),
+            A = (float)(10 + 3 * Math.Sin(2 * Math.PI * t / 24) + 0.2 * rng.NextDouble()),
+            B = (float)(5 * Math.Cos(2 * Math.PI * t / 12) + 0.2 * rng.NextDouble()),
+            C = (float)(2 * Math.Sin(2 * Math.PI * (t - 3) / 24) + 0.05 * t / 24 + 0.2 * rng.NextDouble()),
+        }).ToArray();
+    }
+
+    internal static InvertedTransformerOptions TinyOptions(Action<InvertedTransformerOptions>? change = null)
+    {
+        var o = new InvertedTransformerOptions
+        {
+            VariateColumnNames = new[] { "A", "B", "C" },
+            TimestampColumnName = "Time",
+            Lookback = L, Horizon = S, ModelWidth = 16, Heads = 2, Layers = 1, FeedForwardWidth = 32,
+            MaxEpochs = 4, BatchSize = 16, LearningRate = 3e-3, NumberOfThreads = 1,
+        };
+        change?.Invoke(o);
+        return o;
+    }
+
+    internal static InvertedTransformerModel TrainTiny(MLContext ml, IDataView data, Action<InvertedTransformerOptions>? change = null) =>
+        ml.Forecasting.Trainers.InvertedTransformer(TinyOptions(change)).Fit(data);
+
+    [TestMethod]
+    public void LearnsASeriesAndBeatsTheNaiveBaseline()
+    {
+        var ml = new MLContext(seed: 11);
+        var all = ml.Data.LoadFromEnumerable(Series(900));
+        var train = ml.Data.TakeRows(all, 700);
+        var test = ml.Data.SkipRows(all, 700 - L);
+        var reports = new List<EpochReport>();
+        using var model = TrainTiny(ml, train, o => { o.MaxEpochs = 6; o.EpochCallback = reports.Add; });
+        Assert.AreEqual(6, reports.Count);
+        Assert.IsTrue(reports[^1].TrainLoss < reports[0].TrainLoss, "training loss should fall");
+        Assert.IsNotNull(model.TrainingSummary);
+        var metrics = model.Evaluate(test);
+        var naive = model.EvaluateLastValueBaseline(test);
+        Assert.AreEqual(200 - S + 1, metrics.Windows);
+        Assert.IsTrue(metrics.MeanSquaredError < 0.5 * naive.MeanSquaredError, $"model {metrics.MeanSquaredError} vs naive {naive.MeanSquaredError}");
+        Assert.IsTrue(metrics.RootMeanSquaredErrorOriginal > 0 && double.IsFinite(metrics.SymmetricMeanAbsolutePercentageError));
+    }
+
+    [TestMethod]
+    public void SameSeedGivesBitIdenticalTraining()
+    {
+        float[] Run()
+        {
+            var ml = new MLContext(seed: 5);
+            using var model = TrainTiny(ml, ml.Data.LoadFromEnumerable(Series(300)), o => o.MaxEpochs = 2);
+            return model.Network.parameters().SelectMany(p => p.data<float>().ToArray()).ToArray();
+        }
+        CollectionAssert.AreEqual(Run(), Run());
+    }
+
+    [TestMethod]
+    public void ForecastContinuesTheSeriesWithTimestamps()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(Series(300));
+        using var model = TrainTiny(ml, data, o => o.MaxEpochs = 1);
+        Assert.AreEqual(TimeSpan.FromHours(1), model.Frequency);
+        var forecast = model.Forecast(data);
+        Assert.AreEqual(S, forecast.Horizon);
+        Assert.AreEqual(new DateTime(2020, 1, 1).AddHours(300), forecast.Timestamps![0]);
+        Assert.AreEqual(S, forecast.Series("C").Length);
+        Assert.AreEqual(forecast.Values[2], forecast[0, "C"]);
+        Assert.ThrowsExactly<ArgumentException>(() => forecast.Series("D"));
+    }
+
+    [TestMethod]
+    public void TransformPredictionEngineAndForecastAgree()
+    {
+        var ml = new MLContext(seed: 2);
+        var data = ml.Data.LoadFromEnumerable(Series(260));
+        using var model = TrainTiny(ml, data, o => o.MaxEpochs = 1);
+        var windows = model.CreateWindows(ml, data, includeTargets: false);
+        var scored = model.Transform(windows);
+        Assert.AreEqual(new VectorDataViewType(NumberDataViewType.Single, S, 3), scored.Schema["Forecast"].Type);
+        var forecasts = scored.GetColumn<float[]>("Forecast").ToArray();
+        Assert.AreEqual(260 - L + 1, forecasts.Length);
+        // The last window equals Forecast() on the whole series.
+        CollectionAssert.AreEqual(model.Forecast(data).Values, forecasts[^1]);
+        // A prediction engine scores one window at a time with the same numbers.
+        var engine = ml.Model.CreatePredictionEngine<WindowInput, WindowOutput>(model);
+        var rows = ml.Data.CreateEnumerable<WindowInput>(windows, reuseRowObject: false).ToArray();
+        for (int i = 0; i < rows.Length; i += 57)
+        {
+            var single = engine.Predict(rows[i]).Forecast;
+            for (int j = 0; j < single.Length; j++) Assert.AreEqual(forecasts[i][j], single[j], 1e-5f);
+        }
+    }
+
+    internal sealed class WindowInput
+    {
+        [VectorType(L * 3)] public float[] Lookback { get; set; } = Array.Empty<float>();
+        public DateTime Timestamp { get; set; }
+    }
+
+    internal sealed class WindowOutput
+    {
+        [VectorType(S * 3)] public float[] Forecast { get; set; } = Array.Empty<float>();
+    }
+
+    [TestMethod]
+    public void SaveAndLoadGiveBitIdenticalForecasts()
+    {
+        var ml = new MLContext(seed: 3);
+        var data = ml.Data.LoadFromEnumerable(Series(260));
+        using var model = TrainTiny(ml, data, o => o.MaxEpochs = 1);
+        string path = Path.Combine(Path.GetTempPath(), $"itransformer-{Guid.NewGuid():N}.zip");
+        try
+        {
+            ml.Model.Save(model, data.Schema, path);
+            var fresh = new MLContext();
+            using var loaded = (InvertedTransformerModel)fresh.Model.Load(path, out _);
+            Assert.AreEqual(model.Config, loaded.Config);
+            Assert.AreEqual(model.Frequency, loaded.Frequency);
+            CollectionAssert.AreEqual(model.Forecast(data).Values, loaded.Forecast(data).Values);
+            var windows = model.CreateWindows(ml, data);
+            CollectionAssert.AreEqual(model.Transform(windows).GetColumn<float[]>("Forecast").SelectMany(v => v).ToArray(),
+                loaded.Transform(windows).GetColumn<float[]>("Forecast").SelectMany(v => v).ToArray());
+        }
+        finally { File.Delete(path); }
+    }
+
+    [TestMethod]
+    public void EarlyStoppingRestoresTheBestEpochAndLogsProgress()
+    {
+        var ml = new MLContext(seed: 4);
+        var messages = new List<string>();
+        ml.Log += (_, e) => { if (e.Source.Contains("InvertedTransformer")) lock (messages) messages.Add(e.Message); };
+        var data = ml.Data.LoadFromEnumerable(Series(400));
+        // A huge learning rate makes validation loss bounce, so patience 1 stops early.
+        using var model = TrainTiny(ml, data, o => { o.MaxEpochs = 8; o.EarlyStoppingPatience = 1; o.LearningRate = 0.05; o.LearningRateSchedule = LearningRateSchedule.Constant; });
+        var summary = model.TrainingSummary!;
+        double best = summary.Epochs.Min(e => e.ValidationLoss!.Value);
+        Assert.AreEqual(best, summary.Epochs[summary.BestEpoch - 1].ValidationLoss);
+        if (summary.StoppedEarly) Assert.IsTrue(summary.Epochs.Count < 8);
+        Assert.IsTrue(messages.Any(m => m.Contains("epoch 1/8: train loss")), string.Join("\n", messages));
+        // The restored weights reproduce the best validation loss.
+        Assert.IsTrue(summary.Epochs.All(e => e.TrainRowsPerSecond > 0));
+    }
+
+    [TestMethod]
+    public void CancellationStopsTraining()
+    {
+        var ml = new MLContext(seed: 4);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        Assert.ThrowsExactly<OperationCanceledException>(() => TrainTiny(ml, ml.Data.LoadFromEnumerable(Series(300)), o => o.CancellationToken = cts.Token));
+    }
+
+    [TestMethod]
+    public void GpuDemandedButAbsentFailsUnlessFallbackIsAllowed()
+    {
+        var ml = new MLContext(seed: 4) { GpuDeviceId = 0, FallbackToCpu = false };
+        var data = ml.Data.LoadFromEnumerable(Series(200));
+        if (TorchSharp.torch.cuda.is_available()) Assert.Inconclusive("A CUDA device is present.");
+        var ex = Assert.ThrowsExactly<InvalidOperationException>(() => TrainTiny(ml, data, o => o.MaxEpochs = 1));
+        StringAssert.Contains(ex.Message, "GpuDeviceId = 0");
+        ml.FallbackToCpu = true;
+        using var model = TrainTiny(ml, data, o => o.MaxEpochs = 1);
+        Assert.AreEqual(1, model.TrainingSummary!.Epochs.Count);
+    }
+
+    [TestMethod]
+    public void TooFewRowsAndBadOptionsAreExplained()
+    {
+        var ml = new MLContext(seed: 4);
+        var tiny = ml.Data.LoadFromEnumerable(Series(40));
+        var ex = Assert.ThrowsExactly<InvalidOperationException>(() => TrainTiny(ml, tiny));
+        StringAssert.Contains(ex.Message, "fewer than lookback + horizon = 32");
+        StringAssert.Contains(ex.Message, "held out for validation");
+        var heads = Assert.ThrowsExactly<ArgumentException>(() => ml.Forecasting.Trainers.InvertedTransformer(TinyOptions(o => o.Heads = 3)));
+        StringAssert.Contains(heads.Message, "divide ModelWidth = 16");
+        var noColumns = Assert.ThrowsExactly<ArgumentException>(() => ml.Forecasting.Trainers.InvertedTransformer(TinyOptions(o => o.VariateColumnNames = Array.Empty<string>())));
+        StringAssert.Contains(noColumns.Message, "variate column");
+        var calendar = Assert.ThrowsExactly<ArgumentException>(() => ml.Forecasting.Trainers.InvertedTransformer(TinyOptions(o => { o.TimestampColumnName = null; o.CalendarFeatures = CalendarFeatures.Hourly; })));
+        StringAssert.Contains(calendar.Message, "needs TimestampColumnName");
+    }
+
+    [TestMethod]
+    public void ScoringRejectsWrongWindowSizeAndShortHistory()
+    {
+        var ml = new MLContext(seed: 4);
+        var data = ml.Data.LoadFromEnumerable(Series(200));
+        using var model = TrainTiny(ml, data, o => { o.MaxEpochs = 1; o.TimestampColumnName = null; });
+        var wrong = ml.Data.LoadFromEnumerable(new[] { new { Lookback = new float[5] } }.Select(x => new WrongWindow { Lookback = x.Lookback }));
+        var ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.Transform(wrong));
+        StringAssert.Contains(ex.Message, "Lookback");
+        var shortHistory = Assert.ThrowsExactly<InvalidOperationException>(() => model.Forecast(ml.Data.TakeRows(data, 10)));
+        StringAssert.Contains(shortHistory.Message, "needs the last 24");
+        var noTarget = Assert.ThrowsExactly<InvalidOperationException>(() => model.Evaluate(ml.Data.TakeRows(data, 30)));
+        StringAssert.Contains(noTarget.Message, "fewer than lookback + horizon = 32");
+    }
+
+    private sealed class WrongWindow
+    {
+        [VectorType(5)] public float[] Lookback { get; set; } = Array.Empty<float>();
+    }
+
+    [TestMethod]
+    public void EstimatorSchemaChecksNameTheColumn()
+    {
+        var ml = new MLContext(seed: 4);
+        var trainer = ml.Forecasting.Trainers.InvertedTransformer(TinyOptions());
+        static SchemaShape.Column Scalar(string name, DataViewType type) => HostSettings.SchemaColumn(name, SchemaShape.Column.VectorKind.Scalar, type);
+        var shape = new SchemaShape(new[] { Scalar("A", NumberDataViewType.Single), Scalar("B", TextDataViewType.Instance), Scalar("Time", DateTimeDataViewType.Instance) });
+        var ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => trainer.GetOutputSchema(shape));
+        StringAssert.Contains(ex.Message, "'B'");
+        var missing = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => trainer.GetOutputSchema(new SchemaShape(new[] { Scalar("A", NumberDataViewType.Single) })));
+        StringAssert.Contains(missing.Message, "'B' was not found");
+        var output = trainer.GetOutputSchema(new SchemaShape(new[] { Scalar("A", NumberDataViewType.Single), Scalar("B", NumberDataViewType.Double), Scalar("C", NumberDataViewType.Single) }));
+        Assert.IsTrue(output.Any(c => c.Name == "Forecast"));
+    }
+
+}
