@@ -1,0 +1,134 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace MLNet.Attention.Data;
+
+/// <summary>
+/// Staging buffers for one scoring batch: reads the model input columns of a source row into slot <c>i</c>, runs one
+/// forward pass over the first <c>n</c> slots (through <see cref="TorchTransformerBase.RunForward"/>) and serves the
+/// output values per slot. One instance per cursor or mapped row; not thread-safe.
+/// </summary>
+internal sealed class BatchScorer
+{
+    private readonly TorchTransformerBase _owner;
+    private readonly Action<int, long>[] _readers;
+
+    internal BatchScorer(TorchTransformerBase owner, BoundSchema bound, DataViewRow row, int capacity)
+    {
+        _owner = owner;
+        Capacity = capacity;
+        var inputs = owner.InputColumns;
+        FloatInputs = new float[inputs.Count][];
+        TickInputs = new long[inputs.Count][];
+        _readers = new Action<int, long>[inputs.Count];
+        for (int i = 0; i < inputs.Count; i++)
+        {
+            var spec = inputs[i];
+            var column = row.Schema[bound.ModelInputIndices[i]];
+            if (spec.Kind == TorchColumnKind.DateTime)
+            {
+                var ticks = TickInputs[i] = new long[capacity];
+                var getter = row.GetGetter<DateTime>(column);
+                _readers[i] = (slot, _) =>
+                {
+                    DateTime value = default;
+                    getter(ref value);
+                    ticks[slot] = value.Ticks;
+                };
+            }
+            else if (spec.IsScalar && column.Type is not VectorDataViewType)
+            {
+                var values = FloatInputs[i] = new float[capacity];
+                var getter = row.GetGetter<float>(column);
+                bool reject = owner.RejectNonFiniteValues;
+                _readers[i] = (slot, position) =>
+                {
+                    float value = 0;
+                    getter(ref value);
+                    values[slot] = value;
+                    if (reject && !float.IsFinite(value))
+                        throw NonFinite(spec, value, position, -1);
+                };
+            }
+            else
+            {
+                int size = spec.Size;
+                var values = FloatInputs[i] = new float[checked(capacity * size)];
+                var getter = row.GetGetter<VBuffer<float>>(column);
+                VBuffer<float> buffer = default;
+                bool reject = owner.RejectNonFiniteValues;
+                _readers[i] = (slot, position) =>
+                {
+                    getter(ref buffer);
+                    if (buffer.Length != size)
+                        throw new InvalidOperationException(
+                            $"Column '{spec.Name}' has {buffer.Length} values at row {position}; expected {size} ({spec.Describe()}).");
+                    var destination = values.AsSpan(slot * size, size);
+                    if (buffer.IsDense)
+                    {
+                        buffer.GetValues().CopyTo(destination);
+                    }
+                    else
+                    {
+                        destination.Clear();
+                        var indices = buffer.GetIndices();
+                        var items = buffer.GetValues();
+                        for (int k = 0; k < items.Length; k++)
+                            destination[indices[k]] = items[k];
+                    }
+                    if (reject)
+                    {
+                        for (int k = 0; k < destination.Length; k++)
+                            if (!float.IsFinite(destination[k]))
+                                throw NonFinite(spec, destination[k], position, k);
+                    }
+                };
+            }
+        }
+
+        var outputs = owner.OutputColumns;
+        Outputs = new float[outputs.Count][];
+        for (int j = 0; j < outputs.Count; j++)
+            Outputs[j] = new float[checked(capacity * outputs[j].Size)];
+    }
+
+    internal int Capacity { get; }
+
+    /// <summary>Per input column: float staging (<c>Capacity * Size</c>) for Single columns, else null.</summary>
+    internal float[]?[] FloatInputs { get; }
+
+    /// <summary>Per input column: ticks staging (<c>Capacity</c>) for DateTime columns, else null.</summary>
+    internal long[]?[] TickInputs { get; }
+
+    /// <summary>Per output column: <c>Capacity * Size</c> values, filled by the last <see cref="Run"/>.</summary>
+    internal float[][] Outputs { get; }
+
+    /// <summary>Reads the model inputs of the row the bound getters currently point at into <paramref name="slot"/>.</summary>
+    /// <param name="slot">Slot in the batch.</param>
+    /// <param name="position">The row's position, for error messages.</param>
+    internal void ReadRow(int slot, long position)
+    {
+        foreach (var read in _readers)
+            read(slot, position);
+    }
+
+    /// <summary>Runs the module over the first <paramref name="count"/> slots.</summary>
+    internal void Run(int count) => _owner.RunForward(this, count);
+
+    internal void GetOutput(int output, int slot, ref VBuffer<float> value)
+    {
+        int size = _owner.OutputColumns[output].Size;
+        var editor = VBufferEditor.Create(ref value, size);
+        Outputs[output].AsSpan(slot * size, size).CopyTo(editor.Values);
+        value = editor.Commit();
+    }
+
+    internal float GetScalarOutput(int output, int slot) => Outputs[output][slot];
+
+    private static InvalidOperationException NonFinite(TorchInputColumn spec, float value, long position, int index) =>
+        new($"Column '{spec.Name}' has a non-finite value ({value.ToString(System.Globalization.CultureInfo.InvariantCulture)}) at row {position}" +
+            (index >= 0 ? $", element {index}" : "") +
+            ". This transformer rejects NaN and infinity in its inputs. Clean the data first, e.g. with " +
+            $"mlContext.Transforms.ReplaceMissingValues(\"{spec.Name}\"), or filter those rows out " +
+            "(mlContext.Data.FilterRowsByMissingValues).");
+}

@@ -1,0 +1,131 @@
+using Microsoft.ML.Data;
+
+namespace MLNet.Attention.Data;
+
+/// <summary>The item type a <see cref="TorchTransformerBase"/> expects in an input column.</summary>
+public enum TorchColumnKind
+{
+    /// <summary><see cref="float"/>: a scalar or a known-size vector. Fed to the module as float32
+    /// <c>[B]</c> (scalar) or <c>[B, dims...]</c> (vector).</summary>
+    Single = 0,
+
+    /// <summary>A scalar <see cref="System.DateTime"/>. Fed to the module as int64 <c>[B]</c> of
+    /// <see cref="System.DateTime.Ticks"/>.</summary>
+    DateTime = 1,
+}
+
+/// <summary>
+/// Describes one input column of a <see cref="TorchTransformerBase"/>: its name, item type and (for vectors) the
+/// tensor dimensions of one row. Create it with <see cref="Single(string, int[])"/> or <see cref="DateTime(string)"/>.
+/// </summary>
+public sealed class TorchInputColumn
+{
+    private readonly int[] _dimensions;
+
+    private TorchInputColumn(string name, TorchColumnKind kind, int[] dimensions)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        foreach (int d in dimensions)
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(d, nameof(dimensions));
+        Name = name;
+        Kind = kind;
+        _dimensions = dimensions;
+        long size = 1;
+        foreach (int d in dimensions)
+            size = checked(size * d);
+        if (size > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(dimensions), $"Column '{name}' would hold {size} values per row; at most {int.MaxValue} are supported.");
+        Size = (int)size;
+        ExpectedType = kind == TorchColumnKind.DateTime
+            ? DateTimeDataViewType.Instance
+            : dimensions.Length == 0 ? NumberDataViewType.Single : new VectorDataViewType(NumberDataViewType.Single, dimensions);
+    }
+
+    /// <summary>A <see cref="float"/> column: scalar when <paramref name="dimensions"/> is empty, otherwise a
+    /// known-size vector whose row is fed to the module as a tensor of these dimensions (e.g. <c>{96, 7}</c>).</summary>
+    /// <param name="name">The column name in the input schema.</param>
+    /// <param name="dimensions">Per-row tensor dimensions; empty for a scalar.</param>
+    public static TorchInputColumn Single(string name, params int[] dimensions) =>
+        new(name, TorchColumnKind.Single, (int[])(dimensions ?? Array.Empty<int>()).Clone());
+
+    /// <summary>A scalar <see cref="System.DateTime"/> column, fed to the module as int64 ticks.</summary>
+    /// <param name="name">The column name in the input schema.</param>
+    public static TorchInputColumn DateTime(string name) => new(name, TorchColumnKind.DateTime, Array.Empty<int>());
+
+    /// <summary>The column name.</summary>
+    public string Name { get; }
+
+    /// <summary>The expected item type.</summary>
+    public TorchColumnKind Kind { get; }
+
+    /// <summary>Per-row tensor dimensions; empty for a scalar.</summary>
+    public IReadOnlyList<int> Dimensions => _dimensions;
+
+    /// <summary>Number of values per row (1 for a scalar).</summary>
+    public int Size { get; }
+
+    /// <summary>True for a scalar column.</summary>
+    public bool IsScalar => _dimensions.Length == 0;
+
+    /// <summary>The ML.NET type this column must have: <c>Single</c>, <c>Vector&lt;Single, dims&gt;</c> or
+    /// <c>DateTime</c>. A known-size <see cref="float"/> vector with the same total size but other (or no) dimensions is
+    /// accepted too; the module always receives <see cref="Dimensions"/>.</summary>
+    public DataViewType ExpectedType { get; }
+
+    internal string Describe() => Kind == TorchColumnKind.DateTime || IsScalar
+        ? ExpectedType.ToString()!
+        : _dimensions.Length == 1 ? ExpectedType.ToString()! : $"{ExpectedTypeFlat()} ({string.Join(" x ", _dimensions)})";
+
+    private string ExpectedTypeFlat() => new VectorDataViewType(NumberDataViewType.Single, Size).ToString();
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Name}: {Describe()}";
+}
+
+/// <summary>
+/// Describes one output column of a <see cref="TorchTransformerBase"/>: a <see cref="float"/> known-size vector with
+/// the given per-row dimensions (or a scalar when no dimensions are given). The module returns float32
+/// <c>[B, dims...]</c> (<c>[B]</c> for a scalar).
+/// </summary>
+public sealed class TorchOutputColumn
+{
+    private readonly int[] _dimensions;
+
+    /// <summary>Creates an output column description.</summary>
+    /// <param name="name">Output column name. An input column with the same name is hidden by it.</param>
+    /// <param name="dimensions">Per-row dimensions, e.g. <c>{24, 7}</c>; empty for a scalar.</param>
+    public TorchOutputColumn(string name, params int[] dimensions)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        dimensions = (int[])(dimensions ?? Array.Empty<int>()).Clone();
+        foreach (int d in dimensions)
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(d, nameof(dimensions));
+        long size = 1;
+        foreach (int d in dimensions)
+            size = checked(size * d);
+        if (size > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(dimensions), $"Column '{name}' would hold {size} values per row; at most {int.MaxValue} are supported.");
+        Name = name;
+        _dimensions = dimensions;
+        Size = (int)size;
+        Type = dimensions.Length == 0 ? NumberDataViewType.Single : new VectorDataViewType(NumberDataViewType.Single, dimensions);
+    }
+
+    /// <summary>The column name.</summary>
+    public string Name { get; }
+
+    /// <summary>Per-row dimensions; empty for a scalar.</summary>
+    public IReadOnlyList<int> Dimensions => _dimensions;
+
+    /// <summary>Number of values per row.</summary>
+    public int Size { get; }
+
+    /// <summary>True for a scalar column.</summary>
+    public bool IsScalar => _dimensions.Length == 0;
+
+    /// <summary>The ML.NET type of the column: <c>Vector&lt;Single, dims&gt;</c>, or <c>Single</c> for a scalar.</summary>
+    public DataViewType Type { get; }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Name}: {Type}";
+}
