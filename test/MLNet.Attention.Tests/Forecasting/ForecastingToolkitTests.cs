@@ -46,14 +46,19 @@ public sealed class ForecastingToolkitTests
     {
         var f = new float[5];
         CalendarFeatureEncoder.Encode(CalendarFeatures.Hourly, new DateTime(2016, 7, 1, 0, 0, 0), f);
-        CollectionAssert.AreEqual(new[] { -0.5f, 0.1666667f, -0.5f, -0.0013699f }, f[..4].Select(v => MathF.Round(v, 7)).ToArray());
+        AssertClose(new[] { -0.5f, 0.1666667f, -0.5f, -0.0013699f }, f[..4]);
         CalendarFeatureEncoder.Encode(CalendarFeatures.Hourly, new DateTime(2016, 7, 1, 13, 0, 0), f);
         Assert.AreEqual(0.0652174f, f[0], 1e-6f);
         CalendarFeatureEncoder.Encode(CalendarFeatures.Hourly, new DateTime(2017, 6, 26), f);
-        CollectionAssert.AreEqual(new[] { -0.5f, -0.5f, 0.3333333f, -0.0178082f }, f[..4].Select(v => MathF.Round(v, 7)).ToArray());
+        AssertClose(new[] { -0.5f, -0.5f, 0.3333333f, -0.0178082f }, f[..4]);
         CalendarFeatureEncoder.Encode(CalendarFeatures.Minutely, new DateTime(2016, 7, 1, 0, 59, 0), f);
         Assert.AreEqual(0.5f, f[0]);
         Assert.AreEqual(-0.5f, f[1]);
+    }
+
+    private static void AssertClose(float[] expected, float[] actual)
+    {
+        for (int i = 0; i < expected.Length; i++) Assert.AreEqual(expected[i], actual[i], 1e-6f, $"feature {i}");
     }
 
     [TestMethod]
