@@ -126,7 +126,11 @@ internal static class BridgeTestHelpers
     }
 
     /// <summary>Runs the probe in a fresh process; returns (exit code, stdout lines).</summary>
-    internal static (int ExitCode, List<string> Lines, string StdErr) RunProbe(string modelPath, int rows, string column)
+    internal static (int ExitCode, List<string> Lines, string StdErr) RunProbe(string modelPath, int rows, string column) =>
+        RunProbe(modelPath, rows.ToString(), Features.ToString(), column);
+
+    /// <summary>Runs the probe in a fresh process with the given arguments; returns (exit code, stdout lines).</summary>
+    internal static (int ExitCode, List<string> Lines, string StdErr) RunProbe(params string[] arguments)
     {
         string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host)
             ? host
@@ -140,10 +144,7 @@ internal static class BridgeTestHelpers
             UseShellExecute = false,
         };
         psi.ArgumentList.Add(ProbePath());
-        psi.ArgumentList.Add(modelPath);
-        psi.ArgumentList.Add(rows.ToString());
-        psi.ArgumentList.Add(Features.ToString());
-        psi.ArgumentList.Add(column);
+        foreach (var a in arguments) psi.ArgumentList.Add(a);
         using var process = Process.Start(psi)!;
         var stderrTask = process.StandardError.ReadToEndAsync();
         var lines = new List<string>();

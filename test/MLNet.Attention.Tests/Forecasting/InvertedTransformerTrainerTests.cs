@@ -151,6 +151,36 @@ public sealed class InvertedTransformerTrainerTests
     }
 
     [TestMethod]
+    public void LoadsInAFreshProcessWithoutRegistration()
+    {
+        var ml = new MLContext(seed: 3);
+        var rows = Series(200);
+        var data = ml.Data.LoadFromEnumerable(rows);
+        using var model = TrainTiny(ml, data, o => o.MaxEpochs = 1);
+        string dir = Path.Combine(Path.GetTempPath(), $"forecast-probe-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string zip = Path.Combine(dir, "model.zip"), csv = Path.Combine(dir, "series.csv");
+            ml.Model.Save(model, data.Schema, zip);
+            File.WriteAllLines(csv, rows.Select(r => FormattableString.Invariant($"{r.Time:yyyy-MM-dd HH:mm:ss},{r.A:R},{r.B:R},{r.C:R}")).Prepend("Time,A,B,C"));
+            var (exit, lines, stderr) = Bridge.BridgeTestHelpers.RunProbe("forecast", zip, csv);
+            Assert.AreEqual(0, exit, string.Join("\n", lines) + stderr);
+            CollectionAssert.Contains(lines, "TYPE " + typeof(InvertedTransformerModel).FullName);
+            int threads = int.Parse(lines.Single(l => l.StartsWith("THREADS "))[8..]);
+            int before = TorchSharp.torch.get_num_threads();
+            TorchSharp.torch.set_num_threads(threads); // bit-identical at the same libtorch thread count
+            try
+            {
+                string expected = "ROW " + string.Join(" ", model.Forecast(data).Values.Select(v => BitConverter.SingleToInt32Bits(v).ToString("x8")));
+                Assert.AreEqual(expected, lines.Single(l => l.StartsWith("ROW ")));
+            }
+            finally { TorchSharp.torch.set_num_threads(before); }
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [TestMethod]
     public void EarlyStoppingRestoresTheBestEpochAndLogsProgress()
     {
         var ml = new MLContext(seed: 4);
