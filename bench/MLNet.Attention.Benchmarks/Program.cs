@@ -1,0 +1,201 @@
+// Benchmark command for the iTransformer forecaster (not a test):
+//   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- accuracy [--datasets ETTh1,ETTh2,ETTm1] [--horizons 96,192,336,720]
+//       [--seeds 2023,2024,2025] [--max-epochs 10] [--threads N] [--data-dir DIR] [--out docs/benchmarks.md]
+//   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- speed [--dataset ETTh1] [--horizon 96] [--threads 2]
+//       [--seed 2023] [--data-dir DIR] [--python /usr/bin/python3] [--out docs/benchmarks.md]
+// Data: ETT files (date,HUFL,HULL,MUFL,MULL,LUFL,LULL,OT, gzipped) in ../shared/data/timeseries next to the repository,
+// or --data-dir. Missing data skips the benchmark with a message (exit code 0).
+using System.Globalization;
+using System.IO.Compression;
+using System.Runtime.InteropServices;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLNet.Attention.Benchmarks;
+using MLNet.Attention.Forecasting;
+
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+
+if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+{
+    Console.WriteLine("""
+        usage: MLNet.Attention.Benchmarks <command> [options]
+          accuracy  [--datasets ETTh1,ETTh2,ETTm1] [--horizons 96,192,336,720] [--seeds 2023,2024,2025] [--max-epochs 10]
+                    [--threads N] [--data-dir DIR] [--out docs/benchmarks.md]
+          speed     [--dataset ETTh1] [--horizon 96] [--threads 2] [--seed 2023] [--data-dir DIR]
+                    [--python /usr/bin/python3] [--out docs/benchmarks.md]
+        """);
+    return args.Length == 0 ? 2 : 0;
+}
+
+try
+{
+    var options = CommandLine.Parse(args.Skip(1).ToArray());
+    return args[0] switch
+    {
+        "accuracy" => AccuracyBenchmark.Run(options),
+        "speed" => SpeedBenchmark.Run(options),
+        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy' or 'speed'."),
+    };
+}
+catch (UsageException ex)
+{
+    Console.Error.WriteLine($"error: {ex.Message}");
+    return 2;
+}
+
+namespace MLNet.Attention.Benchmarks
+{
+    /// <summary>One ETT row; the date stays text (the forecaster parses it).</summary>
+    public sealed class EttRow
+    {
+        [LoadColumn(0)] public string Date { get; set; } = "";
+        [LoadColumn(1)] public float HUFL { get; set; }
+        [LoadColumn(2)] public float HULL { get; set; }
+        [LoadColumn(3)] public float MUFL { get; set; }
+        [LoadColumn(4)] public float MULL { get; set; }
+        [LoadColumn(5)] public float LUFL { get; set; }
+        [LoadColumn(6)] public float LULL { get; set; }
+        [LoadColumn(7)] public float OT { get; set; }
+
+        public static readonly string[] Variates = { "HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT" };
+    }
+
+    /// <summary>A bad command line (reported without a stack trace, exit code 2).</summary>
+    public sealed class UsageException(string message) : Exception(message);
+
+    /// <summary>`--name value` options.</summary>
+    public sealed class CommandLine
+    {
+        private readonly Dictionary<string, string> _values;
+        private CommandLine(Dictionary<string, string> values) => _values = values;
+
+        public static CommandLine Parse(string[] args)
+        {
+            var values = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            for (int i = 0; i < args.Length; i++)
+            {
+                if (!args[i].StartsWith("--") || i + 1 >= args.Length)
+                    throw new UsageException($"Expected '--option value', got '{args[i]}'.");
+                values[args[i][2..]] = args[++i];
+            }
+            return new CommandLine(values);
+        }
+
+        public string? Get(string name) => _values.GetValueOrDefault(name);
+        public string Get(string name, string fallback) => _values.GetValueOrDefault(name) ?? fallback;
+        public int Int(string name, int fallback) => _values.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+        public int? Int(string name) => _values.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : null;
+        public string[] List(string name, string fallback) => Get(name, fallback).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        public int[] Ints(string name, string fallback) => List(name, fallback).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+    }
+
+    /// <summary>Paths, the paper's per-dataset settings, data loading and the markdown output file.</summary>
+    public static class Bench
+    {
+        public const int Lookback = 96;
+
+        /// <summary>Spec §7: ETTh1 96/192 D = d_ff = 256, ETTh1 336/720 512, ETTh2 and ETTm1 128.</summary>
+        public static int ModelWidth(string dataset, int horizon) => dataset == "ETTh1" ? (horizon <= 192 ? 256 : 512) : 128;
+
+        /// <summary>ETTm files have 4 rows per hour (15-minute data); ETTh 1.</summary>
+        public static int RowsPerHour(string dataset) => dataset.StartsWith("ETTm", StringComparison.Ordinal) ? 4 : 1;
+
+        /// <summary>The paper's ETT recipe (spec §7); callers adjust epochs, patience and threads.</summary>
+        public static InvertedTransformerOptions PaperOptions(string dataset, int horizon, int seed, IDataView validation) => new()
+        {
+            VariateColumnNames = EttRow.Variates,
+            TimestampColumnName = nameof(EttRow.Date),
+            CalendarFeatures = Forecasting.CalendarFeatures.Hourly, // freq 'h' in the paper's scripts, also for 15-minute ETTm1
+            Lookback = Lookback,
+            Horizon = horizon,
+            ModelWidth = ModelWidth(dataset, horizon),
+            FeedForwardWidth = ModelWidth(dataset, horizon),
+            Heads = 8,
+            Layers = 2,
+            Dropout = 0.1,
+            LearningRate = 1e-4,
+            BatchSize = 32,
+            MaxEpochs = 10,
+            LearningRateSchedule = Engine.LearningRateSchedule.HalveEveryEpoch,
+            EarlyStoppingPatience = 3,
+            ValidationSet = validation,
+            Seed = seed,
+        };
+
+        /// <summary>The directory holding MLNet.Attention.sln (searched upwards from the working and the program directory).</summary>
+        public static string RepoRoot()
+        {
+            foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+                for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                    if (File.Exists(Path.Combine(dir.FullName, "MLNet.Attention.sln"))) return dir.FullName;
+            return Directory.GetCurrentDirectory();
+        }
+
+        public static string DataDir(CommandLine options) =>
+            Path.GetFullPath(options.Get("data-dir") ?? Path.Combine(RepoRoot(), "..", "shared", "data", "timeseries"));
+
+        public static string DataFile(string dataDir, string dataset) => Path.Combine(dataDir, dataset + ".csv.gz");
+
+        public static string OutPath(CommandLine options)
+        {
+            var path = options.Get("out", "docs/benchmarks.md");
+            return Path.IsPathRooted(path) ? path : Path.Combine(RepoRoot(), path);
+        }
+
+        private static readonly string TempDir = Path.Combine(Path.GetTempPath(), $"mlnet-attention-bench-{Environment.ProcessId}");
+
+        /// <summary>LoadFromTextFile reads plain text: unpacks the .gz once per process into a temporary folder.</summary>
+        public static string Decompress(string gzPath)
+        {
+            Directory.CreateDirectory(TempDir);
+            string csv = Path.Combine(TempDir, Path.GetFileNameWithoutExtension(gzPath));
+            if (!File.Exists(csv))
+            {
+                using var gz = new GZipStream(File.OpenRead(gzPath), CompressionMode.Decompress);
+                using var file = File.Create(csv);
+                gz.CopyTo(file);
+            }
+            return csv;
+        }
+
+        public static void CleanUp()
+        {
+            try { if (Directory.Exists(TempDir)) Directory.Delete(TempDir, recursive: true); } catch (IOException) { }
+        }
+
+        public static IDataView Load(MLContext ml, string csv) => ml.Data.LoadFromTextFile<EttRow>(csv, hasHeader: true, separatorChar: ',');
+
+        public static DateTime ParseDate(string text) => DateTime.ParseExact(text, "yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture);
+
+        public static string Machine()
+        {
+            string cpu = "";
+            try { cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() ?? ""; }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+            return $"{(cpu.Length > 0 ? cpu + ", " : "")}{Environment.ProcessorCount} logical cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}";
+        }
+
+        /// <summary>
+        /// Writes <paramref name="content"/> between the markers of section <paramref name="name"/> in the markdown file,
+        /// replacing that section if present and appending it otherwise (other sections are kept).
+        /// </summary>
+        public static void WriteSection(string path, string name, string content)
+        {
+            string begin = $"<!-- BEGIN {name} (generated by bench/MLNet.Attention.Benchmarks) -->", end = $"<!-- END {name} -->";
+            string block = $"{begin}\n{content.TrimEnd()}\n{end}\n";
+            string text = File.Exists(path) ? File.ReadAllText(path) : "# Benchmarks\n\n";
+            int i = text.IndexOf(begin, StringComparison.Ordinal), j = text.IndexOf(end, StringComparison.Ordinal);
+            text = i >= 0 && j > i
+                ? text[..i] + block + text[(j + end.Length)..].TrimStart('\n')
+                : text.TrimEnd() + "\n\n" + block;
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            string temp = path + ".tmp";
+            File.WriteAllText(temp, text);
+            File.Move(temp, path, overwrite: true);
+        }
+
+        public static string F(double value, string format = "F3") => value.ToString(format, CultureInfo.InvariantCulture);
+    }
+}

@@ -1,0 +1,308 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLNet.Attention.Forecasting;
+using MLNet.Attention.Runtime;
+using TorchSharp;
+using static MLNet.Attention.Benchmarks.Bench;
+using static TorchSharp.torch;
+
+namespace MLNet.Attention.Benchmarks;
+
+/// <summary>
+/// Training and scoring throughput and peak memory in one process, next to the PyTorch reference
+/// (bench/reference/itransformer_reference.py) run right after as a child process on the same machine.
+/// </summary>
+public static class SpeedBenchmark
+{
+    private const int WarmupBatches32 = 5, WarmupBatches1 = 50, Batch1Windows = 1000; // as the reference
+
+    /// <summary>Official iTransformer code, ETTh1 96→96, D = 256, batch 32, measured earlier on this machine (2 threads).</summary>
+    private static readonly (double SecondsPerEpoch, double Score32, double Score1, double PeakMb) Official = (5.65, 4536, 1285, 411);
+
+    public sealed class WindowInput
+    {
+        public float[] Lookback { get; set; } = Array.Empty<float>();
+        public DateTime Timestamp { get; set; }
+    }
+
+    public sealed class WindowOutput
+    {
+        public float[] Forecast { get; set; } = Array.Empty<float>();
+    }
+
+    public static int Run(CommandLine options)
+    {
+        string dataset = options.Get("dataset", "ETTh1");
+        int horizon = options.Int("horizon", 96), threads = options.Int("threads", 2), seed = options.Int("seed", 2023);
+        string dataDir = DataDir(options), outPath = OutPath(options), python = options.Get("python", "/usr/bin/python3");
+        if (!new[] { "ETTh1", "ETTh2", "ETTm1" }.Contains(dataset)) throw new UsageException($"Unknown dataset '{dataset}'.");
+        if (!File.Exists(DataFile(dataDir, dataset)))
+        {
+            Console.WriteLine($"Speed benchmark skipped: {DataFile(dataDir, dataset)} not found (pass --data-dir DIR holding {dataset}.csv.gz).");
+            return 0;
+        }
+        int width = ModelWidth(dataset, horizon);
+        string command = $"speed --dataset {dataset} --horizon {horizon} --threads {threads}";
+        Console.WriteLine($"{command}: lookback {Lookback}, D = d_ff = {width}, batch 32, {threads} libtorch threads");
+        TorchRuntime.SetThreads(threads);
+
+        var ml = new MLContext(seed);
+        string csv = Decompress(DataFile(dataDir, dataset));
+        var data = Load(ml, csv);
+        var split = ForecastSplit.Ett(rowsPerHour: RowsPerHour(dataset));
+        var (train, validation, test) = split.Apply(ml, data, Lookback);
+
+        // (a) training: 2 full epochs, no early stopping; the epoch reports time the training loop only (no validation).
+        var trainerOptions = PaperOptions(dataset, horizon, seed, validation);
+        trainerOptions.MaxEpochs = 2;
+        trainerOptions.EarlyStoppingPatience = null;
+        trainerOptions.NumberOfThreads = threads;
+        trainerOptions.ScoringBatchSize = 32; // Transform scores 32 windows per forward pass, like the reference's batch-32 timing
+        trainerOptions.EpochCallback = e => Console.WriteLine($"  {e}");
+        string loadBefore = LoadAverage();
+        using var self = Process.GetCurrentProcess();
+        var (cpu0, wall0) = (self.TotalProcessorTime, Stopwatch.StartNew());
+        using var model = ml.Forecasting.Trainers.InvertedTransformer(trainerOptions).Fit(train);
+        self.Refresh();
+        double coresBusy = (self.TotalProcessorTime - cpu0).TotalSeconds / wall0.Elapsed.TotalSeconds;
+        double peakAfterTrainingMb = self.PeakWorkingSet64 / (1024.0 * 1024.0);
+        int trainWindows = split.TrainEnd - Lookback - horizon + 1, windowsPerEpoch = trainWindows / 32 * 32; // drop_last
+        var secondsPerEpoch = model.TrainingSummary!.Epochs.Select(e => windowsPerEpoch / e.TrainRowsPerSecond).ToArray();
+        double trainSeconds = secondsPerEpoch.Average(), trainRate = windowsPerEpoch / trainSeconds;
+        Console.WriteLine($"(a) training: {F(trainRate, "F0")} windows/s, {F(trainSeconds, "F2")} s/epoch (epochs: {string.Join(", ", secondsPerEpoch.Select(s => F(s, "F2")))} s), {F(coresBusy, "F2")} cores busy, load average {loadBefore}, peak working set {F(peakAfterTrainingMb, "F0")} MB");
+
+        // (b) Transform over the test windows (no targets), every Forecast value read.
+        var windows = model.CreateWindows(ml, test, includeTargets: false);
+        Consume(model.Transform(windows)); // warm-up pass
+        var clock = Stopwatch.StartNew();
+        int transformed = Consume(model.Transform(windows));
+        double transformRate = transformed / clock.Elapsed.TotalSeconds;
+        Console.WriteLine($"(b) Transform, batch 32: {transformed} windows, {F(transformRate, "F0")} windows/s");
+
+        // The test series itself, for (c) and (d): original values, timestamps, scaled values and calendar covariates.
+        var rows = ml.Data.CreateEnumerable<EttRow>(data, reuseRowObject: false).Take(split.TestEnd).ToArray();
+        int n = EttRow.Variates.Length;
+        var values = rows.SelectMany(r => new[] { r.HUFL, r.HULL, r.MUFL, r.MULL, r.LUFL, r.LULL, r.OT }).ToArray();
+        var dates = rows.Select(r => ParseDate(r.Date)).ToArray();
+        int firstStart = split.ValidationEnd - Lookback, testWindows = split.TestEnd - firstStart - Lookback - horizon + 1;
+
+        // (c) PredictionEngine, one window at a time (windows built in advance).
+        var inputs = Enumerable.Range(firstStart, Math.Min(Batch1Windows, testWindows)).Select(s => new WindowInput
+        {
+            Lookback = values.AsSpan(s * n, Lookback * n).ToArray(),
+            Timestamp = dates[s + Lookback - 1],
+        }).ToArray();
+        var inputDefinition = SchemaDefinition.Create(typeof(WindowInput));
+        inputDefinition[nameof(WindowInput.Lookback)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, Lookback, n);
+        var outputDefinition = SchemaDefinition.Create(typeof(WindowOutput), SchemaDefinition.Direction.Write);
+        outputDefinition[nameof(WindowOutput.Forecast)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, horizon, n);
+        var engine = ml.Model.CreatePredictionEngine<WindowInput, WindowOutput>(model, inputSchemaDefinition: inputDefinition, outputSchemaDefinition: outputDefinition);
+        foreach (var input in inputs.Take(WarmupBatches1)) engine.Predict(input);
+        clock.Restart();
+        float checksum = 0;
+        foreach (var input in inputs) checksum += engine.Predict(input).Forecast[^1];
+        double engineRate = inputs.Length / clock.Elapsed.TotalSeconds;
+        Console.WriteLine($"(c) PredictionEngine, batch 1: {inputs.Length} windows, {F(engineRate, "F0")} windows/s");
+
+        // (d) the raw TorchSharp module: eval + inference_mode on scaled windows and covariates prepared in advance.
+        var (raw32, raw1, firstForecast) = RawModule(model, values, dates, split.TrainEnd, firstStart, testWindows);
+        double disagreement = engine.Predict(inputs[0]).Forecast.Zip(firstForecast, (a, b) => Math.Abs(a - b)).Max();
+        Console.WriteLine($"(d) raw module: batch 32 {F(raw32, "F0")} windows/s ({testWindows} windows), batch 1 {F(raw1, "F0")} windows/s ({Math.Min(Batch1Windows, testWindows)} windows); " +
+                          $"first forecast differs from the PredictionEngine's by at most {disagreement:G2} (original units)");
+
+        // (e) peak memory of this process so far.
+        self.Refresh();
+        double peakMb = self.PeakWorkingSet64 / (1024.0 * 1024.0);
+        Console.WriteLine($"(e) peak working set: {F(peakMb, "F0")} MB");
+        engine.Dispose();
+
+        // (f) the PyTorch reference, same machine, same run, after ours (never concurrently).
+        string loadReference = LoadAverage();
+        var (reference, why) = RunReference(python, dataset, horizon, width, threads, dataDir);
+        if (reference is null) Console.WriteLine($"(f) PyTorch reference skipped: {why}");
+        else Console.WriteLine($"(f) PyTorch reference (torch {reference.Value.GetProperty("torch").GetString()}): done");
+
+        bool official = dataset == "ETTh1" && horizon == 96 && width == 256;
+        double? Ref(string key) => reference is { } r && r.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+        var table = new (string Metric, double Ours, double? Reference, double? Official, bool HigherIsBetter)[]
+        {
+            ("Training, windows/s (2 epochs; reference 1 epoch)", trainRate, Ref("train_windows_per_s"), official ? trainWindows / Official.SecondsPerEpoch : null, true),
+            ("Training, s/epoch (training loop only)", trainSeconds, Ref("seconds_per_epoch"), official ? Official.SecondsPerEpoch : null, false),
+            ("Scoring, `Transform` batch 32, windows/s (vs raw batch 32)", transformRate, Ref("score_windows_per_s_b32"), official ? Official.Score32 : null, true),
+            ("Scoring, raw module batch 32, windows/s", raw32, Ref("score_windows_per_s_b32"), official ? Official.Score32 : null, true),
+            ("Scoring, `PredictionEngine` batch 1, windows/s (vs raw batch 1)", engineRate, Ref("score_windows_per_s_b1"), official ? Official.Score1 : null, true),
+            ("Scoring, raw module batch 1, windows/s", raw1, Ref("score_windows_per_s_b1"), official ? Official.Score1 : null, true),
+            ("Peak memory, MB (working set / max RSS)", peakMb, Ref("peak_rss_mb"), official ? Official.PeakMb : null, false),
+        };
+
+        var md = new StringBuilder();
+        md.AppendLine($"## Speed: {dataset} {Lookback}→{horizon}, D = d_ff = {width}, batch 32, {threads} threads (CPU)");
+        md.AppendLine();
+        md.AppendLine($"`dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- {command}`, {DateTime.Now:yyyy-MM-dd HH:mm}; {Machine()}. " +
+                      (reference is null ? $"PyTorch reference skipped: {why}." :
+                          $"Reference: `bench/reference/itransformer_reference.py --speed-only` in the same run (torch {reference.Value.GetProperty("torch").GetString()}, OPENBLAS_NUM_THREADS=1)."));
+        md.AppendLine();
+        md.AppendLine("| Metric | Ours | PyTorch reference (same run) | Ratio ours/reference | Official code (earlier, this machine) | Ratio ours/official |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|");
+        foreach (var (metric, ours, reference_, officialValue, higher) in table)
+        {
+            string format = ours < 100 ? "F2" : "F0";
+            md.AppendLine($"| {metric} | {F(ours, format)} | {(reference_ is { } r ? F(r, format) : "—")} | {Ratio(ours, reference_, higher)} | " +
+                          $"{(officialValue is { } o ? F(o, format) : "—")} | {Ratio(ours, officialValue, higher)} |");
+        }
+        md.AppendLine();
+        md.AppendLine("Ratios are ours / other: for throughput (windows/s) > 1 means we are faster; for s/epoch and memory < 1 means we are " +
+                      "faster / smaller. Training counts the training loop only (batch gathering included, validation excluded), " +
+                      $"{windowsPerEpoch} windows per epoch; ours is the mean of 2 epochs, the reference's and the official code's one epoch. " +
+                      $"`Transform` scores the {transformed} test windows of `CreateWindows(test, includeTargets: false)` (model scoring batch 32, " +
+                      $"every `Forecast` read, after a warm-up pass); the `PredictionEngine` and raw batch-1 rows time the first {inputs.Length} test windows " +
+                      $"after {WarmupBatches1} warm-up calls; raw batch 32 times all {testWindows} test windows after {WarmupBatches32} warm-up batches " +
+                      "(as the reference). The `Transform`/`PredictionEngine` rows include the ML.NET data path (scaling, calendar features, " +
+                      "copying in and out) and are compared with the reference's raw module. Peak memory: `Process.PeakWorkingSet64` of the whole " +
+                      "benchmark process (training and scoring) vs the reference's `ru_maxrss` (the reference is started through `/bin/sh`, " +
+                      "because Linux carries the parent's peak RSS into a directly started child's `ru_maxrss`).");
+        md.AppendLine();
+        md.AppendLine($"Our peak working set was {F(peakAfterTrainingMb, "F0")} MB after training. Our epochs: {string.Join(", ", secondsPerEpoch.Select(s => F(s, "F2") + " s"))}" +
+                      (reference is { } json && json.TryGetProperty("epoch_seconds", out var epochs) ? $"; reference epoch: {string.Join(", ", epochs.EnumerateArray().Select(e => F(e.GetDouble(), "F2") + " s"))}" : "") +
+                      $". Contention check (timings are only meaningful on an otherwise idle machine): 1/5/15-min load average {loadBefore} before our " +
+                      $"training and {loadReference} before the reference; our process kept {F(coresBusy, "F2")} cores busy during training " +
+                      $"(about {threads} when nothing else competes for the CPU).");
+        WriteSection(outPath, "speed", md.ToString());
+        Console.WriteLine();
+        Console.WriteLine(md.ToString());
+        Console.WriteLine($"Wrote {outPath} (checksum {checksum:G4})");
+        CleanUp();
+        return 0;
+    }
+
+    private static string Ratio(double ours, double? other, bool higherIsBetter) =>
+        other is { } o && o > 0 ? F(ours / o, "F2") + (higherIsBetter ? (ours >= o ? " (faster)" : " (slower)") : (ours <= o ? " (better)" : " (worse)")) : "—";
+
+    private static string LoadAverage()
+    {
+        try { return string.Join(" / ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
+        catch (IOException) { return "n/a"; }
+    }
+
+    private static int Consume(IDataView scored) => scored.GetColumn<float[]>("Forecast").Count();
+
+    /// <summary>Windows/s of the bare network at batch 32 and 1, and its forecast of the first window in original units (a consistency check).</summary>
+    private static (double Batch32, double Batch1, float[] FirstForecast) RawModule(InvertedTransformerModel model, float[] values, DateTime[] dates,
+        int trainEnd, int firstStart, int windowCount)
+    {
+        int n = EttRow.Variates.Length, m = 4;
+        // Train-only z-score (population std), as the model's scaler, and the hourly calendar features (timeF, freq 'h').
+        var mean = new double[n];
+        var std = new double[n];
+        for (int v = 0; v < n; v++)
+        {
+            for (int t = 0; t < trainEnd; t++) mean[v] += values[t * n + v];
+            mean[v] /= trainEnd;
+            for (int t = 0; t < trainEnd; t++) std[v] += Math.Pow(values[t * n + v] - mean[v], 2);
+            std[v] = Math.Sqrt(std[v] / trainEnd);
+        }
+        var scaled = values.Select((x, i) => (float)((x - mean[i % n]) / std[i % n])).ToArray();
+        var marks = dates.SelectMany(d => new[]
+        {
+            (float)(d.Hour / 23.0 - 0.5), (float)(((int)d.DayOfWeek + 6) % 7 / 6.0 - 0.5),
+            (float)((d.Day - 1) / 30.0 - 0.5), (float)((d.DayOfYear - 1) / 365.0 - 0.5),
+        }).ToArray();
+
+        (Tensor X, Tensor C)[] Batches(int count, int batchSize) => Enumerable.Range(0, (count + batchSize - 1) / batchSize).Select(b =>
+        {
+            int start = firstStart + b * batchSize, size = Math.Min(batchSize, count - b * batchSize);
+            var x = new float[size * Lookback * n];
+            var c = new float[size * Lookback * m];
+            for (int w = 0; w < size; w++)
+            {
+                Array.Copy(scaled, (start + w) * n, x, w * Lookback * n, Lookback * n);
+                Array.Copy(marks, (start + w) * m, c, w * Lookback * m, Lookback * m);
+            }
+            return (tensor(x, new long[] { size, Lookback, n }), tensor(c, new long[] { size, Lookback, m }));
+        }).ToArray();
+
+        var network = model.Network;
+        network.eval();
+        double Time((Tensor X, Tensor C)[] batches, int warmup)
+        {
+            using var inference = inference_mode();
+            foreach (var (x, c) in batches.Take(warmup)) network.call(x, c).Dispose();
+            var clock = Stopwatch.StartNew();
+            long windows = 0;
+            foreach (var (x, c) in batches)
+            {
+                using var y = network.call(x, c);
+                windows += x.shape[0];
+            }
+            return windows / clock.Elapsed.TotalSeconds;
+        }
+
+        var b32 = Batches(windowCount, 32);
+        var b1 = Batches(Math.Min(Batch1Windows, windowCount), 1);
+        try
+        {
+            var (rate32, rate1) = (Time(b32, WarmupBatches32), Time(b1, WarmupBatches1));
+            using var inference = inference_mode();
+            using var y = network.call(b1[0].X, b1[0].C);
+            var first = y.data<float>().ToArray().Select((v, i) => (float)(v * std[i % n] + mean[i % n])).ToArray();
+            return (rate32, rate1, first);
+        }
+        finally
+        {
+            foreach (var (x, c) in b32.Concat(b1)) { x.Dispose(); c.Dispose(); }
+        }
+    }
+
+    /// <summary>Runs the reference with --speed-only and returns its RESULT JSON, or null and the reason it was skipped.</summary>
+    private static (JsonElement? Result, string? Why) RunReference(string python, string dataset, int horizon, int width, int threads, string dataDir)
+    {
+        string script = Path.Combine(RepoRoot(), "bench", "reference", "itransformer_reference.py");
+        if (!File.Exists(script)) return (null, $"{script} not found");
+        var probe = Execute(python, new[] { "-c", "import torch" }, TimeSpan.FromMinutes(2));
+        if (probe.ExitCode == NotStarted) return (null, probe.Error);
+        if (probe.ExitCode != 0) return (null, $"{python} cannot import torch ({LastLine(probe.Error) ?? $"exit code {probe.ExitCode}"}); install python3-torch");
+        var args = new[] { script, "--speed-only", "--data", dataset, "--horizon", horizon.ToString(), "--d-model", width.ToString(),
+            "--d-ff", width.ToString(), "--threads", threads.ToString(), "--data-dir", dataDir };
+        Console.WriteLine($"(f) OPENBLAS_NUM_THREADS=1 {python} {string.Join(' ', args)}");
+        // Linux carries a process's peak RSS over fork + exec, so a child started from this process would report our peak as
+        // its ru_maxrss. Start it from a small /bin/sh that forks it (the command is not the shell's last, so no exec).
+        var run = File.Exists("/bin/sh")
+            ? Execute("/bin/sh", new[] { "-c", "\"$0\" \"$@\"; exit $?", python }.Concat(args).ToArray(), TimeSpan.FromMinutes(30))
+            : Execute(python, args, TimeSpan.FromMinutes(30));
+        var line = run.Output.Split('\n').LastOrDefault(l => l.StartsWith("RESULT ", StringComparison.Ordinal));
+        if (run.ExitCode != 0 || line is null)
+            return (null, $"the reference failed (exit code {run.ExitCode}): {LastLine(run.Error) ?? LastLine(run.Output) ?? "no output"}");
+        return (JsonDocument.Parse(line["RESULT ".Length..]).RootElement.Clone(), null);
+    }
+
+    private static string? LastLine(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
+
+    private const int NotStarted = -2;
+
+    private static (int ExitCode, string Output, string Error) Execute(string file, string[] args, TimeSpan timeout)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = RepoRoot() };
+        foreach (var a in args) start.ArgumentList.Add(a);
+        start.Environment["OPENBLAS_NUM_THREADS"] = "1";
+        try
+        {
+            using var process = Process.Start(start)!;
+            var output = process.StandardOutput.ReadToEndAsync();
+            var error = process.StandardError.ReadToEndAsync();
+            if (!process.WaitForExit(timeout))
+            {
+                process.Kill(entireProcessTree: true);
+                return (-1, output.Result, $"timed out after {timeout.TotalMinutes:F0} min");
+            }
+            process.WaitForExit();
+            return (process.ExitCode, output.Result, error.Result);
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            return (NotStarted, "", $"cannot start {file} ({ex.Message})");
+        }
+    }
+}
