@@ -32,9 +32,15 @@ internal static class ForecastProbe
         }
         catch (Exception ex)
         {
-            for (var e = ex; e != null; e = e.InnerException)
-                Console.WriteLine($"ERROR {e.GetType().FullName}: {e.Message}");
-            return 3;
+            return ReportFailure(ex);
         }
+    }
+
+    /// <summary>Prints every exception of the chain as "ERROR type: message" and returns the probe's failure code.</summary>
+    internal static int ReportFailure(Exception ex)
+    {
+        for (var e = ex; e != null; e = e.InnerException)
+            Console.WriteLine($"ERROR {e.GetType().FullName}: {e.Message}");
+        return 3;
     }
 }

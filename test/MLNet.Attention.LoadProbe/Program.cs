@@ -40,7 +40,5 @@ try
 }
 catch (Exception ex)
 {
-    for (var e = ex; e != null; e = e.InnerException)
-        Console.WriteLine($"ERROR {e.GetType().FullName}: {e.Message}");
-    return 3;
+    return ForecastProbe.ReportFailure(ex);
 }

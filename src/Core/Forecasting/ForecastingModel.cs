@@ -39,7 +39,12 @@ public abstract class ForecastingModel : TorchTransformerBase
         : base(env, name, ScoringInputs(scorer.Info), ScoringOutputs(scorer.Info), scoringBatchSize)
     {
         Scorer = scorer;
+        // A NaN in a window would silently turn its whole forecast into NaN; models that handle gaps (CRIB) opt out.
+        RejectNonFinite = !AcceptsMissingValues;
     }
+
+    /// <summary>True for architectures that forecast from windows with missing (NaN) values.</summary>
+    private protected virtual bool AcceptsMissingValues => false;
 
     private static TorchInputColumn[] ScoringInputs(ForecastingModelInfo info)
     {

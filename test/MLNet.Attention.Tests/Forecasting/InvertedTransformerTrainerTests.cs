@@ -245,10 +245,19 @@ public sealed class InvertedTransformerTrainerTests
         var wrong = ml.Data.LoadFromEnumerable(new[] { new { Lookback = new float[5] } }.Select(x => new WrongWindow { Lookback = x.Lookback }));
         var ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.Transform(wrong));
         StringAssert.Contains(ex.Message, "Lookback");
+        var windows = ml.Data.CreateEnumerable<LookbackOnly>(model.CreateWindows(ml, data, includeTargets: false), false).Take(3).ToArray();
+        windows[2].Lookback[5] = float.NaN;
+        var nan = Assert.ThrowsExactly<InvalidOperationException>(() => model.Transform(ml.Data.LoadFromEnumerable(windows)).GetColumn<float[]>("Forecast").ToArray());
+        StringAssert.Contains(nan.Message, "Column 'Lookback' has a non-finite value (NaN) at row 2, element 5");
         var shortHistory = Assert.ThrowsExactly<InvalidOperationException>(() => model.Forecast(ml.Data.TakeRows(data, 10)));
         StringAssert.Contains(shortHistory.Message, "needs the last 24");
         var noTarget = Assert.ThrowsExactly<InvalidOperationException>(() => model.Evaluate(ml.Data.TakeRows(data, 30)));
         StringAssert.Contains(noTarget.Message, "fewer than lookback + horizon = 32");
+    }
+
+    private sealed class LookbackOnly
+    {
+        [VectorType(L * 3)] public float[] Lookback { get; set; } = Array.Empty<float>();
     }
 
     private sealed class WrongWindow
