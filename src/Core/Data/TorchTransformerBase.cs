@@ -122,6 +122,12 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
     /// <summary>Disposes the module and any other native resources. Called once, from <see cref="Dispose()"/>.</summary>
     protected abstract void DisposeModule();
 
+    /// <summary>
+    /// What to tell the user when input <paramref name="column"/> is missing, for transformers where the generic advice
+    /// (create or rename the column) does not fit; null keeps the generic advice.
+    /// </summary>
+    protected virtual string? MissingColumnHint(TorchInputColumn column) => null;
+
     /// <summary>Optional annotations for an output column (for example slot names). Default: none.</summary>
     /// <param name="outputIndex">Index into <see cref="OutputColumns"/>.</param>
     /// <param name="inputSchema">The schema being transformed.</param>
@@ -197,8 +203,9 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
         {
             var available = string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => $"'{c.Name}'"));
             throw SchemaError($"Column '{spec.Name}' was not found in the input schema; expected {spec.Describe()}. " +
-                              $"Available columns: {(available.Length == 0 ? "(none)" : available)}. Create or rename it " +
-                              "before this transformer (for example with mlContext.Transforms.Concatenate or CopyColumns).");
+                              $"Available columns: {(available.Length == 0 ? "(none)" : available)}. " +
+                              (MissingColumnHint(spec) ?? "Create or rename it before this transformer (for example with " +
+                                                          "mlContext.Transforms.Concatenate or CopyColumns)."));
         }
 
         var type = column.Type;

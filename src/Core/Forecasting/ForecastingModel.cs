@@ -43,6 +43,11 @@ public abstract class ForecastingModel : TorchTransformerBase
         RejectNonFinite = !AcceptsMissingValues;
     }
 
+    /// <inheritdoc />
+    protected override string? MissingColumnHint(TorchInputColumn column) =>
+        $"{Name} scores one window per row. Turn a series (one row per timestamp) into windows with " +
+        "model.CreateWindows(mlContext, series), or call model.Forecast(history) / model.Evaluate(series) on the series directly.";
+
     /// <summary>True for architectures that forecast from windows with missing (NaN) values.</summary>
     private protected virtual bool AcceptsMissingValues => false;
 

@@ -249,6 +249,9 @@ public sealed class InvertedTransformerTrainerTests
         windows[2].Lookback[5] = float.NaN;
         var nan = Assert.ThrowsExactly<InvalidOperationException>(() => model.Transform(ml.Data.LoadFromEnumerable(windows)).GetColumn<float[]>("Forecast").ToArray());
         StringAssert.Contains(nan.Message, "Column 'Lookback' has a non-finite value (NaN) at row 2, element 5");
+        var seriesInsteadOfWindows = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.Transform(data));
+        StringAssert.Contains(seriesInsteadOfWindows.Message, "Column 'Lookback' was not found");
+        StringAssert.Contains(seriesInsteadOfWindows.Message, "model.CreateWindows(mlContext, series)");
         var shortHistory = Assert.ThrowsExactly<InvalidOperationException>(() => model.Forecast(ml.Data.TakeRows(data, 10)));
         StringAssert.Contains(shortHistory.Message, "needs the last 24");
         var noTarget = Assert.ThrowsExactly<InvalidOperationException>(() => model.Evaluate(ml.Data.TakeRows(data, 30)));
