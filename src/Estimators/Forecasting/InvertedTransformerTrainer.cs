@@ -25,15 +25,12 @@ public sealed class InvertedTransformerTrainer : IEstimator<InvertedTransformerM
         _options.Validate();
     }
 
-    internal static readonly ForecastingArchitecture Architecture = new(
-        info => throw new InvalidOperationException("bound per trainer"),
-        (net, x, c) => ((InvertedTransformerNetwork)net).call(x, c));
-
     /// <summary>Trains on <paramref name="input"/> (the training rows; validation rows come from the options).</summary>
     public InvertedTransformerModel Fit(IDataView input)
     {
         var config = _options.ToConfig();
-        var architecture = Architecture with { CreateNetwork = _ => new InvertedTransformerNetwork(config) };
+        var architecture = new ForecastingArchitecture(_ => new InvertedTransformerNetwork(config),
+            (network, windows, covariates) => ((InvertedTransformerNetwork)network).call(windows, covariates));
         var (scorer, summary) = ForecasterTraining.Train(_env, Name, _options, input, architecture);
         return new InvertedTransformerModel(_env, scorer, config, _options.ScoringBatchSize) { TrainingSummary = summary };
     }
@@ -88,6 +85,7 @@ public sealed class InvertedTransformerModel : ForecastingModel
         writer.Write(_config.Lookback); writer.Write(_config.Horizon); writer.Write(_config.ModelWidth); writer.Write(_config.Heads);
         writer.Write(_config.Layers); writer.Write(_config.FeedForwardWidth); writer.Write(_config.Dropout); writer.Write(_config.UseNorm);
         writer.Write(_config.Activation);
+        writer.Write(BatchSize);
         Scorer.Network.save(writer);
     }
 
@@ -100,8 +98,9 @@ public sealed class InvertedTransformerModel : ForecastingModel
             throw new InvalidDataException($"This InvertedTransformer model was saved with network format {version}; this MLNet.Attention reads format {PayloadVersion}. Load it with the MLNet.Attention version that saved it, or retrain.");
         var config = new InvertedTransformerConfig(reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(),
             reader.ReadInt32(), reader.ReadInt32(), reader.ReadDouble(), reader.ReadBoolean(), reader.ReadString());
-        if (config.Lookback != info.Lookback || config.Horizon != info.Horizon)
-            throw new InvalidDataException("Corrupted InvertedTransformer model: network and model disagree on lookback/horizon.");
+        int scoringBatchSize = reader.ReadInt32();
+        if (config.Lookback != info.Lookback || config.Horizon != info.Horizon || scoringBatchSize < 1)
+            throw new InvalidDataException("Corrupted InvertedTransformer model: network and model disagree on lookback/horizon, or the scoring batch size is invalid.");
         Runtime.TorchRuntime.EnsureLoaded();
         var network = new InvertedTransformerNetwork(config);
         try
@@ -111,7 +110,7 @@ public sealed class InvertedTransformerModel : ForecastingModel
             var device = Runtime.TorchRuntime.ResolveDevice(gpu, fallback);
             network.to(device);
             var scorer = new ForecastScorer(info, network, device, (x, c) => network.call(x, c));
-            return new InvertedTransformerModel(env, scorer, config, 256);
+            return new InvertedTransformerModel(env, scorer, config, scoringBatchSize);
         }
         catch
         {

@@ -133,7 +133,7 @@ public sealed class InvertedTransformerTrainerTests
     {
         var ml = new MLContext(seed: 3);
         var data = ml.Data.LoadFromEnumerable(Series(260));
-        using var model = TrainTiny(ml, data, o => o.MaxEpochs = 1);
+        using var model = TrainTiny(ml, data, o => { o.MaxEpochs = 1; o.ScoringBatchSize = 64; });
         string path = Path.Combine(Path.GetTempPath(), $"itransformer-{Guid.NewGuid():N}.zip");
         try
         {
@@ -142,6 +142,7 @@ public sealed class InvertedTransformerTrainerTests
             using var loaded = (InvertedTransformerModel)fresh.Model.Load(path, out _);
             Assert.AreEqual(model.Config, loaded.Config);
             Assert.AreEqual(model.Frequency, loaded.Frequency);
+            Assert.AreEqual(model.BatchSize, loaded.BatchSize);
             CollectionAssert.AreEqual(model.Forecast(data).Values, loaded.Forecast(data).Values);
             var windows = model.CreateWindows(ml, data);
             CollectionAssert.AreEqual(model.Transform(windows).GetColumn<float[]>("Forecast").SelectMany(v => v).ToArray(),
