@@ -63,7 +63,7 @@ public static class AccuracyBenchmark
                         row.Runs.Add(run);
                         var paper = Paper[(dataset, horizon)];
                         Console.WriteLine($"{dataset} {horizon,3} seed {seed}: MSE {F(run.Test.MeanSquaredError, "F4")} MAE {F(run.Test.MeanAbsoluteError, "F4")} " +
-                                          $"(paper {F(paper.Mse)}/{F(paper.Mae)}, {F(100 * (run.Test.MeanSquaredError / paper.Mse - 1), "+0.0;-0.0")}%), " +
+                                          $"(paper {F(paper.Mse)}/{F(paper.Mae)}, {Percent(run.Test.MeanSquaredError / paper.Mse - 1)}%), " +
                                           $"naive {F(run.Naive.MeanSquaredError, "F4")}/{F(run.Naive.MeanAbsoluteError, "F4")}, " +
                                           $"{run.Epochs} epochs (best {run.BestEpoch}), {F(run.WindowsPerSecond, "F0")} windows/s, {F(run.Seconds, "F0")} s");
                         WriteSection(outPath, "accuracy", Markdown(rows, seeds, command, started, threads));
@@ -121,7 +121,7 @@ public static class AccuracyBenchmark
             double delta = mse.Average() / paper.Mse - 1;
             string within = Math.Abs(delta) <= 0.05 ? "yes" : delta > 0 ? "no (worse)" : "no (better)";
             md.AppendLine($"| {row.Dataset} | {row.Horizon} | {ModelWidth(row.Dataset, row.Horizon)} | {F(paper.Mse)} | {F(paper.Mae)} | " +
-                          $"{MeanStd(mse)} | {MeanStd(mae)} | {F(100 * delta, "+0.0;-0.0")} % | {within} | " +
+                          $"{MeanStd(mse)} | {MeanStd(mae)} | {Percent(delta)} % | {within} | " +
                           $"{F(row.Runs[0].Naive.MeanSquaredError)} | {F(row.Runs[0].Naive.MeanAbsoluteError)} | " +
                           $"{string.Join(", ", row.Runs.Select(r => $"{r.Epochs} ({r.BestEpoch})"))} | " +
                           $"{F(row.Runs.Average(r => r.WindowsPerSecond), "F0")} | {F(row.Runs.Average(r => r.Seconds), "F0")} |");
@@ -138,4 +138,7 @@ public static class AccuracyBenchmark
         double std = Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Length - 1));
         return $"{F(mean, "F4")} ± {F(std, "F4")}";
     }
+
+    /// <summary>A signed percentage with one decimal; values that round to zero print as +0.0 (never "-+0.0").</summary>
+    private static string Percent(double ratio) => F(Math.Round(100 * ratio, 1) + 0.0, "+0.0;-0.0");
 }
