@@ -17,7 +17,10 @@ public sealed record ForecastMetrics
     public double MeanAbsoluteErrorOriginal { get; init; }
     /// <summary>RMSE in original units.</summary>
     public double RootMeanSquaredErrorOriginal { get; init; }
-    /// <summary>Mean absolute percentage error in percent, over points whose actual value is not zero.</summary>
+    /// <summary>
+    /// Mean absolute percentage error in percent, over points whose actual value is not zero. It explodes for series
+    /// that pass close to zero (e.g. ETT's MULL); prefer <see cref="SymmetricMeanAbsolutePercentageError"/> there.
+    /// </summary>
     public double MeanAbsolutePercentageError { get; init; }
     /// <summary>Symmetric MAPE in percent (0–200), points where both actual and forecast are zero count as 0.</summary>
     public double SymmetricMeanAbsolutePercentageError { get; init; }
