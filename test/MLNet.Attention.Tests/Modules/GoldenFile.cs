@@ -73,9 +73,17 @@ internal sealed class GoldenFile
     public static double[] Slice(Tensor t, string index)
     {
         var parts = index.Split(',').Select(s => s.Trim()).ToArray();
-        var indices = parts.Select(p => p == ":" ? TensorIndex.Colon : TensorIndex.Single(long.Parse(p, CultureInfo.InvariantCulture))).ToArray();
+        var indices = parts.Select(p => p == ":" ? TensorIndex.Colon : p.Contains(':') ? Range(p) : TensorIndex.Single(long.Parse(p, CultureInfo.InvariantCulture))).ToArray();
         using var s = t[indices].to(ScalarType.Float64).contiguous();
         return s.data<double>().ToArray();
+    }
+
+    /// <summary>A range such as ":6", "2:" or "1:4" (start inclusive, stop exclusive, either may be omitted).</summary>
+    private static TensorIndex Range(string p)
+    {
+        var bounds = p.Split(':');
+        long? Bound(string b) => b.Trim().Length == 0 ? null : long.Parse(b, CultureInfo.InvariantCulture);
+        return TensorIndex.Slice(Bound(bounds[0]), Bound(bounds[1]));
     }
 
     /// <summary>Asserts every sum and slice of <paramref name="check"/> against <paramref name="actual"/>.</summary>
