@@ -143,6 +143,27 @@ public sealed class ElaTests
         }
     }
 
+    /// <summary>PyTorch defaults (spec §3): Conv1d U(±1/√fan_in), GroupNorm (1, 0); BatchNorm (1, 0) with running stats (0, 1).</summary>
+    [TestMethod]
+    public void DefaultInitialisationIsPyTorchs()
+    {
+        manual_seed(23);
+        using var att = new EfficientLocalAttention(64); // ELA-B: fan_in = 1·7
+        var p = att.named_parameters().ToDictionary(x => x.name, x => (Tensor)x.parameter);
+        Assert.IsTrue(p["conv.weight"].abs().max().item<float>() <= 1 / Math.Sqrt(7) + 1e-6);
+        Assert.IsTrue(p["conv.weight"].abs().max().item<float>() > 0.8 / Math.Sqrt(7));
+        Assert.AreEqual(0f, (p["gn.weight"] - 1).abs().max().item<float>());
+        Assert.AreEqual(0f, p["gn.bias"].abs().max().item<float>());
+        using var block = new InvertedResidual(16, 16, 1, 6, c => new EfficientLocalAttention(c, ElaVariant.L));
+        foreach (var (name, t) in block.named_parameters().Select(x => (x.name, (Tensor)x.parameter)).Concat(block.named_buffers().Select(b => (b.name, b.buffer))))
+        {
+            if (name is "conv.1.weight" or "conv.4.weight" or "conv.8.weight" or "conv.6.gn.weight" || name.EndsWith("running_var"))
+                Assert.AreEqual(0f, (t - 1).abs().max().item<float>(), name);
+            else if (name.EndsWith(".bias") || name.EndsWith("running_mean"))
+                Assert.AreEqual(0f, t.abs().max().item<float>(), name);
+        }
+    }
+
     [TestMethod]
     public void StateDictNamesAreTheReferenceKeys()
     {
