@@ -90,6 +90,7 @@ public sealed class CribNetwork : nn.Module<Tensor, Tensor?, Tensor>
     /// it must live on the input's device.</param>
     public CribLossTerms ComputeLoss(Tensor series, Tensor? observedMask, Tensor target, Tensor? secondViewDraws = null, Generator? generator = null)
     {
+        ArgumentNullException.ThrowIfNull(series);
         ArgumentNullException.ThrowIfNull(target);
         if (target.dim() != 3 || target.shape[0] != series.shape[0] || target.shape[1] != Config.Horizon || (series.dim() == 3 && target.shape[2] != series.shape[2]))
             throw new ArgumentException($"The target must have shape [{series.shape[0]} (batch), {Config.Horizon} (horizon), {(series.dim() == 3 ? series.shape[2] : -1)} (variates)]; got [{string.Join(", ", target.shape)}].", nameof(target));
