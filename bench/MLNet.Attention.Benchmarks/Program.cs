@@ -3,6 +3,8 @@
 //       [--seeds 2023,2024,2025] [--max-epochs 10] [--threads N] [--data-dir DIR] [--out docs/benchmarks.md]
 //   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- speed [--dataset ETTh1] [--horizon 96] [--threads 2]
 //       [--seed 2023] [--data-dir DIR] [--python /usr/bin/python3] [--out docs/benchmarks.md]
+//   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- modules [--blocks ELA,ULSAM] [--threads 2] [--min-seconds 1.0]
+//       (forward / forward+backward of every attention block vs our PyTorch references in bench/reference/modules, same run)
 // Data: ETT files (date,HUFL,HULL,MUFL,MULL,LUFL,LULL,OT, gzipped) in ../shared/data/timeseries next to the repository,
 // or --data-dir. Missing data skips the benchmark with a message (exit code 0).
 using System.Globalization;
@@ -24,6 +26,7 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
                     [--threads N] [--data-dir DIR] [--out docs/benchmarks.md]
           speed     [--dataset ETTh1] [--horizon 96] [--threads 2] [--seed 2023] [--data-dir DIR]
                     [--python /usr/bin/python3] [--out docs/benchmarks.md]
+          modules   [--blocks ELA,ULSAM,...] [--threads 2] [--min-seconds 1.0] [--python /usr/bin/python3] [--out docs/benchmarks.md]
         """);
     return args.Length == 0 ? 2 : 0;
 }
@@ -35,7 +38,8 @@ try
     {
         "accuracy" => AccuracyBenchmark.Run(options),
         "speed" => SpeedBenchmark.Run(options),
-        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy' or 'speed'."),
+        "modules" => ModulesBenchmark.Run(options),
+        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed' or 'modules'."),
     };
 }
 catch (UsageException ex)

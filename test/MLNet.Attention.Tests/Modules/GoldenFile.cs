@@ -34,7 +34,8 @@ internal sealed class GoldenFile
         var golden = new GoldenFile();
         var rowRegex = new Regex(@"^\|\s*(?:\d+\s*\|\s*)?`([^`]+)`\s*\|.*?\|\s*\[([\d,\s]+)\]\s*\|\s*([-\d.e]+)\s*\|\s*([-\d.e]+)\s*\|\s*([-\d.e]+)\s*\|\s*([-\d.e]+)\s*\|\s*([-\d.e]+)\s*\|\s*$");
         var sumRegex = new Regex(@"^- \*\*(.+?)\*\*: shape \[[\d, ]+\]; sum = `([-\d.e]+)`; sum of abs = `([-\d.e]+)`");
-        var sliceRegex = new Regex(@"^\s+- `(\w+)\[([^\]]+)\]` = `\[([^\]]+)\]`");
+        // A slice line without an index ("- `rm` = `[...]`") checks the whole (flattened) tensor: index "".
+        var sliceRegex = new Regex(@"^\s+- `(\w+)(?:\[([^\]]+)\])?` = `\[([^\]]+)\]`");
         List<Check>? current = null;
         foreach (var line in File.ReadLines(path))
         {
@@ -69,9 +70,17 @@ internal sealed class GoldenFile
         return golden;
     }
 
-    /// <summary>Applies a PyTorch-style index such as "0, -1, :" to a tensor and returns the values as doubles.</summary>
+    /// <summary>
+    /// Applies a PyTorch-style index such as "0, -1, :" or "-1, 0, -8:" to a tensor and returns the values as doubles;
+    /// an empty index returns the whole tensor (flattened).
+    /// </summary>
     public static double[] Slice(Tensor t, string index)
     {
+        if (index.Length == 0)
+        {
+            using var all = t.to(ScalarType.Float64).contiguous();
+            return all.data<double>().ToArray();
+        }
         var parts = index.Split(',').Select(s => s.Trim()).ToArray();
         var indices = parts.Select(p => p == ":" ? TensorIndex.Colon : p.Contains(':') ? Range(p) : TensorIndex.Single(long.Parse(p, CultureInfo.InvariantCulture))).ToArray();
         using var s = t[indices].to(ScalarType.Float64).contiguous();

@@ -1,0 +1,127 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MLNet.Attention.Vision;
+
+/// <summary>
+/// ULSAM, the ultra-lightweight subspace attention module (Saini, Jha et al., WACV 2020, arXiv 2006.15102): the C input
+/// channels are split into <c>g</c> contiguous subspaces of G = C / g channels; each subspace learns one spatial
+/// attention map A (depthwise 1×1 conv → BatchNorm → ReLU → 3×3 max-pool → pointwise conv G→1 → BatchNorm → ReLU →
+/// softmax over the H·W positions) and is rescaled as <c>A ⊙ F + F</c>; the subspaces are concatenated back.
+/// Output shape = input shape. Parameters: 5·C + 3·g (plus BatchNorm buffers).
+/// </summary>
+/// <remarks>
+/// Reproduces the official code (Nandan91/ULSAM <c>ulsam.py</c> after PR #9), not the paper's diagram: both 1×1
+/// convolutions have a bias, a BatchNorm + ReLU follows each of them, and <b>both BatchNorms use momentum 0.9</b>
+/// (PyTorch convention: <c>running = 0.1·running + 0.9·batch</c>), as in the reference. The reference constructor's
+/// <c>nout</c>, <c>h</c> and <c>w</c> arguments are unused there and therefore omitted here. Parameter names equal the
+/// reference state-dict keys (<c>subspaces.{n}.conv_dws.weight</c>, <c>.bn_dws.*</c>, <c>.conv_point.*</c>,
+/// <c>.bn_point.*</c>). In training mode every forward (including <see cref="AttentionMaps"/>) updates the running
+/// statistics.
+/// </remarks>
+public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
+{
+    // Field name = reference key prefix ("subspaces.0.conv_dws.weight", ...).
+    private readonly ModuleList<Subspace> subspaces;
+
+    /// <summary>Number of input (= output) channels C.</summary>
+    public int Channels { get; }
+
+    /// <summary>Number of subspaces g (the reference's <c>num_splits</c>).</summary>
+    public int SubspaceCount { get; }
+
+    /// <param name="channels">Input channels C (the reference's <c>nin</c>); must be divisible by <paramref name="subspaces"/>.</param>
+    /// <param name="subspaces">Number of subspaces g (the reference's <c>num_splits</c>); the paper uses 1, 2, 4, 8 or 16 and highlights 4.</param>
+    public UltraLightSubspaceAttention(int channels, int subspaces = 4) : base(nameof(UltraLightSubspaceAttention))
+    {
+        if (channels < 1)
+            throw new ArgumentOutOfRangeException(nameof(channels), channels, "The channel count must be at least 1.");
+        if (subspaces < 1)
+            throw new ArgumentOutOfRangeException(nameof(subspaces), subspaces, $"The number of subspaces g = {subspaces} must be at least 1; use g = 1 for one attention map shared by all channels, or a divisor of {channels} such as 4.");
+        if (channels % subspaces != 0)
+            throw new ArgumentException($"channels = {channels} is not divisible by subspaces g = {subspaces} (each subspace needs C / g channels). Choose g among the divisors of {channels} ({string.Join(", ", Divisors(channels))}) or change the channel count.", nameof(subspaces));
+        Channels = channels;
+        SubspaceCount = subspaces;
+        this.subspaces = nn.ModuleList(Enumerable.Range(0, subspaces).Select(_ => new Subspace(channels / subspaces)).ToArray());
+        RegisterComponents();
+    }
+
+    /// <summary>Trainable parameters of a ULSAM block: per subspace G (DW weight) + G (DW bias) + 2G (BN) + G (PW weight) + 1 (PW bias) + 2 (BN) = 5G + 3, i.e. 5·C + 3·g.</summary>
+    public static long ParameterCount(int channels, int subspaces) => 5L * channels + 3L * subspaces;
+
+    /// <summary>Multiply-adds as the paper counts them (depthwise + pointwise 1×1 only): 2·C·H·W.</summary>
+    public static long MultiplyAdds(int channels, int height, int width) => 2L * channels * height * width;
+
+    /// <summary>x: [B, C, H, W] → [B, C, H, W].</summary>
+    public override Tensor forward(Tensor x)
+    {
+        CheckInput(x);
+        using var scope = NewDisposeScope();
+        var chunks = x.chunk(SubspaceCount, 1);
+        var outputs = new Tensor[SubspaceCount];
+        for (int n = 0; n < SubspaceCount; n++) outputs[n] = subspaces[n].call(chunks[n]);
+        var y = SubspaceCount == 1 ? outputs[0] : cat(outputs, 1);
+        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The attention maps (softmax over the flattened positions, row-major h·W + w): x [B, C, H, W] → [B, g, H·W]; each
+    /// row sums to 1. Updates the BatchNorm running statistics when the module is in training mode.
+    /// </summary>
+    public Tensor AttentionMaps(Tensor x)
+    {
+        CheckInput(x);
+        using var scope = NewDisposeScope();
+        var chunks = x.chunk(SubspaceCount, 1);
+        var maps = new Tensor[SubspaceCount];
+        for (int n = 0; n < SubspaceCount; n++) maps[n] = subspaces[n].Attention(chunks[n]);
+        return cat(maps, 1).MoveToOuterDisposeScope();
+    }
+
+    private void CheckInput(Tensor x)
+    {
+        if (x.dim() != 4)
+            throw new ArgumentException($"ULSAM expects a 4-D input [batch, {Channels} (channels), height, width]; got rank {x.dim()} with shape [{string.Join(", ", x.shape)}]. Add the missing batch/spatial dimensions (e.g. unsqueeze(0) for a single image).", nameof(x));
+        if (x.shape[1] != Channels)
+            throw new ArgumentException($"ULSAM was built for {Channels} channels but the input has {x.shape[1]} (shape [{string.Join(", ", x.shape)}]). Build the module with channels = {x.shape[1]} or feed a [batch, {Channels}, height, width] tensor.", nameof(x));
+    }
+
+    private static IEnumerable<int> Divisors(int n) => Enumerable.Range(1, n).Where(d => n % d == 0).Take(12);
+
+    /// <summary>One subspace of G channels (the reference's <c>SubSpace</c>).</summary>
+    private sealed class Subspace : nn.Module<Tensor, Tensor>
+    {
+        private readonly Conv2d conv_dws;
+        private readonly BatchNorm2d bn_dws;
+        private readonly MaxPool2d maxpool;
+        private readonly Conv2d conv_point;
+        private readonly BatchNorm2d bn_point;
+
+        public Subspace(int channels) : base("SubSpace")
+        {
+            conv_dws = nn.Conv2d(channels, channels, 1, groups: channels, bias: true);
+            bn_dws = nn.BatchNorm2d(channels, eps: 1e-5, momentum: 0.9);   // reference quirk: momentum 0.9
+            maxpool = nn.MaxPool2d(3, stride: 1, padding: 1);               // padding acts as −∞
+            conv_point = nn.Conv2d(channels, 1, 1, bias: true);
+            bn_point = nn.BatchNorm2d(1, eps: 1e-5, momentum: 0.9);
+            RegisterComponents();
+        }
+
+        /// <summary>F [B, G, H, W] → A [B, 1, H·W].</summary>
+        public Tensor Attention(Tensor f)
+        {
+            long b = f.shape[0], h = f.shape[2], w = f.shape[3];
+            var d = nn.functional.relu(bn_dws.call(conv_dws.call(f)));
+            d = maxpool.call(d);
+            var p = nn.functional.relu(bn_point.call(conv_point.call(d)));
+            return p.reshape(b, 1, h * w).softmax(-1);
+        }
+
+        public override Tensor forward(Tensor f)
+        {
+            var a = Attention(f).reshape(f.shape[0], 1, f.shape[2], f.shape[3]);
+            return a * f + f;   // (1 + A) ⊙ F, in the reference's order of operations
+        }
+    }
+}
