@@ -152,6 +152,40 @@ public sealed class MobileNetV2 : nn.Module<Tensor, Tensor>
         double dropout = 0.1, int inputChannels = 3)
         => new(numClasses, widthMultiplier, dropout, spec => new EfficientLocalAttention(spec.HiddenChannels, variant), null, inputChannels);
 
+    /// <summary>
+    /// MobileNetV2 with ULSAM replacing the chosen stride-1, equal-width inverted-residual blocks (the ULSAM paper's
+    /// MobileNetV2 rows; named choices in <see cref="UlsamMobileNetV2Placements"/>), each by
+    /// <c>UltraLightSubspaceAttention(channels, subspaces)</c> on the block's width.
+    /// </summary>
+    /// <param name="replacedFeatureIndices">Positions in <see cref="Features"/> (torchvision's <c>features.N</c>) to replace; each must be a block with the identity shortcut.</param>
+    /// <param name="subspaces">ULSAM subspaces g (4 in the paper's ImageNet runs); must divide the replaced blocks' widths.</param>
+    /// <param name="numClasses">Classifier outputs.</param>
+    /// <param name="widthMultiplier">Width multiplier α.</param>
+    /// <param name="dropout">Dropout before the classifier.</param>
+    /// <param name="inputChannels">Image channels.</param>
+    public static MobileNetV2 WithUlsam(IReadOnlyCollection<int> replacedFeatureIndices, int subspaces = 4, int numClasses = 1000,
+        double widthMultiplier = 1.0, double dropout = 0.2, int inputChannels = 3)
+    {
+        ArgumentNullException.ThrowIfNull(replacedFeatureIndices);
+        if (replacedFeatureIndices.Count == 0)
+            throw new ArgumentException("Name at least one block to replace, e.g. UlsamMobileNetV2Placements.OneAt14x14 ([12]).", nameof(replacedFeatureIndices));
+        var pending = new HashSet<int>(replacedFeatureIndices);
+        var net = new MobileNetV2(numClasses, widthMultiplier, dropout, null, spec =>
+        {
+            if (!pending.Remove(spec.FeatureIndex)) return null;
+            if (!spec.HasIdentity)
+                throw new ArgumentException($"features.{spec.FeatureIndex} ({spec.InputChannels}→{spec.OutputChannels} channels, stride {spec.Stride}) changes the shape, so ULSAM cannot replace it; " +
+                    "choose a block with the identity shortcut (at width 1: features 3, 5, 6, 8, 9, 10, 12, 13, 15, 16).", nameof(replacedFeatureIndices));
+            return new UltraLightSubspaceAttention(spec.OutputChannels, subspaces);
+        }, inputChannels);
+        if (pending.Count > 0)
+        {
+            net.Dispose();
+            throw new ArgumentOutOfRangeException(nameof(replacedFeatureIndices), $"No inverted-residual block at features.{string.Join(", features.", pending.Order())}; blocks are features.1 … features.17.");
+        }
+        return net;
+    }
+
     /// <summary>Reference channel rounding: nearest multiple of <paramref name="divisor"/>, at least the divisor, never more than 10 % below.</summary>
     internal static int MakeDivisible(double v, int divisor)
     {

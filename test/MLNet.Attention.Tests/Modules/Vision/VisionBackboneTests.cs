@@ -260,4 +260,56 @@ public sealed class VisionBackboneTests
         var att = Assert.ThrowsExactly<ArgumentException>(() => new ResNet(attention: c => new EfficientLocalAttention(c, ElaVariant.T), baseWidth: 8));
         StringAssert.Contains(att.Message, "basic block (8 → 8 channels)");
     }
+
+    // ---------------- MobileNetV2 with ULSAM (spec ulsam.md §5) ----------------
+
+    /// <summary>
+    /// ULSAM replacing t = 6 blocks: each replaced block loses its parameters (96 ch: 118,272; 160 ch: 320,000; 64 ch: 54,272)
+    /// and gains ULSAM's 5C + 3g (g = 4: 492 / 812 / 332) — 3,504,872 − 118,272 + 492 = 3,387,092, etc.
+    /// </summary>
+    [TestMethod]
+    public void MobileNetV2WithUlsamParameterCountsFollowTheReplacedBlocks()
+    {
+        (IReadOnlyCollection<int> Blocks, long Expected)[] rows =
+        [
+            (UlsamMobileNetV2Placements.OneAt14x14, 3_387_092),
+            (UlsamMobileNetV2Placements.OneAt7x7, 3_185_684),
+            (UlsamMobileNetV2Placements.OneEach, 3_067_904),
+            (UlsamMobileNetV2Placements.TwoAt7x7, 2_866_496),
+            (UlsamMobileNetV2Placements.TwoEach, 2_630_936),
+            (UlsamMobileNetV2Placements.OneAt14x14AndOne64, 3_333_152),
+        ];
+        foreach (var (blocks, expected) in rows)
+        {
+            using var net = MobileNetV2.WithUlsam(blocks);
+            Assert.AreEqual(expected, Count(net), $"blocks {string.Join(",", blocks)}");
+            foreach (int f in blocks)
+                Assert.IsInstanceOfType<UltraLightSubspaceAttention>(net.Features[f], $"features.{f}");
+        }
+    }
+
+    [TestMethod]
+    public void MobileNetV2WithUlsamRunsForwardAndBackward()
+    {
+        using var net = MobileNetV2.WithUlsam(UlsamMobileNetV2Placements.TwoEach, subspaces: 4, numClasses: 5, widthMultiplier: 0.5);
+        using var x = randn(2, 3, 32, 32);
+        using var y = net.call(x);
+        CollectionAssert.AreEqual(new long[] { 2, 5 }, y.shape);
+        using var loss = y.sum();
+        loss.backward();
+        Assert.IsTrue(net.parameters().All(p => p.grad is not null));
+    }
+
+    [TestMethod]
+    public void MobileNetV2WithUlsamRejectsBlocksThatChangeShapeOrDoNotExist()
+    {
+        var shape = Assert.ThrowsExactly<ArgumentException>(() => MobileNetV2.WithUlsam([11]));
+        StringAssert.Contains(shape.Message, "features.11 (64→96 channels, stride 1) changes the shape");
+        StringAssert.Contains(shape.Message, "choose a block with the identity shortcut");
+        var missing = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => MobileNetV2.WithUlsam([12, 40]));
+        StringAssert.Contains(missing.Message, "No inverted-residual block at features.40");
+        var groups = Assert.ThrowsExactly<ArgumentException>(() => MobileNetV2.WithUlsam([12], subspaces: 5));
+        StringAssert.Contains(groups.Message, "96");
+        Assert.ThrowsExactly<ArgumentException>(() => MobileNetV2.WithUlsam([]));
+    }
 }
