@@ -102,6 +102,274 @@ public sealed class CribNetworkTests
         AssertScalar(0.7740919, loss.Total, 1e-4, "total loss");
     }
 
+    // ---- crib.md §8 "Golden values for parity" (N 3, L 4, P 2, D 8, H 2, E 2, S 4, B 2, dropout 0) ----
+
+    private enum SpecFill { Matrix, WeightG, NormWeight, Vector }
+
+    /// <summary>
+    /// §8's enumeration k = 0…81 written out from the spec's list (shape and fill rule per k), independent of our
+    /// parameter names: the test asserts that our named_parameters order lands every k on a tensor of that shape.
+    /// </summary>
+    private static List<(long[] Shape, SpecFill Fill)> SpecSectionEightParameters()
+    {
+        var list = new List<(long[], SpecFill)>();
+        void Linear(long o, long i) { list.Add((new[] { o, i }, SpecFill.Matrix)); list.Add((new[] { o }, SpecFill.Vector)); }
+        void Block(long cin, long cout)
+        {
+            foreach (var c in new[] { cin, cout })
+            {
+                list.Add((new[] { cout }, SpecFill.Vector));                 // convN.bias
+                list.Add((new[] { cout, 1L, 1, 1 }, SpecFill.WeightG));      // convN.weight_g
+                list.Add((new[] { cout, c, 1, 3 }, SpecFill.Matrix));        // convN.weight_v
+            }
+            if (cin != cout) { list.Add((new[] { cout, cin, 1, 1 }, SpecFill.Matrix)); list.Add((new[] { cout }, SpecFill.Vector)); }
+        }
+        void Norm() { list.Add((new[] { 8L }, SpecFill.NormWeight)); list.Add((new[] { 8L }, SpecFill.Vector)); }
+        Linear(8, 4);                                     // 0–1 initial Linear (dead)
+        Linear(8, 8);                                     // 2–3 DataEmbedding (dead)
+        Block(4, 64); Block(64, 8);                       // 4–19 TCN
+        for (int layer = 0; layer < 2; layer++)           // 20–35, 36–51
+        {
+            for (int proj = 0; proj < 4; proj++) Linear(8, 8);   // query, key, value, out
+            list.Add((new[] { 32L, 8, 1 }, SpecFill.Matrix)); list.Add((new[] { 32L }, SpecFill.Vector));
+            list.Add((new[] { 8L, 32, 1 }, SpecFill.Matrix)); list.Add((new[] { 8L }, SpecFill.Vector));
+            Norm(); Norm();
+        }
+        Norm();                                           // 52–53 final LayerNorm
+        Linear(8, 16); Linear(16, 8);                     // 54–57 IB head
+        Linear(8, 16); Linear(4, 8);                      // 58–61 prediction head
+        Block(8, 4); Block(4, 4); Linear(8, 8); Linear(4, 8);   // 62–79 dead prediction path
+        list.Add((new[] { 1L }, SpecFill.NormWeight));   // 80 RevIN γ_r
+        list.Add((new[] { 1L }, SpecFill.Vector));       // 81 RevIN β_r
+        return list;
+    }
+
+    /// <summary>
+    /// Fills parameter k by §8's formula. The values are computed in float32 tensor arithmetic
+    /// (arange(n, float32)·0.37 + 0.5k, sin, …), as the spec's transcription evidently did: a float64 evaluation rounded
+    /// to float32 differs by up to ~3e-4 in the largest tensors (arguments reach 0.37·12287 ≈ 4.5e3 rad, where float32
+    /// rounding of the argument matters) and moves e₁ by up to 3e-4 — outside the spec's 1e-5 tolerance.
+    /// </summary>
+    private static void FillSpecSectionEight(CribNetwork net)
+    {
+        var spec = SpecSectionEightParameters();
+        var ours = net.named_parameters().ToList();
+        Assert.AreEqual(82, spec.Count);
+        Assert.AreEqual(spec.Count, ours.Count, "parameter tensors (dead modules included) differ from §8's k = 0…81");
+        using var noGrad = no_grad();
+        for (int k = 0; k < spec.Count; k++)
+        {
+            var (name, p) = ours[k];
+            var (shape, fill) = spec[k];
+            CollectionAssert.AreEqual(shape, p.shape, $"k = {k} ({name}): shape differs from §8's enumeration");
+            Assert.AreEqual(fill == SpecFill.WeightG, name.EndsWith("weight_g"), $"k = {k} ({name})");
+            Assert.AreEqual(fill == SpecFill.NormWeight, name.EndsWith("norm1.weight") || name.EndsWith("norm2.weight")
+                || name.EndsWith("norm_layer.weight") || name == "revinlayer.affine_weight", $"k = {k} ({name})");
+            using var j = arange(p.numel(), dtype: float32);
+            using var value = fill switch
+            {
+                SpecFill.WeightG => (j * 0.23 + 0.5 * k).cos() * 0.1 + 0.5,
+                SpecFill.Matrix => (j * 0.37 + 0.5 * k).sin() / Math.Sqrt(p.numel() / p.shape[0]),
+                SpecFill.NormWeight => (j * 0.23 + 0.5 * k).cos() * 0.1 + 1.0,
+                _ => (j * 0.23 + 0.5 * k).cos() * 0.1,
+            };
+            p.copy_(value.reshape(p.shape));
+        }
+    }
+
+    /// <summary>
+    /// §8 input x[b,p,n,l] = sin(0.4(pL + l) + 1.1n + 0.6b) + 0.3n in the patch layout, as our series [B, L_in, N]
+    /// (x[b,p,n,l] = series[b, pL + l, n]). The simulated missing entries x[0,0,1,2] and x[1,1,2,0] — series[0,2,1] and
+    /// series[1,4,2] — keep their raw value here and are marked 0 in the observed mask; the network zero-fills them,
+    /// which is the reference's input (the reference model never sees the mask, only the zeros).
+    /// </summary>
+    private static (Tensor Series, Tensor Mask, Tensor Target, Tensor Draws) SpecSectionEightInputs()
+    {
+        const int B = 2, P = 2, N = 3, L = 4, S = 4;
+        var x = new float[B * P * N * L];
+        var mask = new float[B * P * N * L];
+        for (int b = 0; b < B; b++) for (int p = 0; p < P; p++) for (int n = 0; n < N; n++) for (int l = 0; l < L; l++)
+        {
+            int i = ((b * P + p) * N + n) * L + l;
+            x[i] = (float)(Math.Sin(0.4 * (p * L + l) + 1.1 * n + 0.6 * b) + 0.3 * n);
+            mask[i] = (b, p, n, l) is (0, 0, 1, 2) or (1, 1, 2, 0) ? 0f : 1f;
+        }
+        var y = new float[B * S * N];
+        for (int b = 0; b < B; b++) for (int s = 0; s < S; s++) for (int n = 0; n < N; n++)
+            y[(b * S + s) * N + n] = (float)Math.Cos(0.3 * s + 0.8 * n + 0.5 * b);
+        // ε[i] = sin(1.7 i) over the row-major flat index of [B, P, N, L] — exactly the layout ComputeLoss takes.
+        var eps = new float[B * P * N * L];
+        for (int i = 0; i < eps.Length; i++) eps[i] = (float)Math.Sin(1.7 * i);
+        using var xp = tensor(x).reshape(B, P, N, L);
+        using var mp = tensor(mask).reshape(B, P, N, L);
+        return (CribPatching.ToSeries(xp), CribPatching.ToSeries(mp), tensor(y).reshape(B, S, N), tensor(eps).reshape(B, P, N, L));
+    }
+
+    private static readonly CribConfig SpecSectionEightConfig =
+        new(Lookback: 8, Horizon: 4, PatchLength: 4, ModelWidth: 8, Heads: 2, Layers: 2, Dropout: 0);
+
+    private static void AssertClose(double expected, Tensor actual, double atol, string label)
+    {
+        double got = actual.to(ScalarType.Float64).item<double>();
+        Console.WriteLine($"§8 {label}: {got:G9} vs {expected:G9}, |Δ| = {Math.Abs(got - expected):E2}");
+        Assert.IsTrue(Math.Abs(got - expected) <= atol, $"§8 {label}: {got:G9} vs spec {expected:G9} (tolerance {atol:G2})");
+    }
+
+    private static void AssertElements(double[] expected, Tensor actual, string label)
+    {
+        var got = actual.to(ScalarType.Float64).contiguous().data<double>().ToArray();
+        Assert.AreEqual(expected.Length, got.Length, label);
+        double worst = expected.Zip(got, (e, g) => Math.Abs(e - g)).Max();
+        Console.WriteLine($"§8 {label}: max |Δ| = {worst:E2}");
+        for (int i = 0; i < expected.Length; i++)
+            Assert.IsTrue(Math.Abs(got[i] - expected[i]) <= 1e-5, $"§8 {label}[{i}]: {got[i]:G9} vs spec {expected[i]:G9}");
+    }
+
+    [TestMethod]
+    public void MatchesSpecSectionEightGoldenValues()
+    {
+        using var net = new CribNetwork(SpecSectionEightConfig);
+        FillSpecSectionEight(net);
+        var (series, mask, target, draws) = SpecSectionEightInputs();
+        using var _s = series;
+        using var _m = mask;
+        using var _t = target;
+        using var _d = draws;
+
+        // Eval forward (dropout 0, so train and eval agree).
+        net.eval();
+        using var output = net.ForwardDetailed(series, mask);
+        AssertElements(new[] { 0.6197670, 0.5206023, 0.3216910, 0.5718734, 0.3261508, 0.0958006 }, output.SeriesMean, "RevIN μ");
+        AssertElements(new[] { 0.3272176, 0.5944045, 0.6544109, 0.4084690, 0.7132058, 0.4156135 }, output.SeriesStd, "RevIN σ");
+        CollectionAssert.AreEqual(new long[] { 2, 4, 3 }, output.Forecast.shape);
+        AssertClose(12.7691803, output.Forecast.sum(), 1e-4, "Σŷ");
+        AssertClose(12.7691803, output.Forecast.abs().sum(), 1e-4, "Σ|ŷ|");
+        AssertElements(new[] { 0.7947239, 0.6014734, 0.7180897, 0.6989634 }, output.Forecast[0, .., 0], "ŷ[0,:,0]");
+        AssertElements(new[] { 0.6903659, 0.4517444, 0.1683765 }, output.Forecast[1, 3, ..], "ŷ[1,3,:]");
+        CollectionAssert.AreEqual(new long[] { 2, 6, 8 }, output.EncoderTokens.shape);
+        AssertClose(-3.9560194, output.EncoderTokens.sum(), 1e-4, "Σe₁");
+        AssertClose(78.0958634, output.EncoderTokens.abs().sum(), 1e-4, "Σ|e₁|");
+        AssertElements(new[] { -0.4056590, 1.7059836, 1.4166383, 0.4308803, -1.4061673, -0.8287966, -0.5873328, -0.5037922 },
+            output.EncoderTokens[0, 0, ..], "e₁[0,0,:]");
+        AssertClose(1.8445361, output.Kl, 1e-5, "KL");
+
+        // The mask only zero-fills: the same window with the zeros written in and no mask gives the same forward.
+        using var zeroFilled = series * mask;
+        using var unmasked = net.ForwardDetailed(zeroFilled, null);
+        Assert.AreEqual(0f, (unmasked.Forecast - output.Forecast).abs().max().item<float>());
+
+        // Training forward with the injected ε.
+        net.train();
+        using var loss = net.ComputeLoss(series, mask, target, secondViewDraws: draws);
+        AssertClose(-3.9539495, loss.Output.SecondViewTokens!.sum(), 1e-4, "Σe₂");
+        AssertClose(0.5563460, loss.Prediction, 1e-5, "L_pred");
+        // The spec quotes L_cons to 5 digits (1.0324e-05); its 1e-5 absolute tolerance would be vacuous here, so hold it to 1e-9.
+        AssertClose(1.0324e-05, loss.Consistency, 1e-9, "L_cons");
+        AssertClose(0.5563582, loss.Total, 1e-5, "total L");
+        AssertClose(1.8445361, loss.Kl, 1e-5, "KL (training forward)");
+        Assert.AreEqual(0f, (loss.Output.Forecast - output.Forecast).abs().max().item<float>(), 1e-6f, "dropout 0: train and eval forwards agree");
+    }
+
+    [TestMethod]
+    public void RevInStatisticsIncludeTheZeroFilledEntries()
+    {
+        using var net = new CribNetwork(SpecSectionEightConfig);
+        FillSpecSectionEight(net);
+        net.eval();
+        var (series, mask, target, draws) = SpecSectionEightInputs();
+        using var _s = series; using var _m = mask; using var _t = target; using var _d = draws;
+        using var output = net.ForwardDetailed(series, mask);
+        var x = series.to(float64).data<double>().ToArray();
+        var observed = mask.data<float>().ToArray();
+        for (int b = 0; b < 2; b++)
+            for (int n = 0; n < 3; n++)
+            {
+                // Over all 8 steps, missing entries counted as 0; biased variance; σ = √(var + 1e-5).
+                var v = Enumerable.Range(0, 8).Select(t => observed[(b * 8 + t) * 3 + n] == 0 ? 0.0 : x[(b * 8 + t) * 3 + n]).ToArray();
+                double mu = v.Average(), sigma = Math.Sqrt(v.Select(e => (e - mu) * (e - mu)).Average() + 1e-5);
+                Assert.AreEqual(mu, output.SeriesMean[b, 0, n].item<float>(), 1e-6, $"μ[{b},{n}]");
+                Assert.AreEqual(sigma, output.SeriesStd[b, 0, n].item<float>(), 1e-6, $"σ[{b},{n}]");
+                // The two series with a missing entry: the statistics of the observed values alone would differ.
+                if ((b, n) is (0, 1) or (1, 2))
+                {
+                    double observedMean = Enumerable.Range(0, 8).Where(t => observed[(b * 8 + t) * 3 + n] != 0).Average(t => x[(b * 8 + t) * 3 + n]);
+                    Assert.IsTrue(Math.Abs(observedMean - mu) > 1e-2, $"μ[{b},{n}] must count the zero");
+                }
+            }
+    }
+
+    [TestMethod]
+    public void PositionalEncodingFollowsTokenIndexWithWidthTwiceCeilHalfL()
+    {
+        // L = 3 (odd): d_pe = 2⌈3/2⌉ = 4, so the frequencies are 10000^(−2i/4) (not 10000^(−2i/3)), sliced to 3 columns.
+        var config = new CribConfig(Lookback: 6, Horizon: 2, PatchLength: 3, ModelWidth: 8, Heads: 2, Layers: 1, Dropout: 0, TcnHiddenChannels: 5);
+        manual_seed(4);
+        using var net = new CribNetwork(config);
+        net.eval();
+        const int B = 2, T = 6, N = 3, P = 2, L = 3;
+        using var series = randn(B, T, N, dtype: float64);
+        net.to(float64);
+        using var output = net.ForwardDetailed(series, null);
+        // Independent encoder input: RevIN (γ 1, β 0 at init) then + PE[r = p·N + n, l] with d_pe = 4.
+        var xs = series.data<double>().ToArray();
+        var x1 = new double[B * P * N * L];
+        for (int b = 0; b < B; b++)
+            for (int n = 0; n < N; n++)
+            {
+                var col = Enumerable.Range(0, T).Select(t => xs[(b * T + t) * N + n]).ToArray();
+                double mu = col.Average(), sd = Math.Sqrt(col.Select(e => (e - mu) * (e - mu)).Average() + 1e-5);
+                for (int p = 0; p < P; p++)
+                    for (int l = 0; l < L; l++)
+                    {
+                        int r = p * N + n, i = l / 2;
+                        double angle = r * Math.Pow(10000.0, -2.0 * i / 4);
+                        x1[((b * P + p) * N + n) * L + l] = (col[p * L + l] - mu) / sd + (l % 2 == 0 ? Math.Sin(angle) : Math.Cos(angle));
+                    }
+            }
+        var encoder = (CribEncoder)net.named_children().Single(c => c.name == "encoder").module;
+        using var input = tensor(x1, float64).reshape(B, P, N, L);
+        var (tokens, mean, variance) = encoder.call(input);
+        using var _t = tokens; using var _mn = mean; using var _v = variance;
+        // 1e-6: the registered table keeps its float32 values after .to(float64); a wrong token order (n·P + p) or a table
+        // L wide instead of 2⌈L/2⌉ moves the input by 1e-2…1 and e₁ far more than this.
+        Assert.AreEqual(0.0, (tokens - output.EncoderTokens).abs().max().item<double>(), 1e-6, "e₁ from the independently encoded input");
+        Assert.AreEqual(0.0, (mean - output.PosteriorMean).abs().max().item<double>(), 1e-6);
+        // The table itself: [1, 5000, 4] for L = 3 and [1, 5000, 4] for L = 4 (§8's configuration), [1, 5000, 6] for L = 5.
+        foreach (var (patch, width) in new[] { (3, 4), (4, 4), (5, 6) })
+        {
+            using var probe = new CribNetwork(new CribConfig(Lookback: patch * 2, Horizon: 2, PatchLength: patch, ModelWidth: 8, Heads: 2, Layers: 1));
+            var pe = probe.named_buffers().Single(b => b.name == "enc_pos_emded.pe").buffer;
+            CollectionAssert.AreEqual(new long[] { 1, 5000, width }, pe.shape, $"PE width for L = {patch}");
+        }
+    }
+
+    [TestMethod]
+    public void KlEqualsNumericalIntegralOfGaussianDensities()
+    {
+        // §8's posterior q(z|x) = N(loc, diag(var)) per (b, n); KL(q ‖ N(0, I)) by quadrature of q·(log q − log p) with
+        // TorchSharp's Normal distribution densities, independent of the closed form used by the network.
+        using var net = new CribNetwork(SpecSectionEightConfig);
+        FillSpecSectionEight(net);
+        net.eval();
+        var (series, mask, target, draws) = SpecSectionEightInputs();
+        using var _s = series; using var _m = mask; using var _t = target; using var _d = draws;
+        using var output = net.ForwardDetailed(series, mask);
+        using var loc = output.PosteriorMean.to(float64).reshape(-1, 1);
+        using var scale = output.PosteriorVariance.to(float64).sqrt().reshape(-1, 1);
+        using var grid = linspace(-14.0, 14.0, 20001, dtype: float64).reshape(1, -1);   // standardised offsets
+        using var z = loc + scale * grid;                                                  // [48, 20001] per dimension
+        var q = distributions.Normal(loc, scale);
+        var prior = distributions.Normal(zeros_like(loc), ones_like(scale));
+        using var logQ = q.log_prob(z);
+        using var logP = prior.log_prob(z);
+        using var integrand = logQ.exp() * (logQ - logP);
+        double h = 28.0 / 20000;
+        using var perDim = (integrand.sum(1) - 0.5 * (integrand[.., 0] + integrand[.., -1])) * h * scale.squeeze(1);
+        double integral = perDim.sum().item<double>();
+        Assert.AreEqual(integral, output.Kl.item<float>(), 1e-5 * Math.Max(1, integral), "summed KL vs quadrature");
+        Assert.AreEqual(1.8445361, integral, 1e-5, "§8 KL");
+    }
+
     [TestMethod]
     public void StateDictKeysAndBuffersMatchReference()
     {
