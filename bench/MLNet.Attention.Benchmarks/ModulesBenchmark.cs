@@ -28,6 +28,8 @@ public static class ModulesBenchmark
         string[] keep = options.List("blocks", "");
         string outPath = OutPath(options), python = options.Get("python", "/usr/bin/python3");
 
+        bool steadyAllocator = options.Get("allocator", "steady") == "steady";
+        if (steadyAllocator) SteadyAllocator();
         TorchRuntime.EnsureLoaded();
         TorchRuntime.SetThreads(threads);
         torch.manual_seed(0);
@@ -50,6 +52,7 @@ public static class ModulesBenchmark
 
         var args = new List<string> { "--threads", threads.ToString(CultureInfo.InvariantCulture), "--min-seconds", minSeconds.ToString(CultureInfo.InvariantCulture) };
         if (keep.Length > 0) args.AddRange(new[] { "--blocks", string.Join(',', keep) });
+        if (!steadyAllocator) args.AddRange(new[] { "--allocator", "default" });
         var (reference, why) = PythonReference.Run(python, Path.Combine(RepoRoot(), "bench", "reference", "modules_reference.py"), args.ToArray(), TimeSpan.FromMinutes(30));
         var theirs = new Dictionary<(string, string), Timing>();
         if (reference is { } r)
@@ -63,7 +66,7 @@ public static class ModulesBenchmark
 
         var md = new StringBuilder();
         string command = "dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- modules" +
-            (threads != 2 ? $" --threads {threads}" : "") + (minSeconds != 1.0 ? $" --min-seconds {F(minSeconds, "G")}" : "") + (keep.Length > 0 ? $" --blocks {string.Join(',', keep)}" : "");
+            (threads != 2 ? $" --threads {threads}" : "") + (minSeconds != 1.0 ? $" --min-seconds {F(minSeconds, "G")}" : "") + (steadyAllocator ? "" : " --allocator default") + (keep.Length > 0 ? $" --blocks {string.Join(',', keep)}" : "");
         md.AppendLine($"## Attention blocks: forward and forward + backward vs PyTorch ({threads} threads, CPU, float32)");
         md.AppendLine();
         md.AppendLine($"`{command}`, {DateTime.Now:yyyy-MM-dd HH:mm}; {Machine()}. Reference: our independent PyTorch implementations " +
@@ -83,11 +86,31 @@ public static class ModulesBenchmark
         md.AppendLine($"Median milliseconds per call after {WarmupCalls} warm-up calls, over at least {MinCalls} calls and {F(minSeconds, "F1")} s; " +
             "forward runs under `no_grad`, forward + backward backpropagates the output's sum and clears the gradients. " +
             "Ratio = ours / PyTorch: below 1 we are faster. " +
+            (steadyAllocator
+                ? "Both processes set glibc's mmap threshold to 32 MB and its trim threshold to 1 GB at start (`mallopt`), so neither returns its per-call temporaries to the OS and page-faults them back on every call — with glibc's defaults that happens or not depending on the history of allocation sizes, which made the same block 2 ms or 15 ms from one run to the next; `--allocator default` keeps the defaults. "
+                : "Both processes keep glibc's default allocator settings (timings of blocks with large temporaries then depend on the allocation history). ") +
             $"1/5/15-min load average before our timings: {loadBefore}; after the reference: {LoadAverage()} (timings are only meaningful on an idle machine).");
         WriteSection(outPath, "modules", md.ToString());
         Console.WriteLine($"wrote {outPath}");
         return 0;
     }
+
+    /// <summary>glibc <c>mallopt</c>: keep freed temporaries in the heap instead of unmapping and faulting them back per call.</summary>
+    private static void SteadyAllocator()
+    {
+        const int TrimThreshold = -1, MmapThreshold = -3;
+        if (!OperatingSystem.IsLinux()) return;
+        try
+        {
+            if (mallopt(MmapThreshold, 32 << 20) == 0 || mallopt(TrimThreshold, 1 << 30) == 0)
+                Console.WriteLine("warning: mallopt refused the allocator settings; timings may vary with allocation history");
+        }
+        catch (DllNotFoundException) { Console.WriteLine("warning: no glibc; allocator settings unchanged"); }
+        catch (EntryPointNotFoundException) { Console.WriteLine("warning: no mallopt; allocator settings unchanged"); }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mallopt")]
+    private static extern int mallopt(int parameter, int value);
 
     private static string Cell(double? ms) => ms is { } v ? F(v, "F2") : "–";
 

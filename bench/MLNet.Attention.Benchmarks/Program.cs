@@ -26,7 +26,8 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
                     [--threads N] [--data-dir DIR] [--out docs/benchmarks.md]
           speed     [--dataset ETTh1] [--horizon 96] [--threads 2] [--seed 2023] [--data-dir DIR]
                     [--python /usr/bin/python3] [--out docs/benchmarks.md]
-          modules   [--blocks ELA,ULSAM,...] [--threads 2] [--min-seconds 1.0] [--python /usr/bin/python3] [--out docs/benchmarks.md]
+          modules   [--blocks ELA,ULSAM,...] [--threads 2] [--min-seconds 1.0] [--allocator steady|default] [--python /usr/bin/python3]
+                    [--out docs/benchmarks.md]
         """);
     return args.Length == 0 ? 2 : 0;
 }

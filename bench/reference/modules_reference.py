@@ -6,6 +6,7 @@ after a warm-up, with the same protocol as the C# `modules` benchmark. Prints on
 
     OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/reference/modules_reference.py [--threads 2] [--min-seconds 1.0]
         [--blocks ELA-L,ULSAM ...]   # block-name prefixes to keep
+        [--allocator steady|default] # steady (default): the same glibc mallopt settings as the C# side
 """
 import argparse
 import importlib.util
@@ -51,7 +52,16 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--blocks", default="")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--allocator", choices=["steady", "default"], default="steady",
+                        help="steady: glibc mmap threshold 32 MB, trim threshold 1 GB (as the C# side)")
     args = parser.parse_args()
+
+    if args.allocator == "steady":
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        if libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) == 0 or libc.mallopt(M_TRIM_THRESHOLD, 1 << 30) == 0:
+            print("warning: mallopt refused the allocator settings", file=sys.stderr)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
