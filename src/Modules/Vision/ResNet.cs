@@ -16,10 +16,14 @@ namespace MLNet.Attention.Vision;
 /// </remarks>
 public sealed class BasicBlock : nn.Module<Tensor, Tensor>
 {
-    private readonly Conv2d conv1, conv2;
-    private readonly BatchNorm2d bn1, bn2;
-    private readonly nn.Module<Tensor, Tensor>? feat0;
+    // Declaration order = registration order = the reference's parameter order (torchvision BasicBlock: conv1, bn1,
+    // conv2, bn2, downsample; ELA_Code assigns feat0 after downsample).
+    private readonly Conv2d conv1;
+    private readonly BatchNorm2d bn1;
+    private readonly Conv2d conv2;
+    private readonly BatchNorm2d bn2;
     private readonly Sequential? downsample;
+    private readonly nn.Module<Tensor, Tensor>? feat0;
 
     /// <summary>Input channels.</summary>
     public int InputChannels { get; }

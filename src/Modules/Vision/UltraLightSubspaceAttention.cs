@@ -31,6 +31,7 @@ public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
     /// <summary>Number of subspaces g (the reference's <c>num_splits</c>).</summary>
     public int SubspaceCount { get; }
 
+    /// <summary>Builds g independent subspaces of C / g channels, each at PyTorch's default initialisation (BatchNorm momentum 0.9, eps 1e-5).</summary>
     /// <param name="channels">Input channels C (the reference's <c>nin</c>); must be divisible by <paramref name="subspaces"/>.</param>
     /// <param name="subspaces">Number of subspaces g (the reference's <c>num_splits</c>); the paper uses 1, 2, 4, 8 or 16 and highlights 4.</param>
     public UltraLightSubspaceAttention(int channels, int subspaces = 4) : base(nameof(UltraLightSubspaceAttention))

@@ -136,6 +136,54 @@ public sealed class UlsamTests
         Assert.IsTrue((y - x * (1 + 1.0 / 35)).abs().max().item<float>() < 1e-5);
     }
 
+    /// <summary>
+    /// spec ulsam.md §3: PyTorch's default initialisation — conv weights kaiming-uniform(a = √5) = U(±1/√fan_in), conv
+    /// biases U(±1/√fan_in) with fan_in 1 (depthwise 1×1) and G (pointwise G→1), BatchNorm γ = 1, β = 0, running (0, 1);
+    /// and the behaviour at init: a map that is flat over the positions gives A = 1/(H·W), so y = x·(1 + 1/(H·W)).
+    /// </summary>
+    [TestMethod]
+    public void DefaultInitialisationIsPyTorchs()
+    {
+        manual_seed(5);
+        using var ulsam = new UltraLightSubspaceAttention(64, 4);   // G = 16
+        var p = ulsam.named_parameters().ToDictionary(x => x.name, x => (Tensor)x.parameter);
+        var b = ulsam.named_buffers().ToDictionary(x => x.name, x => x.buffer);
+        for (int n = 0; n < 4; n++)
+        {
+            foreach (var (name, bound) in new[] { ("conv_dws.weight", 1.0), ("conv_dws.bias", 1.0), ("conv_point.weight", 0.25), ("conv_point.bias", 0.25) })
+            {
+                float max = p[$"subspaces.{n}.{name}"].abs().max().item<float>();
+                Assert.IsTrue(max <= bound + 1e-6, $"{name}: |w| ≤ 1/√fan_in = {bound}, got {max}");
+                if (!name.EndsWith("point.bias")) Assert.IsTrue(max > 0.5 * bound, $"{name} looks like U(±{bound}), got max {max}");
+            }
+            foreach (var bn in new[] { "bn_dws", "bn_point" })
+            {
+                Assert.AreEqual(0f, (p[$"subspaces.{n}.{bn}.weight"] - 1).abs().max().item<float>(), $"{bn}.weight");
+                Assert.AreEqual(0f, p[$"subspaces.{n}.{bn}.bias"].abs().max().item<float>(), $"{bn}.bias");
+                Assert.AreEqual(0f, b[$"subspaces.{n}.{bn}.running_mean"].abs().max().item<float>(), $"{bn}.running_mean");
+                Assert.AreEqual(0f, (b[$"subspaces.{n}.{bn}.running_var"] - 1).abs().max().item<float>(), $"{bn}.running_var");
+            }
+        }
+        ulsam.eval();
+        using var x = randn(2, 64, 1, 1).expand(2, 64, 5, 7).contiguous();   // flat over the 35 positions
+        using var y = ulsam.call(x);
+        Assert.IsTrue((y - x * (1 + 1.0 / 35)).abs().max().item<float>() < 1e-5);
+    }
+
+    /// <summary>A 1×1 map: the softmax over one position is 1, so every subspace returns 2·F (train and eval).</summary>
+    [TestMethod]
+    public void SinglePositionMapDoublesTheInput()
+    {
+        using var ulsam = new UltraLightSubspaceAttention(8, 2);
+        using var x = randn(3, 8, 1, 1);
+        foreach (bool train in new[] { false, true })
+        {
+            ulsam.train(train);
+            using var y = ulsam.call(x);
+            Assert.IsTrue((y - 2 * x).abs().max().item<float>() < 1e-6, train ? "train" : "eval");
+        }
+    }
+
     [TestMethod]
     [DataRow(false)]
     [DataRow(true)]
