@@ -1,6 +1,7 @@
-"""Expected values for VisionReferenceCasesTests.cs (independent review of the vision blocks).
+"""Expected values for VisionReferenceCasesTests.cs (independent review of the vision blocks). The leading underscore
+keeps it out of modules_reference.py's benchmark cases (it defines no cases()).
 
-    OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/reference/modules/vision_review_cases.py > /tmp/cases.txt
+    OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/reference/modules/_vision_review_cases.py > /tmp/cases.txt
 
 Configurations the golden files do not cover (other ELA presets and channel counts, explicit k/G/NG, extra residual,
 H = 1, odd and non-square maps, batch 1 and 3, float64, t = 1 and stride-2 inverted-residual blocks in train mode,
