@@ -7,7 +7,8 @@ namespace MLNet.Attention.MultipleInstance;
 /// <summary>Hyper-parameters of <see cref="Acmil"/> (reference names in brackets).</summary>
 /// <param name="FeatureSize">Instance feature size D_feat (e.g. 512 ResNet-18, 384 ViT-S/16, 1024 UNI).</param>
 /// <param name="InnerSize">Width D_in after the dimension reduction [D_inner] (256, 128, 512 respectively).</param>
-/// <param name="Classes">Number of classes C [n_class].</param>
+/// <param name="Classes">Number of classes C [n_class]; use ≥ 2 for training (with C = 1 the reference still runs, but both
+/// cross-entropy losses are identically 0).</param>
 /// <param name="Branches">Attention branches M [n_token], each with its own classifier (README: 5).</param>
 /// <param name="TopK">STKIM top-K size K [n_masked_patch] (README: 10; 0 disables masking).</param>
 /// <param name="MaskRatio">STKIM ratio p [mask_drop] in [0, 1] (README: 0.6): ⌊min(K, N)·p⌋ of the top instances are masked.</param>
@@ -22,7 +23,7 @@ public sealed record AcmilConfig(int FeatureSize, int InnerSize, int Classes, in
     {
         if (FeatureSize < 1) throw new ArgumentOutOfRangeException(nameof(FeatureSize), FeatureSize, "FeatureSize must be at least 1; pass the width of the instance features.");
         if (InnerSize < 1) throw new ArgumentOutOfRangeException(nameof(InnerSize), InnerSize, "InnerSize must be at least 1, e.g. 256 for ResNet-18 features.");
-        if (Classes < 2) throw new ArgumentOutOfRangeException(nameof(Classes), Classes, "ACMIL uses softmax cross-entropy: Classes must be at least 2 (use 2 for a binary task).");
+        if (Classes < 1) throw new ArgumentOutOfRangeException(nameof(Classes), Classes, "Classes must be at least 1 (use 2 for a binary task: ACMIL's losses are softmax cross-entropies, which are identically 0 for a single class).");
         if (Branches < 1) throw new ArgumentOutOfRangeException(nameof(Branches), Branches, "Branches must be at least 1 (5 in the paper; 1 gives ACMIL's ABMIL baseline).");
         if (TopK < 0) throw new ArgumentOutOfRangeException(nameof(TopK), TopK, "TopK must be 0 (no masking) or positive (10 in the paper).");
         if (MaskRatio is < 0 or > 1 || double.IsNaN(MaskRatio))
