@@ -17,7 +17,7 @@ namespace MLNet.Attention.Forecasting;
 /// <c>s = [ m(t,t′)·(q + u_g)·k + (q + v_g)·R_time[T−1−(t−t′)] + (q + w_g)·R_chan[C−1−|c−c′|] ] / √d_h</c>,
 /// <c>s = dtype-min</c> where t′ &gt; t, softmax over all T·C keys, then ·V, merge heads and <c>c_proj</c>.</para>
 /// <para>Reference quirks reproduced: outside the content window (|t − t′| ≤ <c>window</c>, plus every query of the last
-/// segment when <c>globalLastSegment</c>) the content term is <b>zeroed, not masked</b> — the key keeps its time and
+/// segment) the content term is <b>zeroed, not masked</b> — the key keeps its time and
 /// channel terms and still receives probability; relative rows are anchored at the current T and C (row T−1−Δt and
 /// C−1−|Δc|), so a learned row means a different distance when T or C changes. Tokens are flattened time-major
 /// (r = t·C + c). The time term is gathered directly instead of the reference's Transformer-XL reshape ("rel-shift")
@@ -37,16 +37,18 @@ public sealed class MultiVariateParallelAttention : nn.Module<Tensor, Tensor, Te
     private readonly Linear q_attn, c_attn, position_net, channel_net, c_proj;
     private readonly Dropout attn_dropout, resid_dropout;
     private readonly int _width, _heads, _kvHeads, _headWidth, _kvWidth, _window;
-    private readonly bool _globalLastSegment;
+    private readonly bool _globalAttention;
 
     /// <param name="modelWidth">Token width d (n_embd).</param>
     /// <param name="heads">Query heads H; must divide d (head width d_h = d / H).</param>
     /// <param name="kvHeads">Key/value heads H_kv (grouped-query attention); must divide H. Defaults to H (no grouping).</param>
     /// <param name="window">Content window in segments: the content term is kept where |t − t′| ≤ window (10 in the reference).</param>
-    /// <param name="globalLastSegment">When true (the reference's <c>global_att</c>), queries of the last segment see the content term of every earlier key.</param>
+    /// <param name="globalAttention">The reference's <c>global_att</c>. true (reference default): the windowed content term
+    /// (q + u)·k is included, and every query of the last segment sees the content of all earlier keys. false: as the
+    /// reference, the content term is left out entirely (logits = time + channel terms only); <c>u</c> is then unused.</param>
     /// <param name="attentionDropout">Dropout on the attention probabilities (attn_pdrop, training only).</param>
     /// <param name="residualDropout">Dropout on the output projection (resid_pdrop, training only).</param>
-    public MultiVariateParallelAttention(int modelWidth, int heads, int? kvHeads = null, int window = 10, bool globalLastSegment = true,
+    public MultiVariateParallelAttention(int modelWidth, int heads, int? kvHeads = null, int window = 10, bool globalAttention = true,
         double attentionDropout = 0.1, double residualDropout = 0.1) : base(nameof(MultiVariateParallelAttention))
     {
         int hkv = kvHeads ?? heads;
@@ -60,7 +62,7 @@ public sealed class MultiVariateParallelAttention : nn.Module<Tensor, Tensor, Te
         _headWidth = modelWidth / heads;
         _kvWidth = _headWidth * hkv;
         _window = window;
-        _globalLastSegment = globalLastSegment;
+        _globalAttention = globalAttention;
         attn_bias = new Parameter(zeros(3 * _kvWidth));
         q_attn = nn.Linear(modelWidth, modelWidth, hasBias: false);
         c_attn = nn.Linear(modelWidth, 2 * _kvWidth, hasBias: false);
@@ -91,6 +93,8 @@ public sealed class MultiVariateParallelAttention : nn.Module<Tensor, Tensor, Te
     public int KeyValueHeads => _kvHeads;
     /// <summary>Content window in segments.</summary>
     public int Window => _window;
+    /// <summary>Whether the content term is used (the reference's <c>global_att</c>).</summary>
+    public bool GlobalAttention => _globalAttention;
 
     /// <summary>Number of parameters: 2d² + 4·d·kv + 3·kv with kv = (d / H)·H_kv.</summary>
     public static long ParameterCount(int modelWidth, int heads, int kvHeads)
@@ -132,7 +136,6 @@ public sealed class MultiVariateParallelAttention : nn.Module<Tensor, Tensor, Te
         var rTime = RelativeKeys(position_net, positions, t);                                // [1|B, Hkv, 1, dh, T]
         var rChan = RelativeKeys(channel_net, channels, c);                                  // [1|B, Hkv, 1, dh, C]
 
-        var content = matmul(q + Bias(0), k);                                               // [B, Hkv, G, N, N]
         var time = matmul(q + Bias(1), rTime);                                              // [B, Hkv, G, N, T]
         var chan = matmul(q + Bias(2), rChan);                                              // [B, Hkv, G, N, C]
 
@@ -149,16 +152,19 @@ public sealed class MultiVariateParallelAttention : nn.Module<Tensor, Tensor, Te
         chan = chan.gather(-1, chanIndex.expand(chan.shape));
 
         // Content window (multiplicative: zero outside) and causal mask, per segment pair, expanded to tokens.
+        // The reference's global_att = false drops the content term altogether.
         var dt = tAxis.unsqueeze(1) - tAxis.unsqueeze(0);                                    // [T, T] tq − t′
-        var window = dt.abs().le(_window);
-        if (_globalLastSegment) window = window.logical_or(tAxis.eq(t - 1).unsqueeze(1));
         var future = dt.lt(0);
-        var windowTokens = window.index_select(0, tOfToken).index_select(1, tOfToken).to(x.dtype);
         var futureTokens = future.index_select(0, tOfToken).index_select(1, tOfToken);
-
-        var scores = (content * windowTokens).view(b, hkv, g, n, t, c)
-                     + time.unsqueeze(-1) + chan.unsqueeze(-2);                             // [B, Hkv, G, N, T, C]
-        scores = scores.reshape(b, hkv, g, n, n) / Math.Sqrt(dh);
+        var scores = (time.unsqueeze(-1) + chan.unsqueeze(-2)).reshape(b, hkv, g, n, n);   // [B, Hkv, G, N, N]
+        if (_globalAttention)
+        {
+            var content = matmul(q + Bias(0), k);                                           // [B, Hkv, G, N, N]
+            var window = dt.abs().le(_window).logical_or(tAxis.eq(t - 1).unsqueeze(1));    // last segment: global
+            var windowTokens = window.index_select(0, tOfToken).index_select(1, tOfToken).to(x.dtype);
+            scores = scores + content * windowTokens;
+        }
+        scores = scores / Math.Sqrt(dh);
         scores = scores.masked_fill(futureTokens, MinValue(x.dtype));
         var probabilities = attn_dropout.call(softmax(scores, -1));
         var merged = matmul(probabilities, v).permute(0, 3, 1, 2, 4).reshape(b, t, c, _width);

@@ -31,18 +31,19 @@ public sealed class MvpFormerBlock : nn.Module<Tensor, Tensor, Tensor, Tensor>
     /// <param name="kvHeads">Key/value heads H_kv; must divide H (MVPFormer-S: 12 / 4, -M: 16 / 8). Defaults to H.</param>
     /// <param name="innerWidth">MLP hidden width n_inner (MVPFormer-S: 1728 for d 768; -M: 5632 for d 2048).</param>
     /// <param name="window">MVPA content window in segments (10 in the reference).</param>
-    /// <param name="globalLastSegment">Queries of the last segment see all content (the reference's <c>global_att</c>).</param>
+    /// <param name="globalAttention">The reference's <c>global_att</c>: true = windowed content term with a global last
+    /// segment (reference default); false = no content term (see <see cref="MultiVariateParallelAttention"/>).</param>
     /// <param name="attentionDropout">Dropout on the attention probabilities (training only).</param>
     /// <param name="residualDropout">Dropout on the attention output projection (training only).</param>
     /// <param name="eps">RMSNorm epsilon (layer_norm_epsilon).</param>
-    public MvpFormerBlock(int modelWidth, int heads, int? kvHeads = null, int? innerWidth = null, int window = 10, bool globalLastSegment = true,
+    public MvpFormerBlock(int modelWidth, int heads, int? kvHeads = null, int? innerWidth = null, int window = 10, bool globalAttention = true,
         double attentionDropout = 0.1, double residualDropout = 0.1, double eps = 1e-5) : base(nameof(MvpFormerBlock))
     {
         int inner = innerWidth ?? 4 * modelWidth;
         MultiVariateParallelAttention.Validate(modelWidth, heads, kvHeads ?? heads);
         if (inner < 1) throw new ArgumentOutOfRangeException(nameof(innerWidth), innerWidth, "The MLP inner width must be positive (MVPFormer-S uses 1728 for width 768).");
         ln_1 = new RmsNorm(modelWidth, eps);
-        attn = new MultiVariateParallelAttention(modelWidth, heads, kvHeads, window, globalLastSegment, attentionDropout, residualDropout);
+        attn = new MultiVariateParallelAttention(modelWidth, heads, kvHeads, window, globalAttention, attentionDropout, residualDropout);
         ln_2 = new RmsNorm(modelWidth, eps);
         mlp = new SwiGluMlp(modelWidth, inner);
         RegisterComponents();

@@ -12,13 +12,13 @@ namespace MLNet.Attention.Forecasting;
 /// through MVPA's relative terms.
 /// </summary>
 /// <remarks>
-/// The field names <c>position_embedding</c> and <c>channel_embedding</c> are ours (the golden file covers the block only
-/// and passes the rows in directly); rename when mapping a full reference checkpoint. Rows are anchored at the current
+/// The parameters are named as the reference model's tables (<c>positional_embedding.weight</c>,
+/// <c>channel_embedding.weight</c> of <c>MVPFormerModel</c>), so those checkpoint entries map by name. Rows are anchored at the current
 /// T and C, so changing T or C changes which learned row encodes a given distance (the reference's convention).
 /// </remarks>
 public sealed class MvpFormerEmbeddings : nn.Module<Tensor, (Tensor Positions, Tensor Channels)>
 {
-    private readonly Embedding position_embedding, channel_embedding;
+    private readonly Embedding positional_embedding, channel_embedding;
 
     /// <param name="modelWidth">Token width d.</param>
     /// <param name="maxSegments">Rows of the positional table T_max (110 in the reference); inputs need T ≤ T_max.</param>
@@ -30,7 +30,7 @@ public sealed class MvpFormerEmbeddings : nn.Module<Tensor, (Tensor Positions, T
         if (maxChannels < 1) throw new ArgumentOutOfRangeException(nameof(maxChannels), maxChannels, "The channel table needs at least one row (the reference uses 128).");
         MaxSegments = maxSegments;
         MaxChannels = maxChannels;
-        position_embedding = nn.Embedding(maxSegments, modelWidth);
+        positional_embedding = nn.Embedding(maxSegments, modelWidth);
         channel_embedding = nn.Embedding(maxChannels, modelWidth);
         RegisterComponents();
         using (no_grad())
@@ -50,7 +50,7 @@ public sealed class MvpFormerEmbeddings : nn.Module<Tensor, (Tensor Positions, T
     {
         if (segments < 1 || segments > MaxSegments)
             throw new ArgumentOutOfRangeException(nameof(segments), segments, $"The input has {segments} segments but the positional table has {MaxSegments} rows (T_max). Use at most {MaxSegments} segments or build the embeddings with a larger maxSegments.");
-        return position_embedding.weight![..(int)segments].unsqueeze(0);
+        return positional_embedding.weight![..(int)segments].unsqueeze(0);
     }
 
     /// <summary>Channel rows 0..channels−1 as [1, channels, d].</summary>

@@ -141,11 +141,36 @@ public sealed class MvpaTests
         Assert.IsTrue(a[.., ..2].allclose(b[.., ..2], rtol: 0, atol: 1e-6));
         Assert.IsTrue(a[.., 4].allclose(b[.., 4], rtol: 0, atol: 1e-6), "the last segment sees the content of every key");
         Assert.IsTrue((a[.., 2..4] - b[.., 2..4]).abs().max().item<float>() > 1e-4, "segments 2 and 3 have keys outside the window");
-        using var noGlobal = new MultiVariateParallelAttention(8, 2, 1, window: 1, globalLastSegment: false);
-        noGlobal.load_state_dict(narrow.state_dict());
-        noGlobal.eval();
-        using var c = noGlobal.call(x, pos, chan);
-        Assert.IsTrue((c[.., 4] - b[.., 4]).abs().max().item<float>() > 1e-4, "without global_att the last segment is windowed too");
+    }
+
+    /// <summary>
+    /// The reference's global_att = false leaves the content term (q + u)·k out entirely (layers/mvpa.py computes and adds
+    /// global_att only under `if self.global_att`), so the keys and u have no influence; time and channel terms remain.
+    /// (An earlier version windowed the last segment instead, which is not a reference behaviour.)
+    /// </summary>
+    [TestMethod]
+    public void WithoutGlobalAttentionTheContentTermIsLeftOut()
+    {
+        manual_seed(5);
+        using var noGlobal = new MultiVariateParallelAttention(8, 2, 1, window: 1, globalAttention: false, attentionDropout: 0, residualDropout: 0);
+        using var withGlobal = new MultiVariateParallelAttention(8, 2, 1, window: 1, attentionDropout: 0, residualDropout: 0);
+        using (no_grad()) foreach (var p in noGlobal.parameters()) p.mul_(20.0);
+        withGlobal.load_state_dict(noGlobal.state_dict());
+        Assert.IsFalse(noGlobal.GlobalAttention);
+        using var x = randn(1, 5, 2, 8);
+        using var pos = randn(5, 8);
+        using var chan = randn(2, 8);
+        using var before = noGlobal.call(x, pos, chan);
+        using var full = withGlobal.call(x, pos, chan);
+        Assert.IsTrue((before - full).abs().max().item<float>() > 1e-4, "the content term matters when global_att is on");
+        var named = noGlobal.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        using (no_grad())
+        {
+            named["c_attn.weight"][..4].add_(1.0);   // key rows (kv width 4): only used by the content term
+            named["attn_bias"][..4].add_(1.0);       // u: only used by the content term
+        }
+        using var after = noGlobal.call(x, pos, chan);
+        Assert.AreEqual(0f, (after - before).abs().max().item<float>(), 1e-6f, "keys and u must not matter without global_att");
     }
 
     [TestMethod]
