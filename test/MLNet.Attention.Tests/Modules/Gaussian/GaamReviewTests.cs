@@ -9,7 +9,8 @@ namespace MLNet.Attention.Tests.Modules.Gaussian;
 /// Independent review of GAAM/DAAM: configurations the golden file does not cover (a padded 2-layer block whose second
 /// layer no longer sees the doubled pads, a negative norm axis, a head split along axis 0 with a remainder, float64
 /// inputs with float32 parameters, a single head with its own eps, one encoder layer per DAAM head, a batch of one).
-/// Expected values: bench/reference/modules/review_gaam_mil.py (PyTorch 1.13 CPU, a line-by-line transcription of the
+/// Expected values: produced once by the reviewer with PyTorch 1.13 CPU running a line-by-line transcription (kept
+/// outside the repository, which ships only spec-written references) of the
 /// reference forward code described in shared/spec/gaam.md), printed to 9 significant digits. Parameters are set by
 /// their reference state-dict names in state-dict order (k = index in that order), which also pins the order.
 /// </summary>

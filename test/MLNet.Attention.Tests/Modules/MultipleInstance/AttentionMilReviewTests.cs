@@ -8,8 +8,8 @@ namespace MLNet.Attention.Tests.Modules.MultipleInstance;
 /// <summary>
 /// Independent review of ACMIL: configurations the golden file does not cover (K larger than the bag, a bag of one
 /// instance with p = 1, one class, two branches, STKIM driven by the seeded global generator exactly as the reference's
-/// torch.rand, float64). Expected values: bench/reference/modules/review_gaam_mil.py (PyTorch 1.13 CPU, a line-by-line
-/// transcription of ACMIL_GA's forward and the training script's losses, shared/spec/acmil.md §4–§5), printed to 9
+/// torch.rand, float64). Expected values: produced once by the reviewer with PyTorch 1.13 CPU running a line-by-line
+/// transcription (kept outside the repository, which ships only spec-written references) of ACMIL_GA's forward and the training script's losses, shared/spec/acmil.md §4–§5), printed to 9
 /// significant digits. Parameters are set by reference state-dict order (k = index): matrices
 /// sin(0.61j + 0.4k)/√fan_in, vectors 0.1·sin(0.37j + 0.4k).
 /// </summary>

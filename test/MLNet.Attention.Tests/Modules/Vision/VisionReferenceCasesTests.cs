@@ -14,7 +14,7 @@ namespace MLNet.Attention.Tests.Modules.Vision;
 /// </summary>
 /// <remarks>
 /// Expected values produced with PyTorch 1.13.1 (CPU, float32 unless stated) by
-/// <c>OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/reference/modules/_vision_review_cases.py</c>, which builds the
+/// <c>OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/reference/review/vision_cases.py</c>, which builds the
 /// modules from <c>bench/reference/modules/ela.py</c> / <c>ulsam.py</c> (independent implementations written from
 /// shared/spec/ela.md and ulsam.md; they reproduce goldens/ela.md and goldens/ulsam.md to &lt; 5e-8) and the reference
 /// layouts of Xuwei86/ELA_Code (mbv2_ela72.py, semantic/network/backbone/resnet.py BasicBlock).

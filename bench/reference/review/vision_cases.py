@@ -1,7 +1,6 @@
-"""Expected values for VisionReferenceCasesTests.cs (independent review of the vision blocks). The leading underscore
-keeps it out of modules_reference.py's benchmark cases (it defines no cases()).
+"""Expected values for VisionReferenceCasesTests.cs (independent review of the vision blocks).
 
-    OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/reference/modules/_vision_review_cases.py > /tmp/cases.txt
+    OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/reference/review/vision_cases.py > /tmp/cases.txt
 
 Configurations the golden files do not cover (other ELA presets and channel counts, explicit k/G/NG, extra residual,
 H = 1, odd and non-square maps, batch 1 and 3, float64, t = 1 and stride-2 inverted-residual blocks in train mode,
@@ -25,7 +24,7 @@ import sys
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "modules"))
 from ela import ELA, InvertedResidual  # noqa: E402
 from ulsam import Ulsam, MobileNetV1  # noqa: E402
 
