@@ -72,6 +72,14 @@ public sealed class MultiHeadGaussianAdaptiveAttention : nn.Module<Tensor, Tenso
         long n = x.shape[axis], chunk = n / Heads;
         if (chunk < 2)
             throw new ArgumentException($"The norm axis {NormAxis} has {n} entries, too few for {Heads} heads: each head needs at least 2 (chunk = {n} / {Heads} = {chunk}; the reference fails for 0 and returns NaN for 1). Use at most {n / 2} heads or a longer axis.", nameof(x));
+        if (Heads > 1 && n % Heads == 0) return ApplyFused(x, pad, axis, chunk);
+        return ApplyLoop(x, pad, axis, chunk);
+    }
+
+    /// <summary>Head by head on narrowed chunks (always correct; needed when the last head takes a remainder).</summary>
+    internal (Tensor Output, Tensor Weights) ApplyLoop(Tensor x, Tensor? pad, long axis, long chunk)
+    {
+        long n = x.shape[axis];
         var outputs = new Tensor[Heads];
         var weights = new Tensor[Heads];
         for (int i = 0; i < Heads; i++)
@@ -80,5 +88,24 @@ public sealed class MultiHeadGaussianAdaptiveAttention : nn.Module<Tensor, Tenso
             (outputs[i], weights[i]) = attention_heads[i].Apply(x.narrow(axis, start, length), pad?.narrow(axis, start, length));
         }
         return Heads == 1 ? (outputs[0], weights[0]) : (cat(outputs, axis), cat(weights, axis));
+    }
+
+    /// <summary>
+    /// All heads at once when the axis splits evenly: x is viewed as [..., H, n/H, ...] (the axis split in two), the
+    /// statistics run along the chunk axis and the heads' stacked δ, c [H, N] broadcast over the head axis. Same result as
+    /// <see cref="ApplyLoop"/> up to float rounding, without H narrowed (strided) chunks, H sets of small ops and two
+    /// concatenations.
+    /// </summary>
+    internal (Tensor Output, Tensor Weights) ApplyFused(Tensor x, Tensor? pad, long axis, long chunk)
+    {
+        var split = x.shape.Take((int)axis).Append(Heads).Append(chunk).Concat(x.shape.Skip((int)axis + 1)).ToArray();
+        var headShape = new long[x.dim() - axis + 1];               // [H, 1, 1 per axis after the norm axis]
+        Array.Fill(headShape, 1L);
+        headShape[0] = Heads;
+        var heads = attention_heads.ToArray();
+        var offsets = stack(heads.Select(h => h.MeanOffsets).ToArray());
+        var scales = stack(heads.Select(h => h.Scales).ToArray());
+        var (y, w) = GaussianAdaptiveAttention.Mixture(x.reshape(split), pad?.reshape(split), axis + 1, offsets, scales, heads[0].Eps, headShape);
+        return (y.reshape(x.shape), w.reshape(x.shape));
     }
 }

