@@ -41,6 +41,8 @@ public static class ModulesBenchmark
             .ToList();
         if (cases.Count == 0) throw new UsageException($"No benchmark case matches --blocks {string.Join(',', keep)}.");
 
+        // Process warm-up: the first case timed would otherwise also pay for JIT compilation and libtorch's thread-pool start.
+        foreach (var c in cases) WarmUp(c);
         string loadBefore = LoadAverage();
         var ours = new List<Timing>();
         foreach (var c in cases)
@@ -83,7 +85,7 @@ public static class ModulesBenchmark
                 $"| {F(o.ForwardBackwardMs, "F2")} | {Cell(t?.ForwardBackwardMs)} | {Ratio(o.ForwardBackwardMs, t?.ForwardBackwardMs)} |");
         }
         md.AppendLine();
-        md.AppendLine($"Median milliseconds per call after {WarmupCalls} warm-up calls, over at least {MinCalls} calls and {F(minSeconds, "F1")} s; " +
+        md.AppendLine($"Every case first runs once (process warm-up), then: median milliseconds per call after {WarmupCalls} warm-up calls, over at least {MinCalls} calls and {F(minSeconds, "F1")} s; " +
             "forward runs under `no_grad`, forward + backward backpropagates the output's sum and clears the gradients. " +
             "Ratio = ours / PyTorch: below 1 we are faster. " +
             (steadyAllocator
@@ -120,6 +122,21 @@ public static class ModulesBenchmark
     {
         try { return string.Join(" / ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
         catch (IOException) { return "unknown"; }
+    }
+
+    private static void WarmUp(ModuleBenchmarkCase c)
+    {
+        using var module = c.CreateModule();
+        var inputs = c.CreateInputs();
+        try
+        {
+            using var scope = NewDisposeScope();
+            c.Forward(module, inputs).sum().backward();
+        }
+        finally
+        {
+            foreach (var t in inputs) t.Dispose();
+        }
     }
 
     private static Timing Measure(ModuleBenchmarkCase c, double minSeconds)

@@ -67,10 +67,12 @@ def main():
     torch.manual_seed(args.seed)
     folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "modules")
     keep = [b for b in args.blocks.split(",") if b]
+    cases = [c for c in load_cases(folder) if not keep or any(c["block"].startswith(k) for k in keep)]
+    for case in cases:  # process warm-up, as the C# side: every case runs forward + backward once before any timing
+        case["forward"](case["module"], case["inputs"]).sum().backward()
+        case["module"].zero_grad(set_to_none=True)
     results = []
-    for case in load_cases(folder):
-        if keep and not any(case["block"].startswith(k) for k in keep):
-            continue
+    for case in cases:
         module, inputs, forward = case["module"], case["inputs"], case["forward"]
         params = sum(p.numel() for p in module.parameters())
 
