@@ -56,6 +56,7 @@ public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tens
     /// <summary>The hyper-parameters this network was built with.</summary>
     public InvertedTransformerConfig Config { get; }
 
+    /// <summary>Builds the network; <paramref name="config"/> is validated first (<see cref="InvertedTransformerConfig.Validate"/>).</summary>
     public InvertedTransformerNetwork(InvertedTransformerConfig config) : base(nameof(InvertedTransformerNetwork))
     {
         ArgumentNullException.ThrowIfNull(config);

@@ -118,6 +118,7 @@ public sealed class GaussianAdaptiveAttention : nn.Module<Tensor, Tensor>
     /// </summary>
     /// <param name="x">Input; statistics and normalisation run along <paramref name="axis"/> (non-negative).</param>
     /// <param name="pad">Null or a bool mask of x's shape (true = pad).</param>
+    /// <param name="axis">The (non-negative) axis of the statistics and of the normalising sum.</param>
     /// <param name="offsets">δ, [heads..., N] (no leading axis for a single head).</param>
     /// <param name="scales">c, same shape as <paramref name="offsets"/>.</param>
     /// <param name="eps">Variance eps and clamp of the normalising sum.</param>

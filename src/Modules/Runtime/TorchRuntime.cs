@@ -10,6 +10,7 @@ namespace MLNet.Attention.Runtime;
 /// </summary>
 public sealed class TorchRuntimeException : Exception
 {
+    /// <summary>Creates the exception with the explanation of the real cause and the original loader error.</summary>
     public TorchRuntimeException(string message, Exception? inner) : base(message, inner) { }
 }
 
