@@ -124,47 +124,40 @@ public static class ModulesBenchmark
         catch (IOException) { return "unknown"; }
     }
 
-    private static void WarmUp(ModuleBenchmarkCase c)
+    /// <summary>Builds the case's module and inputs, runs <paramref name="body"/> on them, and disposes both.</summary>
+    private static T WithCase<T>(ModuleBenchmarkCase c, Func<nn.Module, Tensor[], T> body)
     {
         using var module = c.CreateModule();
         var inputs = c.CreateInputs();
-        try
-        {
-            using var scope = NewDisposeScope();
-            c.Forward(module, inputs).sum().backward();
-        }
-        finally
-        {
-            foreach (var t in inputs) t.Dispose();
-        }
+        try { return body(module, inputs); }
+        finally { foreach (var t in inputs) t.Dispose(); }
     }
 
-    private static Timing Measure(ModuleBenchmarkCase c, double minSeconds)
+    private static void ForwardBackward(ModuleBenchmarkCase c, nn.Module module, Tensor[] inputs)
     {
-        using var module = c.CreateModule();
-        var inputs = c.CreateInputs();
-        try
-        {
-            long parameters = module.parameters().Sum(p => p.numel());
-            double forward = Median(() =>
-            {
-                using var noGrad = no_grad();
-                using var scope = NewDisposeScope();
-                c.Forward(module, inputs);
-            }, minSeconds);
-            double forwardBackward = Median(() =>
-            {
-                using var scope = NewDisposeScope();
-                c.Forward(module, inputs).sum().backward();
-                module.zero_grad();
-            }, minSeconds);
-            return new Timing(c.Block, c.Size, parameters, forward, forwardBackward);
-        }
-        finally
-        {
-            foreach (var t in inputs) t.Dispose();
-        }
+        using var scope = NewDisposeScope();
+        c.Forward(module, inputs).sum().backward();
+        module.zero_grad();
     }
+
+    private static void WarmUp(ModuleBenchmarkCase c) => WithCase(c, (module, inputs) =>
+    {
+        ForwardBackward(c, module, inputs);
+        return 0;
+    });
+
+    private static Timing Measure(ModuleBenchmarkCase c, double minSeconds) => WithCase(c, (module, inputs) =>
+    {
+        long parameters = module.parameters().Sum(p => p.numel());
+        double forward = Median(() =>
+        {
+            using var noGrad = no_grad();
+            using var scope = NewDisposeScope();
+            c.Forward(module, inputs);
+        }, minSeconds);
+        double forwardBackward = Median(() => ForwardBackward(c, module, inputs), minSeconds);
+        return new Timing(c.Block, c.Size, parameters, forward, forwardBackward);
+    });
 
     private static double Median(Action call, double minSeconds)
     {
