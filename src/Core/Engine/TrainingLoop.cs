@@ -46,7 +46,8 @@ internal static class TrainingLoop
         int totalSteps = stepsPerEpoch * options.MaxEpochs;
 
         var parameters = module.parameters().Where(p => p.requires_grad).ToList();
-        using var optimizer = optim.AdamW(parameters, options.LearningRate, weight_decay: options.WeightDecay);
+        // Our AdamW, not TorchSharp's: its step creates temporary Scalars that the GC can free mid-call (TorchScalars).
+        using var optimizer = new Optim.AdamW(parameters, options.LearningRate, weightDecay: options.WeightDecay);
         var reports = new List<EpochReport>();
         Dictionary<string, Tensor>? best = null;
         double? bestLoss = null;
@@ -67,14 +68,14 @@ internal static class TrainingLoop
                     if (dropLast && count < options.BatchSize) break;
                     options.CancellationToken.ThrowIfCancellationRequested();
                     lr = LearningRateAt(options, epoch, step++, totalSteps);
-                    foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+                    optimizer.LearningRate = lr;
                     using var scope = NewDisposeScope();
                     var batch = train.CreateBatch(order.AsSpan(start, count), device);
-                    optimizer.zero_grad();
+                    optimizer.ZeroGrad();
                     var loss = computeLoss(batch);
                     loss.backward();
                     if (options.GradientClipNorm is { } clip) nn.utils.clip_grad_norm_(parameters, clip);
-                    optimizer.step();
+                    optimizer.Step();
                     double value = loss.item<float>();
                     if (!double.IsFinite(value))
                         throw new InvalidOperationException($"{componentName}: the training loss became {value} in epoch {epoch}. Lower LearningRate, set GradientClipNorm, or check the data for extreme values.");

@@ -1,6 +1,7 @@
 using MLNet.Attention.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Forecasting;
 
@@ -81,7 +82,7 @@ internal sealed class ForecastScorer : IDisposable
         using var scope = NewDisposeScope();
         var scaled = (windows.to(Device) - _mean) / _std;
         var covariates = Info.Calendar == CalendarFeatures.None ? null : WindowCovariates(lastTimestamps, (int)windows.shape[0]);
-        var y = _forecastScaled(scaled, covariates) * _std + _mean;
+        var y = _forecastScaled(scaled, covariates).mul(_std).add(_mean, One);
         return y.cpu().MoveToOuterDisposeScope();
     }
 

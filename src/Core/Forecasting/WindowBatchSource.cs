@@ -1,5 +1,6 @@
 using MLNet.Attention.Engine;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Forecasting;
 
@@ -33,8 +34,8 @@ internal sealed class WindowBatchSource : BatchSource, IDisposable
     {
         EnsureOn(device);
         var starts = tensor(rows.ToArray(), dtype: ScalarType.Int64, device: device).unsqueeze(1);
-        var inputIndex = starts + _lookbackOffsets!;            // [B, L]
-        var targetIndex = starts + _horizonOffsets!;            // [B, S]
+        var inputIndex = starts.add(_lookbackOffsets!, One);          // [B, L]
+        var targetIndex = starts.add(_horizonOffsets!, One);          // [B, S]
         var x = _series![inputIndex];                           // [B, L, N]
         var y = _series[targetIndex];                           // [B, S, N]
         var cov = _calendar is null ? null : _calendar[inputIndex];
@@ -49,8 +50,8 @@ internal sealed class WindowBatchSource : BatchSource, IDisposable
         _series = tensor(_values, new long[] { _rows, _variates }, device: device).DetachFromDisposeScope();
         if (_covariates is not null)
             _calendar = tensor(_covariates, new long[] { _rows, _covariateCount }, device: device).DetachFromDisposeScope();
-        _lookbackOffsets = arange(_lookback, dtype: ScalarType.Int64, device: device).unsqueeze(0).DetachFromDisposeScope();
-        _horizonOffsets = arange(_lookback, _lookback + _horizon, dtype: ScalarType.Int64, device: device).unsqueeze(0).DetachFromDisposeScope();
+        _lookbackOffsets = arange(Zero, Of(_lookback), One, dtype: ScalarType.Int64, device: device).unsqueeze(0).DetachFromDisposeScope();
+        _horizonOffsets = arange(Of(_lookback), Of(_lookback + _horizon), One, dtype: ScalarType.Int64, device: device).unsqueeze(0).DetachFromDisposeScope();
     }
 
     private void DisposeTensors()

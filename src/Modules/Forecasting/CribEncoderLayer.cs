@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Forecasting;
 
@@ -46,12 +47,12 @@ public sealed class CribEncoderLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = x + dropout.call(attention.call(x));
+        var h = x.add(dropout.call(attention.call(x)), One);
         var y = norm1.call(h);
         y = nn.functional.linear(y, conv1.weight!.squeeze(-1), conv1.bias);
         y = dropout.call(_relu ? nn.functional.relu(y) : nn.functional.gelu(y));
         y = dropout.call(nn.functional.linear(y, conv2.weight!.squeeze(-1), conv2.bias));
-        return norm2.call(h + y).MoveToOuterDisposeScope();
+        return norm2.call(h.add(y, One)).MoveToOuterDisposeScope();
     }
 }
 

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Forecasting;
 
@@ -39,7 +40,10 @@ public sealed class CribInformationBottleneck : nn.Module<Tensor, (Tensor Mean, 
         var grouped = RegroupByVariate(tokens, _patches);
         var u = _second.call(nn.functional.relu(_first.call(grouped)));
         var mean = u[.., .., .._width];
-        var variance = nn.functional.softplus(u[.., .., _width..]) + 1e-9;
+        // softplus with PyTorch's defaults (β = 1, threshold 20) written out: TorchSharp's softplus converts β and the
+        // threshold to Scalars implicitly (see TorchScalars).
+        var raw = u[.., .., _width..];
+        var variance = where(raw.gt(Of(20L)), raw, raw.exp().log1p()).add(Of(1e-9), One);
         return (mean.MoveToOuterDisposeScope(), variance.MoveToOuterDisposeScope());
     }
 
@@ -50,7 +54,7 @@ public sealed class CribInformationBottleneck : nn.Module<Tensor, (Tensor Mean, 
     public static Tensor KlToStandardNormal(Tensor mean, Tensor variance)
     {
         using var scope = NewDisposeScope();
-        var perRow = 0.5 * (variance + mean.square() - 1.0 - variance.log()).sum(-1);
+        var perRow = variance.add(mean.pow(Of(2L)), One).sub(Of(1.0)).sub(variance.log()).sum(-1).mul(Of(0.5));
         var kl = where(perRow.isfinite(), perRow, zeros_like(perRow)).sum();
         return kl.MoveToOuterDisposeScope();
     }

@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Forecasting;
 
@@ -49,13 +50,13 @@ public static class CribLosses
     public static Tensor Prediction(Tensor forecast, Tensor target) => (forecast - target).abs().mean();
 
     /// <summary>Consistency loss mean (e₁ − e₂)² between the two views' encoder tokens.</summary>
-    public static Tensor Consistency(Tensor firstView, Tensor secondView) => (firstView - secondView).square().mean();
+    public static Tensor Consistency(Tensor firstView, Tensor secondView) => (firstView - secondView).pow(Of(2L)).mean();
 
     /// <summary>Total = w_pred·L_pred + w_cons·L_cons + w_KL·KL with the weights of <paramref name="config"/>.</summary>
     public static Tensor Total(CribConfig config, Tensor prediction, Tensor consistency, Tensor kl)
     {
         ArgumentNullException.ThrowIfNull(config);
         using var scope = NewDisposeScope();
-        return (config.PredictionWeight * prediction + config.ConsistencyWeight * consistency + config.KlWeight * kl).MoveToOuterDisposeScope();
+        return prediction.mul(Of(config.PredictionWeight)).add(consistency.mul(Of(config.ConsistencyWeight)), One).add(kl.mul(Of(config.KlWeight)), One).MoveToOuterDisposeScope();
     }
 }

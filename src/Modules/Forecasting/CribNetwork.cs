@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Forecasting;
 
@@ -112,7 +113,7 @@ public sealed class CribNetwork : nn.Module<Tensor, Tensor?, Tensor>
         long b = x.shape[0], n = x.shape[2], p = Config.Patches, l = Config.PatchLength;
         var (normalised, mean, std) = revinlayer.Normalise(x);
         var tokens = CribPatching.ToPatches(normalised, Config.PatchLength).reshape(b, p * n, l);
-        var x1 = (tokens + enc_pos_emded.Slice(p * n, l)).reshape(b, p, n, l);  // positional encoding over r = p·N + n
+        var x1 = tokens.add(enc_pos_emded.Slice(p * n, l), One).reshape(b, p, n, l);  // positional encoding over r = p·N + n
         var (e1, posteriorMean, posteriorVariance) = encoder.call(x1);
         var kl = CribInformationBottleneck.KlToStandardNormal(posteriorMean, posteriorVariance);
         var forecast = revinlayer.Denormalise(predictor.call(e1), mean, std);
@@ -129,7 +130,7 @@ public sealed class CribNetwork : nn.Module<Tensor, Tensor?, Tensor>
                 eps = draws.to(x1.dtype, x1.device);
             }
             else eps = randn(x1.shape, dtype: x1.dtype, device: x1.device, generator: generator);
-            var x2 = x1 + Config.SecondViewNoiseScale * (m + s * eps);
+            var x2 = x1.add(m.add(s * eps, One).mul(Of(Config.SecondViewNoiseScale)), One);
             e2 = encoder.call(x2).Tokens.MoveToOuterDisposeScope();
             m.MoveToOuterDisposeScope();
             s.MoveToOuterDisposeScope();
@@ -164,13 +165,13 @@ public sealed class CribNetwork : nn.Module<Tensor, Tensor?, Tensor>
         if (observedMask.dtype == ScalarType.Bool) observed = observedMask;
         else
         {
-            if (!(observedMask.eq(0) | observedMask.eq(1)).all().item<bool>())
+            if (!(observedMask.eq(Zero) | observedMask.eq(One)).all().item<bool>())
                 throw new ArgumentException("The observedMask must contain only 0 (missing) and 1 (observed); binarise it first (e.g. mask.gt(0.5)).", nameof(observedMask));
-            observed = observedMask.ne(0);
+            observed = observedMask.ne(Zero);
         }
         observed = observed.to(series.device);
         if ((observed & finite.logical_not()).any().item<bool>())
             throw new ArgumentException("The series contains NaN or infinite values at observed positions (observedMask = 1); set the mask to 0 there or fill those values.", nameof(series));
-        return series.masked_fill(observed.logical_not(), 0.0).MoveToOuterDisposeScope();
+        return series.masked_fill(observed.logical_not(), Of(0.0)).MoveToOuterDisposeScope();
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Forecasting;
 
@@ -17,8 +18,8 @@ public sealed class CribPositionalTable : nn.Module
         if (width < 2 || width % 2 != 0) throw new ArgumentException($"The positional table width {width} must be a positive even number.", nameof(width));
         if (rows < 1) throw new ArgumentOutOfRangeException(nameof(rows), rows, "rows must be positive.");
         using var scope = NewDisposeScope();
-        var position = arange(0, rows, dtype: ScalarType.Float32).unsqueeze(1);
-        var divTerm = (arange(0, width, 2, dtype: ScalarType.Float32) * (float)(-(Math.Log(10000.0) / width))).exp();
+        var position = arange(Zero, Of(rows), One, dtype: ScalarType.Float32).unsqueeze(1);
+        var divTerm = arange(Zero, Of(width), Of(2L), dtype: ScalarType.Float32).mul(Of((float)(-(Math.Log(10000.0) / width)))).exp();
         var angles = position * divTerm;                                           // [rows, width/2]
         var pe = stack(new[] { angles.sin(), angles.cos() }, 2).reshape(1, rows, width);
         register_buffer("pe", pe.detach().MoveToOuterDisposeScope());

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Forecasting;
 
@@ -26,8 +27,8 @@ public sealed class CribRevIN : nn.Module
     {
         using var scope = NewDisposeScope();
         var mean = series.mean(new long[] { 1 }, keepdim: true).detach();
-        var std = (series.var(1, unbiased: false, keepdim: true) + 1e-5).sqrt().detach();
-        var y = (series - mean) / std * affine_weight + affine_bias;
+        var std = series.var(1, unbiased: false, keepdim: true).add(Of(1e-5), One).sqrt().detach();
+        var y = ((series - mean) / std * affine_weight).add(affine_bias, One);
         return (y.MoveToOuterDisposeScope(), mean.MoveToOuterDisposeScope(), std.MoveToOuterDisposeScope());
     }
 
@@ -35,6 +36,6 @@ public sealed class CribRevIN : nn.Module
     public Tensor Denormalise(Tensor y, Tensor mean, Tensor std)
     {
         using var scope = NewDisposeScope();
-        return ((y - affine_bias) / (affine_weight + 1e-10) * std + mean).MoveToOuterDisposeScope();
+        return ((y - affine_bias) / affine_weight.add(Of(1e-10), One) * std).add(mean, One).MoveToOuterDisposeScope();
     }
 }

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Forecasting;
 
@@ -38,7 +39,7 @@ public sealed class CribTemporalBlock : nn.Module<Tensor, Tensor>
         var h = dropout.call(nn.functional.relu(conv1.call(x)));
         h = dropout.call(nn.functional.relu(conv2.call(h)));
         var residual = downsample is null ? x : downsample.call(x);
-        return (h + residual).MoveToOuterDisposeScope();
+        return h.add(residual, One).MoveToOuterDisposeScope();
     }
 }
 

@@ -2,6 +2,7 @@ using MLNet.Attention.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Forecasting;
 
@@ -86,7 +87,7 @@ public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tens
             // μ is a constant (detached); σ keeps its gradient, as in the reference.
             mean = series.mean(new long[] { 1 }, keepdim: true).detach();
             var centred = series - mean;
-            std = (centred.var(1, unbiased: false, keepdim: true) + 1e-5).sqrt();
+            std = centred.var(1, unbiased: false, keepdim: true).add(Of(1e-5), One).sqrt();
             x = centred / std;
         }
         var tokens = x.transpose(1, 2);                                       // [B, N, L]
@@ -96,7 +97,7 @@ public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tens
         var h = encoder.call(embedded);
         observe?.Invoke("encoder", h);
         var y = projector.call(h).transpose(1, 2)[.., .., ..(int)variates]; // [B, S, N]
-        if (Config.UseNorm) y = y * std + mean;
+        if (Config.UseNorm) y = (y * std).add(mean, One);
         return y.MoveToOuterDisposeScope();
     }
 

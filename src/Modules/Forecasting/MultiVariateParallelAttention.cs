@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Forecasting;
 
@@ -136,36 +137,36 @@ public sealed class MultiVariateParallelAttention : nn.Module<Tensor, Tensor, Te
         var rTime = RelativeKeys(position_net, positions, t);                                // [1|B, Hkv, 1, dh, T]
         var rChan = RelativeKeys(channel_net, channels, c);                                  // [1|B, Hkv, 1, dh, C]
 
-        var time = matmul(q + Bias(1), rTime);                                              // [B, Hkv, G, N, T]
-        var chan = matmul(q + Bias(2), rChan);                                              // [B, Hkv, G, N, C]
+        var time = matmul(q.add(Bias(1), One), rTime);                                              // [B, Hkv, G, N, T]
+        var chan = matmul(q.add(Bias(2), One), rChan);                                              // [B, Hkv, G, N, C]
 
         // Relative indices: query token r = (tq, cq); time row T−1−(tq−t′) (clamped where t′ > tq: masked below),
         // channel row C−1−|cq−c′|.
         var dev = x.device;
-        var tAxis = arange(t, dtype: ScalarType.Int64, device: dev);
-        var cAxis = arange(c, dtype: ScalarType.Int64, device: dev);
+        var tAxis = arange(Zero, Of(t), One, dtype: ScalarType.Int64, device: dev);
+        var cAxis = arange(Zero, Of(c), One, dtype: ScalarType.Int64, device: dev);
         var tOfToken = tAxis.repeat_interleave(c);                                           // [N]
         var cOfToken = cAxis.repeat(t);                                                      // [N]
-        var timeIndex = (t - 1 - (tOfToken.unsqueeze(1) - tAxis.unsqueeze(0))).clamp(0, t - 1);   // [N, T]
-        var chanIndex = c - 1 - (cOfToken.unsqueeze(1) - cAxis.unsqueeze(0)).abs();         // [N, C]
+        var timeIndex = (tOfToken.unsqueeze(1) - tAxis.unsqueeze(0)).negative().add(Of(t - 1), One).clamp(Zero, Of(t - 1));   // [N, T]
+        var chanIndex = (cOfToken.unsqueeze(1) - cAxis.unsqueeze(0)).abs().negative().add(Of(c - 1), One);         // [N, C]
         time = time.gather(-1, timeIndex.expand(time.shape));
         chan = chan.gather(-1, chanIndex.expand(chan.shape));
 
         // Content window (multiplicative: zero outside) and causal mask, per segment pair, expanded to tokens.
         // The reference's global_att = false drops the content term altogether.
         var dt = tAxis.unsqueeze(1) - tAxis.unsqueeze(0);                                    // [T, T] tq − t′
-        var future = dt.lt(0);
+        var future = dt.lt(Zero);
         var futureTokens = future.index_select(0, tOfToken).index_select(1, tOfToken);
-        var scores = (time.unsqueeze(-1) + chan.unsqueeze(-2)).reshape(b, hkv, g, n, n);   // [B, Hkv, G, N, N]
+        var scores = time.unsqueeze(-1).add(chan.unsqueeze(-2), One).reshape(b, hkv, g, n, n);   // [B, Hkv, G, N, N]
         if (_globalAttention)
         {
-            var content = matmul(q + Bias(0), k);                                           // [B, Hkv, G, N, N]
-            var window = dt.abs().le(_window).logical_or(tAxis.eq(t - 1).unsqueeze(1));    // last segment: global
+            var content = matmul(q.add(Bias(0), One), k);                                           // [B, Hkv, G, N, N]
+            var window = dt.abs().le(Of(_window)).logical_or(tAxis.eq(Of(t - 1)).unsqueeze(1));    // last segment: global
             var windowTokens = window.index_select(0, tOfToken).index_select(1, tOfToken).to(x.dtype);
-            scores = scores + content * windowTokens;
+            scores = scores.add(content * windowTokens, One);
         }
-        scores = scores / Math.Sqrt(dh);
-        scores = scores.masked_fill(futureTokens, MinValue(x.dtype));
+        scores = scores.div(Of(Math.Sqrt(dh)));
+        scores = scores.masked_fill(futureTokens, Of(MinValue(x.dtype)));
         var probabilities = attn_dropout.call(softmax(scores, -1));
         var merged = matmul(probabilities, v).permute(0, 3, 1, 2, 4).reshape(b, t, c, _width);
         var output = resid_dropout.call(c_proj.call(merged)).MoveToOuterDisposeScope();

@@ -2,6 +2,7 @@ using MLNet.Attention.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Forecasting;
 
@@ -67,7 +68,7 @@ public sealed class MvpFormerBlock : nn.Module<Tensor, Tensor, Tensor, Tensor>
         using var scope = NewDisposeScope();
         var a = ln_1.call(x);
         // ln_2 is intentionally unused (reference quirk, see remarks).
-        var y = x + mlp.call(a) + attn.call(a, positions, channels);
+        var y = x.add(mlp.call(a), One).add(attn.call(a, positions, channels), One);
         return y.MoveToOuterDisposeScope();
     }
 }

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Forecasting;
 
@@ -36,7 +37,7 @@ public sealed class WeightNormConv2d : nn.Module<Tensor, Tensor>
         {
             bias = new Parameter(conv.bias!.detach().clone());
             weight_v = new Parameter(conv.weight!.detach().clone());
-            weight_g = new Parameter(weight_v.detach().square().sum(new long[] { 1, 2, 3 }, keepdim: true).sqrt());
+            weight_g = new Parameter(weight_v.detach().pow(Of(2L)).sum(new long[] { 1, 2, 3 }, keepdim: true).sqrt());
         }
         RegisterComponents();
     }
@@ -45,7 +46,7 @@ public sealed class WeightNormConv2d : nn.Module<Tensor, Tensor>
     public Tensor EffectiveWeight()
     {
         using var scope = NewDisposeScope();
-        var norm = weight_v.square().sum(new long[] { 1, 2, 3 }, keepdim: true).sqrt();
+        var norm = weight_v.pow(Of(2L)).sum(new long[] { 1, 2, 3 }, keepdim: true).sqrt();
         return (weight_g * weight_v / norm).MoveToOuterDisposeScope();
     }
 

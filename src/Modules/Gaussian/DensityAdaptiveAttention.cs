@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Gaussian;
 
@@ -55,7 +56,7 @@ public sealed class DensityAdaptiveAttention : nn.Module<Tensor, Tensor>
         Features = features;
         Eps = eps;
         TimePooling = timePooling;
-        c = new Parameter(full(1, features, initialC, dtype: float32));
+        c = new Parameter(full(1, features, Of(initialC), dtype: float32));
         mean_offset = new Parameter(zeros(1, features, dtype: float32));
         RegisterComponents();
     }
@@ -106,8 +107,8 @@ public sealed class DensityAdaptiveAttention : nn.Module<Tensor, Tensor>
     internal static Tensor Density(Tensor y, Tensor c, Tensor meanOffset, double eps)
     {
         var mean = y.mean(new long[] { -2 }, keepdim: true);
-        var variance = ((y * y).mean(new long[] { -2 }, keepdim: true) - mean * mean).abs() + 1e-8;
-        var z = (y - (mean + meanOffset)) / (variance + eps).sqrt();
-        return (-(z * z) / (2 * c)).exp();
+        var variance = ((y * y).mean(new long[] { -2 }, keepdim: true) - mean * mean).abs().add(Of(1e-8), One);
+        var z = (y - mean.add(meanOffset, One)) / variance.add(Of(eps), One).sqrt();
+        return (-(z * z) / c.mul(Of(2L))).exp();
     }
 }

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Gaussian;
 
@@ -93,16 +94,16 @@ public sealed class GaussianAdaptiveAttention : nn.Module<Tensor, Tensor>
         long axis = NormAxis;
         var masked = pad is null ? x : where(pad, zeros_like(x), x);
         var mean = masked.mean(new[] { axis }, keepdim: true);
-        var std = (masked.var(axis, unbiased: true, keepdim: true) + Eps).sqrt();
+        var std = masked.var(axis, unbiased: true, keepdim: true).add(Of(Eps), One).sqrt();
         Tensor? product = null;
         for (int i = 0; i < Gaussians; i++)
         {
-            var y = (x - (mean + mean_offsets[i])) / std;
+            var y = (x - mean.add(mean_offsets[i], One)) / std;
             var c2 = c[i] * c[i];
-            var g = (-(y * y) / (2.0 * c2)).exp() / (2 * Math.PI * c2).sqrt();
+            var g = (-(y * y) / c2.mul(Of(2.0))).exp() / c2.mul(Of(2 * Math.PI)).sqrt();
             product = product is null ? g : product * g;
         }
-        var w = product! / product!.sum(axis, keepdim: true).clamp_min(Eps);
+        var w = product! / product!.sum(axis, keepdim: true).clamp_min(Of(Eps));
         var output = pad is null ? x * w : where(pad, x, x * w);
         return (output, w);
     }
@@ -130,21 +131,21 @@ public sealed class GaussianAdaptiveAttention : nn.Module<Tensor, Tensor>
         // Two-pass unbiased variance Σ(x − μ)²/(n − 1): libtorch's var/var_mean (Welford) is ~10× slower than these
         // two vectorised passes on short rows, and x − μ is needed below anyway.
         var centred = masked - mean;
-        var v = (centred * centred).sum(axis, keepdim: true) / (x.shape[axis] - 1) + eps;
+        var v = (centred * centred).sum(axis, keepdim: true).div(Of(x.shape[axis] - 1)).add(Of(eps), One);
         var z = pad is null ? centred : x - mean;    // padded entries keep their raw value in the Gaussians
 
         var c2 = (scales * scales).to(x.dtype);
         var delta = offsets.to(x.dtype);
-        var k = 0.5 / c2;
+        var k = c2.reciprocal().mul(Of(0.5));
         var kSum = k.sum(-1);
         var m = (k * delta).sum(-1) / kSum;
-        var spread = (k * (delta - m.unsqueeze(-1)).square()).sum(-1);
-        var logNorm = 0.5 * (c2 * (2 * Math.PI)).log().sum(-1);
+        var spread = (k * (delta - m.unsqueeze(-1)).pow(Of(2L))).sum(-1);
+        var logNorm = c2.mul(Of(2 * Math.PI)).log().sum(-1).mul(Of(0.5));
         if (headShape.Length > 0) { kSum = kSum.view(headShape); m = m.view(headShape); spread = spread.view(headShape); logNorm = logNorm.view(headShape); }
 
         var t = (z - m) * (kSum / v).sqrt();
-        var product = addcmul(-(spread / v + logNorm), t, t, -1).exp_();    // exp(−D/v − L − t²); in place on a fresh temporary (autograd-safe)
-        var w = product / product.sum(axis, keepdim: true).clamp_min(eps);
+        var product = addcmul(-(spread / v).add(logNorm, One), t, t, MinusOne).exp_();    // exp(−D/v − L − t²); in place on a fresh temporary (autograd-safe)
+        var w = product / product.sum(axis, keepdim: true).clamp_min(Of(eps));
         var output = pad is null ? x * w : where(pad, x, x * w);
         return (output, w);
     }
@@ -170,7 +171,7 @@ internal static class GaussianPadding
         }
         if (paddingValue is { } p)
         {
-            var byValue = x.eq(p);
+            var byValue = x.eq(Of(p));
             pad = pad is null ? byValue : pad.logical_or(byValue);
         }
         return pad;

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Gaussian;
 
@@ -69,7 +70,7 @@ public sealed class GaussianBlock : nn.Module<Tensor, Tensor>
         {
             var (y, w) = layer.Apply(x, paddingMask);
             weights?.Add(w);
-            x = y + x;
+            x = y.add(x, One);
         }
         return x;
     }

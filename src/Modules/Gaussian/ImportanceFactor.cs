@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Gaussian;
 
@@ -31,8 +32,8 @@ public static class ImportanceFactor
         using var scope = NewDisposeScope();
         var low = densityMap.min();
         var span = densityMap.max() - low;
-        var safe = where(span > 0, span, ones_like(span));
-        var result = where(span > 0, (densityMap - low) / safe, zeros_like(densityMap));
+        var safe = where(span.gt(Zero), span, ones_like(span));
+        var result = where(span.gt(Zero), (densityMap - low) / safe, zeros_like(densityMap));
         return result.MoveToOuterDisposeScope();
     }
 

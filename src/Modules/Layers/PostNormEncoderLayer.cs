@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Layers;
 
@@ -45,10 +46,10 @@ public sealed class PostNormEncoderLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = norm1.call(x + dropout.call(attention.call(x)));
+        var h = norm1.call(x.add(dropout.call(attention.call(x)), One));
         var hidden = conv1.call(h);
         hidden = _relu ? nn.functional.relu(hidden) : nn.functional.gelu(hidden);
         var y = dropout.call(conv2.call(dropout.call(hidden)));
-        return norm2.call(h + y).MoveToOuterDisposeScope();
+        return norm2.call(h.add(y, One)).MoveToOuterDisposeScope();
     }
 }

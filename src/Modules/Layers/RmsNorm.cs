@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Layers;
 
@@ -34,7 +35,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         if (x.dim() < 1 || x.shape[^1] != weight.shape[0])
             throw new ArgumentException($"RmsNorm expects the last dimension to be {weight.shape[0]}; got shape [{string.Join(", ", x.shape)}]. Build the norm with the input's feature width.", nameof(x));
         using var scope = NewDisposeScope();
-        var y = x * (x.square().mean(new long[] { -1 }, keepdim: true) + _eps).rsqrt() * weight;
+        var y = x * x.pow(Of(2L)).mean(new long[] { -1 }, keepdim: true).add(Of(_eps), One).rsqrt() * weight;
         return y.MoveToOuterDisposeScope();
     }
 }

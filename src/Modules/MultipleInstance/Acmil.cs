@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.MultipleInstance;
 
@@ -112,7 +113,7 @@ public sealed class Acmil : nn.Module<Tensor, Tensor?, AcmilOutput>
         using var scope = NewDisposeScope();
         var (x, m) = MilInputs.Prepare(bags, mask, Config.FeatureSize);
         var h = dimreduction.call(x);                                          // [B, N, D_in]
-        if (m is not null) h = h.masked_fill(m.logical_not().unsqueeze(-1), 0.0);
+        if (m is not null) h = h.masked_fill(m.logical_not().unsqueeze(-1), Of(0.0));
         var logits = attention.Logits(h, m);                                   // [B, M, N]
         if (training && Config.TopK > 0)
             logits = StochasticTopKMasking.Apply(logits, MilInputs.Counts(m, x.shape[0], x.shape[1]), Config.TopK,

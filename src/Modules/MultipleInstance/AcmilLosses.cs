@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.MultipleInstance;
 
@@ -38,13 +39,13 @@ public sealed record AcmilLosses(Tensor Branch, Tensor Slide, Tensor Diversity, 
             for (long i = 0; i < m; i++)
                 for (long j = i + 1; j < m; j++)
                     pairs.Add(nn.functional.cosine_similarity(att.select(1, i), att.select(1, j), dim: -1, eps: CosineEpsilon));
-            ld = stack(pairs, 0).sum(0L).mean() / (m * (m - 1) / 2.0);
+            ld = stack(pairs, 0).sum(0L).mean().div(Of(m * (m - 1) / 2.0));
         }
         else
         {
             ld = Zero();
         }
-        var total = lb * slideWeight + lp * branchWeight + ld * diversityWeight;
+        var total = lb.mul(Of(slideWeight)).add(lp.mul(Of(branchWeight)), One).add(ld.mul(Of(diversityWeight)), One);
         return new AcmilLosses(lp.MoveToOuterDisposeScope(), lb.MoveToOuterDisposeScope(), ld.MoveToOuterDisposeScope(), total.MoveToOuterDisposeScope());
     }
 

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.MultipleInstance;
 
@@ -79,7 +80,7 @@ public sealed class GatedAttentionMil : nn.Module<Tensor, Tensor?, GatedAttentio
         using var scope = NewDisposeScope();
         var (x, m) = MilInputs.Prepare(bags, mask, Config.FeatureSize);
         var h = dimreduction.call(x);                                          // [B, N, D_in]
-        if (m is not null) h = h.masked_fill(m.logical_not().unsqueeze(-1), 0.0);
+        if (m is not null) h = h.masked_fill(m.logical_not().unsqueeze(-1), Of(0.0));
         var logits = attention.Logits(h, m);                                   // [B, 1, N]
         var weights = logits.softmax(-1);
         var z = weights.bmm(h).squeeze(1);                                     // [B, D_in]
@@ -104,8 +105,8 @@ public sealed class GatedAttentionMil : nn.Module<Tensor, Tensor?, GatedAttentio
         if (Config.Classes == 1)
         {
             var y = MilInputs.Labels(labels, batch, 2).to(logits.dtype);
-            var p = logits.reshape(batch).sigmoid().clamp(1e-5, 1 - 1e-5);
-            loss = -(y * p.log() + (1 - y) * (1 - p).log()).mean();
+            var p = logits.reshape(batch).sigmoid().clamp(Of(1e-5), Of(1 - 1e-5));
+            loss = -(y * p.log()).add(y.negative().add(One, One) * p.negative().add(One, One).log(), One).mean();
         }
         else
         {

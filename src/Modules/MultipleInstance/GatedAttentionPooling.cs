@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.MultipleInstance;
 
@@ -76,7 +77,7 @@ public sealed class GatedAttentionPooling : nn.Module<Tensor, Tensor?, MilPoolin
         using var scope = NewDisposeScope();
         var gated = attention_V.call(h) * attention_U.call(h);
         var logits = attention_weights.call(gated).transpose(1, 2);
-        if (mask is not null) logits = logits.masked_fill(mask.logical_not().unsqueeze(1), double.NegativeInfinity);
+        if (mask is not null) logits = logits.masked_fill(mask.logical_not().unsqueeze(1), Of(double.NegativeInfinity));
         return logits.MoveToOuterDisposeScope();
     }
 
@@ -89,7 +90,7 @@ public sealed class GatedAttentionPooling : nn.Module<Tensor, Tensor?, MilPoolin
     {
         using var scope = NewDisposeScope();
         var (bags, m) = MilInputs.Prepare(h, mask, InputSize, "instances");
-        if (m is not null) bags = bags.masked_fill(m.logical_not().unsqueeze(-1), 0.0);
+        if (m is not null) bags = bags.masked_fill(m.logical_not().unsqueeze(-1), Of(0.0));
         var logits = Logits(bags, m);
         var weights = logits.softmax(-1);
         var pooled = weights.bmm(bags);

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.MultipleInstance;
 
@@ -56,7 +57,7 @@ public static class StochasticTopKMasking
         }
         else
         {
-            chosen = chosen.scatter(-1, top, u.lt(ratio));
+            chosen = chosen.scatter(-1, top, u.lt(Of(ratio)));
         }
         return chosen.MoveToOuterDisposeScope();
     }
@@ -79,6 +80,6 @@ public static class StochasticTopKMasking
                 masks[b] = Select(logits[b].detach(), realCounts[b], topK, ratio, u, mode);
             }
         }
-        return logits.masked_fill(stack(masks), MaskedLogit).MoveToOuterDisposeScope();
+        return logits.masked_fill(stack(masks), Of(MaskedLogit)).MoveToOuterDisposeScope();
     }
 }

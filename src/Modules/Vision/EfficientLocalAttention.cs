@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Vision;
 
@@ -110,7 +111,7 @@ public sealed class EfficientLocalAttention : nn.Module<Tensor, Tensor>
         // TorchSharp 0.107 leaves GroupNorm's affine parameters uninitialised; PyTorch's default is γ = 1, β = 0.
         using (no_grad())
         {
-            gn.weight!.fill_(1.0);
+            gn.weight!.fill_(Of(1.0));
             gn.bias!.zero_();
         }
         RegisterComponents();
@@ -160,7 +161,7 @@ public sealed class EfficientLocalAttention : nn.Module<Tensor, Tensor>
         var ah = gn.call(conv.call(zh)).sigmoid().unsqueeze(3);     // [B, C, H, 1]
         var aw = gn.call(conv.call(zw)).sigmoid().unsqueeze(2);     // [B, C, 1, W]
         var y = x * ah * aw;
-        if (ExtraResidual) y = x + y;
+        if (ExtraResidual) y = x.add(y, One);
         return y.MoveToOuterDisposeScope();
     }
 }

@@ -1,6 +1,8 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
+using BatchNorm2d = MLNet.Attention.Layers.BatchNorm2d;
 
 namespace MLNet.Attention.Vision;
 
@@ -78,11 +80,11 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
         if (expandRatio != 1)
         {
             layers.Add(nn.Conv2d(inputChannels, e, 1, bias: false));
-            layers.Add(nn.BatchNorm2d(e, eps: 1e-5, momentum: 0.1));
+            layers.Add(new BatchNorm2d(e, eps: 1e-5, momentum: 0.1));
             layers.Add(nn.ReLU6());
         }
         layers.Add(nn.Conv2d(e, e, 3, stride: stride, padding: 1, groups: e, bias: false));
-        layers.Add(nn.BatchNorm2d(e, eps: 1e-5, momentum: 0.1));
+        layers.Add(new BatchNorm2d(e, eps: 1e-5, momentum: 0.1));
         layers.Add(nn.ReLU6());
         _attentionIndex = -1;
         if (expandRatio != 1 && attention is not null)
@@ -105,7 +107,7 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
             }
         }
         layers.Add(nn.Conv2d(e, outputChannels, 1, bias: false));
-        layers.Add(nn.BatchNorm2d(outputChannels, eps: 1e-5, momentum: 0.1));
+        layers.Add(new BatchNorm2d(outputChannels, eps: 1e-5, momentum: 0.1));
         _layers = layers.ToArray();
         conv = nn.Sequential(_layers);
         RegisterComponents();
@@ -128,7 +130,7 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
             y = _layers[i].call(y);
             if (i == _attentionIndex) observe?.Invoke("attention output", y);
         }
-        if (HasIdentity) y = x + y;
+        if (HasIdentity) y = x.add(y, One);
         return y.MoveToOuterDisposeScope();
     }
 

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using BatchNorm2d = MLNet.Attention.Layers.BatchNorm2d;
 
 namespace MLNet.Attention.Vision;
 
@@ -184,10 +185,10 @@ public sealed class MobileNetV1 : nn.Module<Tensor, Tensor>
     }
 
     private static Sequential ConvBnRelu(int cin, int cout, int kernel, int stride, int padding)
-        => nn.Sequential(nn.Conv2d(cin, cout, kernel, stride: stride, padding: padding, bias: false), nn.BatchNorm2d(cout), nn.ReLU());
+        => nn.Sequential(nn.Conv2d(cin, cout, kernel, stride: stride, padding: padding, bias: false), new BatchNorm2d(cout), nn.ReLU());
 
     private static Sequential DepthwiseSeparable(int cin, int cout, int stride)
         => nn.Sequential(
-            nn.Conv2d(cin, cin, 3, stride: stride, padding: 1, groups: cin, bias: false), nn.BatchNorm2d(cin), nn.ReLU(),
-            nn.Conv2d(cin, cout, 1, bias: false), nn.BatchNorm2d(cout), nn.ReLU());
+            nn.Conv2d(cin, cin, 3, stride: stride, padding: 1, groups: cin, bias: false), new BatchNorm2d(cin), nn.ReLU(),
+            nn.Conv2d(cin, cout, 1, bias: false), new BatchNorm2d(cout), nn.ReLU());
 }

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using BatchNorm2d = MLNet.Attention.Layers.BatchNorm2d;
 
 namespace MLNet.Attention.Vision;
 
@@ -197,7 +198,7 @@ public sealed class MobileNetV2 : nn.Module<Tensor, Tensor>
     private static Sequential ConvBnReLU6(int input, int output, int kernel, int stride, List<nn.Module> own)
     {
         var c = nn.Conv2d(input, output, kernel, stride: stride, padding: kernel / 2, bias: false);
-        var bn = nn.BatchNorm2d(output, eps: 1e-5, momentum: 0.1);
+        var bn = new BatchNorm2d(output, eps: 1e-5, momentum: 0.1);
         own.Add(c);
         own.Add(bn);
         return nn.Sequential(c, bn, nn.ReLU6());

@@ -1,6 +1,8 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
+using BatchNorm2d = MLNet.Attention.Layers.BatchNorm2d;
 
 namespace MLNet.Attention.Vision;
 
@@ -56,9 +58,9 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
         Stride = stride;
         AttentionResidual = attentionResidual;
         conv1 = nn.Conv2d(inputChannels, outputChannels, 3, stride: stride, padding: 1, bias: false);
-        bn1 = nn.BatchNorm2d(outputChannels);
+        bn1 = new BatchNorm2d(outputChannels);
         conv2 = nn.Conv2d(outputChannels, outputChannels, 3, stride: 1, padding: 1, bias: false);
-        bn2 = nn.BatchNorm2d(outputChannels);
+        bn2 = new BatchNorm2d(outputChannels);
         if (attention is not null)
         {
             try
@@ -73,7 +75,7 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
             }
         }
         if (stride != 1 || inputChannels != outputChannels)
-            downsample = nn.Sequential(nn.Conv2d(inputChannels, outputChannels, 1, stride: stride, bias: false), nn.BatchNorm2d(outputChannels));
+            downsample = nn.Sequential(nn.Conv2d(inputChannels, outputChannels, 1, stride: stride, bias: false), new BatchNorm2d(outputChannels));
         RegisterComponents();
     }
 
@@ -86,9 +88,9 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var o = bn1.call(conv1.call(x)).relu();
         o = bn2.call(conv2.call(o));
-        if (feat0 is not null) o = AttentionResidual ? o + feat0.call(o) : feat0.call(o);
+        if (feat0 is not null) o = AttentionResidual ? o.add(feat0.call(o), One) : feat0.call(o);
         var identity = downsample is null ? x : downsample.call(x);
-        return (o + identity).relu().MoveToOuterDisposeScope();
+        return o.add(identity, One).relu().MoveToOuterDisposeScope();
     }
 
     /// <summary>The block's own layers (everything except the attention module), for backbone initialisers.</summary>
@@ -154,7 +156,7 @@ public sealed class ResNet : nn.Module<Tensor, Tensor>
         FeatureWidth = 8 * baseWidth;
 
         conv1 = nn.Conv2d(inputChannels, baseWidth, 3, stride: 1, padding: 1, bias: false);
-        bn1 = nn.BatchNorm2d(baseWidth);
+        bn1 = new BatchNorm2d(baseWidth);
         var own = new List<nn.Module> { conv1, bn1 };
         int channels = baseWidth;
         Sequential Stage(int stage)

@@ -1,6 +1,8 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNet.Attention.Runtime.TorchScalars;
+using BatchNorm2d = MLNet.Attention.Layers.BatchNorm2d;
 
 namespace MLNet.Attention.Vision;
 
@@ -105,7 +107,7 @@ public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
         long b = x.shape[0], h = x.shape[2], w = x.shape[3];
         var a = AttentionMapsFused(x).unsqueeze(2);                                  // [B, g, 1, H·W]
         var f = x.reshape(b, SubspaceCount, Channels / SubspaceCount, h * w);       // [B, g, G, H·W]
-        return addcmul(f, a, f, 1).view(x.shape);                                  // F + A ⊙ F
+        return addcmul(f, a, f, One).view(x.shape);                                  // F + A ⊙ F
     }
 
     /// <summary>
@@ -123,16 +125,16 @@ public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
         Tensor Cat(Func<Subspace, Tensor> part) => g == 1 ? part(s[0]) : cat(s.Select(part).ToArray(), 0);
 
         // (i) depthwise conv (weight [G,1,1,1], bias [G]) then BatchNorm: (x·w + b − μ)·γ/√(σ²+ε) + β.
-        var bnScale = Cat(m => m.bn_dws.weight!) / (Cat(m => m.bn_dws.running_var!) + Subspace.BnEps).sqrt();
+        var bnScale = Cat(m => m.bn_dws.weight!) / Cat(m => m.bn_dws.running_var!).add(Of(Subspace.BnEps), One).sqrt();
         var scale = Cat(m => m.conv_dws.weight!).view(c) * bnScale;
-        var shift = (Cat(m => m.conv_dws.bias!) - Cat(m => m.bn_dws.running_mean!)) * bnScale + Cat(m => m.bn_dws.bias!);
-        var d = nn.functional.relu(addcmul(shift.view(1, c, 1, 1), x, scale.view(1, c, 1, 1), 1), inplace: true);
+        var shift = ((Cat(m => m.conv_dws.bias!) - Cat(m => m.bn_dws.running_mean!)) * bnScale).add(Cat(m => m.bn_dws.bias!), One);
+        var d = nn.functional.relu(addcmul(shift.view(1, c, 1, 1), x, scale.view(1, c, 1, 1), One), inplace: true);
         d = nn.functional.max_pool2d(ChannelsLast(d), 3, stride: 1, padding: 1);   // padding acts as −∞
 
         // (ii) pointwise convs (weight [1,G,1,1] each → [g,G,1,1]) then the one-channel BatchNorms.
-        var pointScale = Cat(m => m.bn_point.weight!) / (Cat(m => m.bn_point.running_var!) + Subspace.BnEps).sqrt();
+        var pointScale = Cat(m => m.bn_point.weight!) / Cat(m => m.bn_point.running_var!).add(Of(Subspace.BnEps), One).sqrt();
         var pointWeight = Cat(m => m.conv_point.weight!) * pointScale.view(g, 1, 1, 1);
-        var pointBias = (Cat(m => m.conv_point.bias!) - Cat(m => m.bn_point.running_mean!)) * pointScale + Cat(m => m.bn_point.bias!);
+        var pointBias = ((Cat(m => m.conv_point.bias!) - Cat(m => m.bn_point.running_mean!)) * pointScale).add(Cat(m => m.bn_point.bias!), One);
         var p = nn.functional.relu(nn.functional.conv2d(d, pointWeight, pointBias, groups: g), inplace: true);
         return p.reshape(b, g, h * w).softmax(-1);
     }
@@ -169,10 +171,10 @@ public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
         public Subspace(int channels) : base("SubSpace")
         {
             conv_dws = nn.Conv2d(channels, channels, 1, groups: channels, bias: true);
-            bn_dws = nn.BatchNorm2d(channels, eps: BnEps, momentum: 0.9);   // reference quirk: momentum 0.9
+            bn_dws = new BatchNorm2d(channels, eps: BnEps, momentum: 0.9);   // reference quirk: momentum 0.9
             maxpool = nn.MaxPool2d(3, stride: 1, padding: 1);               // padding acts as −∞
             conv_point = nn.Conv2d(channels, 1, 1, bias: true);
-            bn_point = nn.BatchNorm2d(1, eps: BnEps, momentum: 0.9);
+            bn_point = new BatchNorm2d(1, eps: BnEps, momentum: 0.9);
             RegisterComponents();
         }
 
@@ -189,7 +191,7 @@ public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
         public override Tensor forward(Tensor f)
         {
             var a = Attention(f).reshape(f.shape[0], 1, f.shape[2], f.shape[3]);
-            return a * f + f;   // (1 + A) ⊙ F, in the reference's order of operations
+            return (a * f).add(f, One);   // (1 + A) ⊙ F, in the reference's order of operations
         }
     }
 }
