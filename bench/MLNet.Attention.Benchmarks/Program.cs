@@ -5,6 +5,9 @@
 //       [--seed 2023] [--data-dir DIR] [--python /usr/bin/python3] [--out docs/benchmarks.md]
 //   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- modules [--blocks ELA,ULSAM] [--threads 2] [--min-seconds 1.0]
 //       (forward / forward+backward of every attention block vs our PyTorch references in bench/reference/modules, same run)
+//   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- soak [--epochs 20] [--windows 2000000]
+//       [--predictions 200000] [--width 128] [--gc-stress on|off] [--threads 2]
+//       (training, Transform and PredictionEngine under forced garbage collections; counts every error)
 // Data: ETT files (date,HUFL,HULL,MUFL,MULL,LUFL,LULL,OT, gzipped) in ../shared/data/timeseries next to the repository,
 // or --data-dir. Missing data skips the benchmark with a message (exit code 0).
 using System.Globalization;
@@ -26,6 +29,7 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
                     [--threads N] [--data-dir DIR] [--out docs/benchmarks.md]
           speed     [--dataset ETTh1] [--horizon 96] [--threads 2] [--seed 2023] [--data-dir DIR]
                     [--python /usr/bin/python3] [--out docs/benchmarks.md]
+          soak      [--epochs 20] [--windows 2000000] [--predictions 200000] [--width 128] [--gc-stress on|off] [--threads 2]
           modules   [--blocks ELA,ULSAM,...] [--threads 2] [--min-seconds 1.0] [--allocator steady|default] [--python /usr/bin/python3]
                     [--out docs/benchmarks.md]
         """);
@@ -40,7 +44,8 @@ try
         "accuracy" => AccuracyBenchmark.Run(options),
         "speed" => SpeedBenchmark.Run(options),
         "modules" => ModulesBenchmark.Run(options),
-        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed' or 'modules'."),
+        "soak" => SoakBenchmark.Run(options),
+        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules' or 'soak'."),
     };
 }
 catch (UsageException ex)

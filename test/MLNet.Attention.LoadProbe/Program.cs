@@ -4,6 +4,7 @@
 //
 // Usage: dotnet MLNet.Attention.LoadProbe.dll <model.zip> <rows> <features> <outputColumn>
 //    or: dotnet MLNet.Attention.LoadProbe.dll forecast <model.zip> <series.csv>   (prints Forecast() of a forecasting model)
+//    or: dotnet MLNet.Attention.LoadProbe.dll scalar-race <seconds>   (TorchSharp Scalar finalizer race, ScalarRaceProbe)
 // Output: "TYPE <transformer type>" lines, then "ROW <hex bits...>" per row, then "DONE". Exit code 0 on success,
 // 3 on a load/scoring exception (printed as "ERROR <type>: <message>" for each exception in the chain), 2 on bad usage.
 
@@ -11,6 +12,9 @@ using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLNet.Attention.LoadProbe;
+
+if (args.Length == 2 && args[0] == "scalar-race")
+    return MLNet.Attention.LoadProbe.ScalarRaceProbe.Run(args[1]);
 
 if (args.Length == 3 && args[0] == "forecast")
     return ForecastProbe.Run(args[1], args[2]);

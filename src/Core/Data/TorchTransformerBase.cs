@@ -159,9 +159,24 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
         TorchModelPersistence.Save(ctx, this, SavePayload);
     }
 
-    /// <summary>Disposes the module (through <see cref="DisposeModule"/>). Safe to call more than once.</summary>
+    /// <summary>
+    /// Disposes the module (through <see cref="DisposeModule"/>). Safe to call more than once. A call made by an ML.NET
+    /// <c>PredictionEngine</c> that is being disposed is ignored: see the remarks.
+    /// </summary>
+    /// <remarks>
+    /// ML.NET's <c>PredictionEngine.Dispose</c> disposes the transformer it was created from (its
+    /// <c>OwnsTransformer</c> option defaults to true), so the standard <c>using var engine =
+    /// mlContext.Model.CreatePredictionEngine(model)</c> would destroy a model that other engines, threads and later
+    /// requests still use. The model therefore outlives its engines: a dispose call that comes from an engine's
+    /// <c>Dispose</c> (directly, or through a <c>TransformerChain</c> the engine disposes) leaves it intact. Dispose the
+    /// model itself (or a chain that holds it, if no engine has disposed that chain) to free its native memory. ML.NET
+    /// marks a chain disposed after its first engine disposes it and ignores later calls; a model inside such a chain is
+    /// then freed by its own <see cref="Dispose()"/> or, failing that, by TorchSharp's finalizers.
+    /// </remarks>
     public void Dispose()
     {
+        if (_disposed || PredictionEngineGuard.IsDisposingAnEngine())
+            return;
         Dispose(true);
         GC.SuppressFinalize(this);
     }

@@ -40,13 +40,26 @@ public sealed class LifetimeTests
     }
 
     [TestMethod]
-    public void ChainsAndPredictionEngines_DisposeTheTransformer()
+    public void ChainsDisposeTheTransformer_PredictionEnginesDoNot()
     {
         var ml = NewContext();
         var t = ProbeLinearTransformer.Create(ml);
         var chain = new TransformerChain<ITransformer>(t);
         chain.Dispose();
         Assert.IsTrue(t.ModuleDisposed);
+
+        // ML.NET's engine disposes the transformer it was made from (OwnsTransformer defaults to true): ignored.
+        var model = ProbeLinearTransformer.Create(ml);
+        var engine = ml.Model.CreatePredictionEngine<ProbeRow, ScoreRow>(model, inputSchemaDefinition: ProbeData.SchemaFor(Features));
+        engine.Dispose();
+        Assert.IsFalse(model.ModuleDisposed);
+        var engineOverChain = ml.Model.CreatePredictionEngine<ProbeRow, ScoreRow>(new TransformerChain<ITransformer>(model), inputSchemaDefinition: ProbeData.SchemaFor(Features));
+        engineOverChain.Dispose();
+        Assert.IsFalse(model.ModuleDisposed, "an engine disposing a chain leaves the model in it alive");
+        using (var again = ml.Model.CreatePredictionEngine<ProbeRow, ScoreRow>(model, inputSchemaDefinition: ProbeData.SchemaFor(Features)))
+            Assert.IsNotNull(again.Predict(ProbeData.Rows(1, Features)[0]));
+        model.Dispose();
+        Assert.IsTrue(model.ModuleDisposed, "the model's own Dispose frees it");
     }
 
     [TestMethod]

@@ -45,6 +45,23 @@ public sealed class ScalarSafetyTests
     }
 
     [TestMethod]
+    public void ImplicitScalarsFailUnderGarbageCollectionAndCachedOnesDoNot()
+    {
+        // In a child process: a use after free in libtorch may crash instead of throwing.
+        var (exitCode, lines, stderr) = MLNet.Attention.Tests.Bridge.BridgeTestHelpers.RunProbe("scalar-race", "3");
+        Assert.AreEqual(0, exitCode, string.Join("\n", lines) + stderr);
+        var unsafeRun = lines.Single(l => l.StartsWith("UNSAFE ", StringComparison.Ordinal)).Split(' ', 4);
+        var safeRun = lines.Single(l => l.StartsWith("SAFE ", StringComparison.Ordinal)).Split(' ', 4);
+        Console.WriteLine(string.Join("\n", lines));
+        Assert.IsTrue(long.Parse(safeRun[1]) > 10_000, "the safe loop ran");
+        Assert.AreEqual(0L, long.Parse(safeRun[2]), "cached, live Scalars never fail: " + safeRun[3]);
+        // The repro itself: (x + y).add(1.5) fails about once per 1,000-2,000 iterations under forced collections.
+        Assert.IsTrue(long.Parse(unsafeRun[2]) > 0,
+            $"TorchSharp's implicit Scalars did not fail in {unsafeRun[1]} iterations: has TorchSharp fixed the race? " +
+            "Then TorchScalars may no longer be needed.");
+    }
+
+    [TestMethod]
     public void SourceAssembliesCreateNoScalarThatCanBeFinalizedDuringANativeCall()
     {
         var assemblies = new[]
