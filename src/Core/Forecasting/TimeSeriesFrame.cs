@@ -41,8 +41,10 @@ public sealed class TimeSeriesFrame
     /// <param name="timestampColumn">Optional timestamp column; its values must increase strictly.</param>
     /// <param name="allowMissing">When false, NaN values are rejected with the column and row; when true they are kept (models with missing-value support). Infinity is always rejected.</param>
     /// <param name="purpose">Names the caller in messages, e.g. "InvertedTransformer training data".</param>
+    /// <param name="rowsNeeded">What the caller needs, for the message on an empty view, e.g. "at least 96 rows (the
+    /// model's lookback)"; null means at least lookback + horizon rows (one complete training window).</param>
     public static TimeSeriesFrame FromDataView(IDataView data, IReadOnlyList<string> variateColumns, string? timestampColumn,
-        bool allowMissing, string purpose)
+        bool allowMissing, string purpose, string? rowsNeeded = null)
     {
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(variateColumns);
@@ -80,7 +82,12 @@ public sealed class TimeSeriesFrame
                 row++;
             }
         }
-        if (values.Count == 0) throw new InvalidOperationException($"{purpose}: the data view has no rows. Pass a view with at least lookback + horizon rows.");
+        if (values.Count == 0)
+        {
+            string need = rowsNeeded ?? "at least lookback + horizon rows (one complete window)";
+            throw new InvalidOperationException(
+                $"{purpose}: the data view has no rows; expected {need}. Pass a view with {need}.");
+        }
         if (times is not null)
             for (int t = 1; t < times.Count; t++)
                 if (times[t] <= times[t - 1])

@@ -254,7 +254,18 @@ public sealed class InvertedTransformerTrainerTests
         StringAssert.Contains(seriesInsteadOfWindows.Message, "Column 'Lookback' was not found");
         StringAssert.Contains(seriesInsteadOfWindows.Message, "model.CreateWindows(mlContext, series)");
         var shortHistory = Assert.ThrowsExactly<InvalidOperationException>(() => model.Forecast(ml.Data.TakeRows(data, 10)));
-        StringAssert.Contains(shortHistory.Message, "needs the last 24");
+        StringAssert.Contains(shortHistory.Message, "InvertedTransformer: the history has 10 rows; expected at least 24 rows " +
+            "(the model's lookback; the horizon is forecast, not read). Pass a longer history.");
+        // An empty history asks for the lookback too, not lookback + horizon; exactly the lookback is enough.
+        var none = ml.Data.FilterRowsByColumn(data, "A", lowerBound: 1e6);
+        var emptyHistory = Assert.ThrowsExactly<InvalidOperationException>(() => model.Forecast(none));
+        StringAssert.Contains(emptyHistory.Message, "InvertedTransformer history: the data view has no rows; expected at least 24 " +
+            "rows (the model's lookback; the horizon is forecast, not read). Pass a view with at least 24 rows");
+        Assert.IsFalse(emptyHistory.Message.Contains("lookback + horizon"), emptyHistory.Message);
+        Assert.AreEqual(S * 3, model.Forecast(ml.Data.TakeRows(data, L)).Values.Length);
+        var emptyWindows = Assert.ThrowsExactly<InvalidOperationException>(() => model.CreateWindows(ml, none,
+            includeTargets: false));
+        StringAssert.Contains(emptyWindows.Message, "no rows; expected at least 24 rows (one lookback window)");
         var noTarget = Assert.ThrowsExactly<InvalidOperationException>(() => model.Evaluate(ml.Data.TakeRows(data, 30)));
         StringAssert.Contains(noTarget.Message, "fewer than lookback + horizon = 32");
     }
