@@ -14,8 +14,8 @@ internal sealed class BatchScorer
     private readonly Action<int, long>[] _readers;
     private readonly bool _positionIsPrediction;
 
-    /// <param name="predictionEngine">True when the rows come from a prediction engine: their position is then its
-    /// Predict call count (0-based), and messages say "at prediction N" (1-based) instead of "at row N".</param>
+    // predictionEngine: the rows come from a prediction engine, whose row position is its Predict call count
+    // (0-based); messages then say "at prediction N" (1-based) instead of "at row N".
     internal BatchScorer(TorchTransformerBase owner, BoundSchema bound, DataViewRow row, int capacity,
         bool predictionEngine = false)
     {
