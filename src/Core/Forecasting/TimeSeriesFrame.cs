@@ -95,6 +95,18 @@ public sealed class TimeSeriesFrame
         return new TimeSeriesFrame(variateColumns.ToArray(), values.ToArray(), times?.ToArray());
     }
 
+    /// <summary>Rows whose timestamp is more than <paramref name="step"/> after the previous row's, in order
+    /// (row <c>t</c> means the gap lies between rows <c>t − 1</c> and <c>t</c>); empty without timestamps.</summary>
+    internal int[] GapRows(TimeSpan step)
+    {
+        if (Timestamps is null) return Array.Empty<int>();
+        var rows = new List<int>();
+        for (int t = 1; t < Timestamps.Length; t++)
+            if (Timestamps[t] - Timestamps[t - 1] > step)
+                rows.Add(t);
+        return rows.ToArray();
+    }
+
     /// <summary>Rows [start, start + count) as a new frame.</summary>
     public TimeSeriesFrame Slice(int start, int count)
     {
