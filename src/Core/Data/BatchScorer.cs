@@ -67,7 +67,8 @@ internal sealed class BatchScorer
                     getter(ref buffer);
                     if (buffer.Length != size)
                         throw new InvalidOperationException(
-                            $"Column '{spec.Name}' has {buffer.Length} values {At(position)}; expected {size} ({spec.Describe()}).");
+                            $"Column '{spec.Name}' has {buffer.Length} values {At(position)}; expected {size} " +
+                            $"({spec.Describe()}).");
                     var destination = values.AsSpan(slot * size, size);
                     if (buffer.IsDense)
                     {

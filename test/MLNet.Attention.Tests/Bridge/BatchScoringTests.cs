@@ -200,7 +200,8 @@ public sealed class BatchScoringTests
         // The same behind another transformer of a chain (our row mapper then sees that transformer's mapped row).
         var data = ml.Data.LoadFromEnumerable(source, ProbeData.SchemaFor(Features));
         var chain = new TransformerChain<ITransformer>(ml.Transforms.CopyColumns("Copy", "Features").Fit(data), t);
-        using var chainEngine = ml.Model.CreatePredictionEngine<ProbeRow, ScoreRow>(chain, inputSchemaDefinition: ProbeData.SchemaFor(Features));
+        using var chainEngine = ml.Model.CreatePredictionEngine<ProbeRow, ScoreRow>(chain,
+            inputSchemaDefinition: ProbeData.SchemaFor(Features));
         chainEngine.Predict(source[0]);
         chainEngine.Predict(source[2]);
         var ex3 = Assert.ThrowsExactly<InvalidOperationException>(() => chainEngine.Predict(source[6]));

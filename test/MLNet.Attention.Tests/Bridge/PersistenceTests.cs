@@ -136,7 +136,8 @@ public sealed class PersistenceTests
     [TestMethod]
     public void LoadErrors_ReachTheUserAsOurException_NotAsTargetInvocationException()
     {
-        static void Corrupt(string path, string entry) => PatchEntry(path, entry, bytes => bytes[IndexOf(bytes, Magic) + 200] ^= 0x5A);
+        static void Corrupt(string path, string entry) =>
+            PatchEntry(path, entry, bytes => bytes[IndexOf(bytes, Magic) + 200] ^= 0x5A);
 
         // A lone transformer (mlContext.Model.Save(model, ...)): the exception caught is ours, not a reflection wrapper.
         var (path, _) = SaveProbe();
@@ -168,7 +169,8 @@ public sealed class PersistenceTests
         string chainPath = Save(mlChain, BuildChain(mlChain, data, t), data.Schema, "corrupt-chain.zip");
         string entry = EntryNames(chainPath).Single(e => e.StartsWith("TransformerChain/Transform_") && Contains(chainPath, e, Magic));
         Corrupt(chainPath, entry);
-        var outer = Assert.ThrowsExactly<System.Reflection.TargetInvocationException>(() => NewContext().Model.Load(chainPath, out _));
+        var outer = Assert.ThrowsExactly<System.Reflection.TargetInvocationException>(() =>
+            NewContext().Model.Load(chainPath, out _));
         var inner = outer.InnerException as InvalidDataException;
         Assert.IsNotNull(inner, Messages(outer));
         StringAssert.Contains(inner.Message, $"Model entry '{entry[..entry.LastIndexOf('/')]}': checksum mismatch");

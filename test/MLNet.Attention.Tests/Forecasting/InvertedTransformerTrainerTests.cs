@@ -282,7 +282,10 @@ public sealed class InvertedTransformerTrainerTests
         // Warn (default): trains, and mlContext.Log gets one warning with the count and the first gap rows.
         var ml = new MLContext(seed: 4);
         var warnings = new List<string>();
-        ml.Log += (_, e) => { if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) lock (warnings) warnings.Add(e.Message); };
+        ml.Log += (_, e) =>
+        {
+            if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) lock (warnings) warnings.Add(e.Message);
+        };
         using (var model = TrainTiny(ml, ml.Data.LoadFromEnumerable(rows), o => o.MaxEpochs = 1))
             Assert.AreEqual(TimeSpan.FromHours(1), model.Frequency);
         Assert.AreEqual(1, warnings.Count, string.Join("\n", warnings));
@@ -312,9 +315,14 @@ public sealed class InvertedTransformerTrainerTests
 
         // Ignore: silent.
         warnings.Clear();
-        using (TrainTiny(ml, ml.Data.LoadFromEnumerable(rows), o => { o.MaxEpochs = 1; o.TimestampGapPolicy = TimestampGapPolicy.Ignore; })) { }
+        using (TrainTiny(ml, ml.Data.LoadFromEnumerable(rows), o =>
+               {
+                   o.MaxEpochs = 1;
+                   o.TimestampGapPolicy = TimestampGapPolicy.Ignore;
+               })) { }
         Assert.AreEqual(0, warnings.Count, string.Join("\n", warnings));
-        var invalid = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => TrainTiny(ml, regular, o => o.TimestampGapPolicy = (TimestampGapPolicy)7));
+        var invalid = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            TrainTiny(ml, regular, o => o.TimestampGapPolicy = (TimestampGapPolicy)7));
         StringAssert.Contains(invalid.Message, "TimestampGapPolicy must be Warn, Refuse or Ignore.");
     }
 

@@ -50,7 +50,8 @@ public sealed class NativeRuntimeTests
         var ml = Bridge.BridgeTestHelpers.NewContext();
         string model;
         using (var t = LoadProbe.ProbeLinearTransformer.Create(ml))
-            model = Bridge.BridgeTestHelpers.Save(ml, t, LoadProbe.ProbeData.View(ml, 2, Bridge.BridgeTestHelpers.Features).Schema);
+            model = Bridge.BridgeTestHelpers.Save(ml, t,
+                LoadProbe.ProbeData.View(ml, 2, Bridge.BridgeTestHelpers.Features).Schema);
 
         // The probe's output folder without libtorch_cpu (managed files copied, other native libraries linked), and no
         // NuGet cache for TorchSharp's fallback: what a user sees when the runtime package did not make it.
@@ -61,12 +62,14 @@ public sealed class NativeRuntimeTests
             Directory.CreateDirectory(Path.Combine(app, native));
             foreach (var file in Directory.GetFiles(source))
                 File.Copy(file, Path.Combine(app, Path.GetFileName(file)));
-            foreach (var file in Directory.GetFiles(Path.Combine(source, native)).Where(f => Path.GetFileName(f) != "libtorch_cpu.so"))
+            var natives = Directory.GetFiles(Path.Combine(source, native)).Where(f => Path.GetFileName(f) != "libtorch_cpu.so");
+            foreach (var file in natives)
                 File.CreateSymbolicLink(Path.Combine(app, native, Path.GetFileName(file)), file);
             var environment = new Dictionary<string, string> { ["NUGET_PACKAGES"] = Path.Combine(app, "no-nuget-cache") };
 
             var (exit, lines, stderr) = Bridge.BridgeTestHelpers.RunProbeAt(
-                Path.Combine(app, "MLNet.Attention.LoadProbe.dll"), environment, model, "2", Bridge.BridgeTestHelpers.Features.ToString(), "Score");
+                Path.Combine(app, "MLNet.Attention.LoadProbe.dll"), environment,
+                model, "2", Bridge.BridgeTestHelpers.Features.ToString(), "Score");
 
             string all = string.Join("\n", lines) + "\n" + stderr;
             Assert.AreEqual(3, exit, all);
@@ -76,7 +79,8 @@ public sealed class NativeRuntimeTests
             StringAssert.Contains(lines[0], "Reference the TorchSharp-cpu package", all);
             Assert.IsFalse(lines[0].Contains("corrupted"), all);
             // TorchSharp's own console text was not printed (before it or at all); it survives as the inner exception.
-            Assert.IsFalse(lines.Concat(stderr.Split('\n')).Any(l => l.StartsWith("This application or script uses TorchSharp")), all);
+            Assert.IsFalse(lines.Concat(stderr.Split('\n')).Any(l => l.StartsWith("This application or script uses TorchSharp")),
+                all);
             Assert.IsTrue(lines.Skip(1).Any(l => l.StartsWith("ERROR System.NotSupportedException: This application or " +
                 "script uses TorchSharp but doesn't contain a reference to libtorch-cpu-linux-x64")), all);
         }
