@@ -12,10 +12,15 @@ internal sealed class BatchScorer
 {
     private readonly TorchTransformerBase _owner;
     private readonly Action<int, long>[] _readers;
+    private readonly bool _positionIsPrediction;
 
-    internal BatchScorer(TorchTransformerBase owner, BoundSchema bound, DataViewRow row, int capacity)
+    // predictionEngine: the rows come from a prediction engine, whose row position is its Predict call count
+    // (0-based); messages then say "at prediction N" (1-based) instead of "at row N".
+    internal BatchScorer(TorchTransformerBase owner, BoundSchema bound, DataViewRow row, int capacity,
+        bool predictionEngine = false)
     {
         _owner = owner;
+        _positionIsPrediction = predictionEngine;
         Capacity = capacity;
         var inputs = owner.InputColumns;
         FloatInputs = new float[inputs.Count][];
@@ -47,7 +52,7 @@ internal sealed class BatchScorer
                     getter(ref value);
                     values[slot] = value;
                     if (reject && !float.IsFinite(value))
-                        throw NonFinite(spec, value, position, -1);
+                        throw NonFinite(spec, value, At(position), -1);
                 };
             }
             else
@@ -62,7 +67,8 @@ internal sealed class BatchScorer
                     getter(ref buffer);
                     if (buffer.Length != size)
                         throw new InvalidOperationException(
-                            $"Column '{spec.Name}' has {buffer.Length} values at row {position}; expected {size} ({spec.Describe()}).");
+                            $"Column '{spec.Name}' has {buffer.Length} values {At(position)}; expected {size} " +
+                            $"({spec.Describe()}).");
                     var destination = values.AsSpan(slot * size, size);
                     if (buffer.IsDense)
                     {
@@ -80,7 +86,7 @@ internal sealed class BatchScorer
                     {
                         for (int k = 0; k < destination.Length; k++)
                             if (!float.IsFinite(destination[k]))
-                                throw NonFinite(spec, destination[k], position, k);
+                                throw NonFinite(spec, destination[k], At(position), k);
                     }
                 };
             }
@@ -125,8 +131,12 @@ internal sealed class BatchScorer
 
     internal float GetScalarOutput(int output, int slot) => Outputs[output][slot];
 
-    private static InvalidOperationException NonFinite(TorchInputColumn spec, float value, long position, int index) =>
-        new($"Column '{spec.Name}' has a non-finite value ({value.ToString(System.Globalization.CultureInfo.InvariantCulture)}) at row {position}" +
+    private string At(long position) => _positionIsPrediction
+        ? $"at prediction {position + 1} (counting this prediction engine's Predict calls from 1)"
+        : $"at row {position}";
+
+    private static InvalidOperationException NonFinite(TorchInputColumn spec, float value, string at, int index) =>
+        new($"Column '{spec.Name}' has a non-finite value ({value.ToString(System.Globalization.CultureInfo.InvariantCulture)}) {at}" +
             (index >= 0 ? $", element {index}" : "") +
             ". This transformer rejects NaN and infinity in its inputs. Clean the data first, e.g. with " +
             $"mlContext.Transforms.ReplaceMissingValues(\"{spec.Name}\"), or filter those rows out " +

@@ -95,7 +95,9 @@ internal sealed class TorchRow : DataViewRow
 
         int output = column.Index - _bound.InputCount;
         var spec = _owner.OutputColumns[output];
-        _scorer ??= new BatchScorer(_owner, _bound, _input, capacity: 1);
+        // A row that is not a cursor comes from a prediction engine (its input row, or the mapped row of an earlier
+        // transformer in the chain), whose position counts Predict calls.
+        _scorer ??= new BatchScorer(_owner, _bound, _input, capacity: 1, predictionEngine: _input is not DataViewRowCursor);
         if (spec.IsScalar)
         {
             if (typeof(TValue) != typeof(float))

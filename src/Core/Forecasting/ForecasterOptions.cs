@@ -36,6 +36,17 @@ public abstract class ForecasterOptions : TorchTrainerOptions
     /// <summary>Name of the output column: Vector&lt;Single, S, N&gt; in original units.</summary>
     public string ForecastColumnName { get; set; } = "Forecast";
 
+    /// <summary>
+    /// What training does when consecutive timestamps (of the training data or the validation set) are further apart
+    /// than the series step, which is inferred as the most common interval between them: a window across such a gap
+    /// treats non-consecutive rows as consecutive, and scoring dates the lookback rows as if the step were regular.
+    /// <see cref="Forecasting.TimestampGapPolicy.Warn"/> (default) trains and writes a warning naming the count and the
+    /// first gap rows to <c>mlContext.Log</c>; <see cref="Forecasting.TimestampGapPolicy.Refuse"/> throws an
+    /// <see cref="InvalidOperationException"/> naming them instead; <see cref="Forecasting.TimestampGapPolicy.Ignore"/>
+    /// trains silently. Needs <see cref="TimestampColumnName"/>; without it rows are assumed evenly spaced.
+    /// </summary>
+    public TimestampGapPolicy TimestampGapPolicy { get; set; } = TimestampGapPolicy.Warn;
+
     public override void Validate()
     {
         base.Validate();
@@ -44,9 +55,24 @@ public abstract class ForecasterOptions : TorchTrainerOptions
         if (Lookback < 1) throw new ArgumentOutOfRangeException(nameof(Lookback), Lookback, "Lookback must be at least 1.");
         if (Horizon < 1) throw new ArgumentOutOfRangeException(nameof(Horizon), Horizon, "Horizon must be at least 1.");
         if (ValidationFraction is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction, "ValidationFraction must be in [0, 1).");
+        if (!Enum.IsDefined(TimestampGapPolicy))
+            throw new ArgumentOutOfRangeException(nameof(TimestampGapPolicy), TimestampGapPolicy,
+                "TimestampGapPolicy must be Warn, Refuse or Ignore.");
         if (CalendarFeatures is not null and not Forecasting.CalendarFeatures.None && TimestampColumnName is null)
             throw new ArgumentException($"CalendarFeatures = {CalendarFeatures} needs TimestampColumnName.", nameof(CalendarFeatures));
     }
 
     internal CalendarFeatures ResolvedCalendar => CalendarFeatures ?? (TimestampColumnName is null ? Forecasting.CalendarFeatures.None : Forecasting.CalendarFeatures.Hourly);
+}
+
+/// <summary>What forecasting training does with timestamp gaps larger than the series step
+/// (<see cref="ForecasterOptions.TimestampGapPolicy"/>).</summary>
+public enum TimestampGapPolicy
+{
+    /// <summary>Train, and write a warning naming the gap count and the first gap rows to <c>mlContext.Log</c>.</summary>
+    Warn = 0,
+    /// <summary>Throw an <see cref="InvalidOperationException"/> naming the gap count and the first gap rows.</summary>
+    Refuse = 1,
+    /// <summary>Train without a word (for series with known, intended gaps such as trading days).</summary>
+    Ignore = 2,
 }

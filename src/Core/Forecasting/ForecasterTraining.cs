@@ -49,8 +49,15 @@ internal static class ForecasterTraining
         var calendar = options.ResolvedCalendar;
         if (calendar != CalendarFeatures.None && frame.Timestamps is null)
             throw new ArgumentException($"{name}: calendar covariates need TimestampColumnName.");
+        var step = ForecastingModelInfo.InferFrequency(frame.Timestamps);
+        if (step is { } regular && options.TimestampGapPolicy != TimestampGapPolicy.Ignore)
+        {
+            CheckTimestampGaps(env, name, $"{name} training data", frame, regular, options);
+            if (options.ValidationSet is not null)
+                CheckTimestampGaps(env, name, $"{name} validation data", validation!, regular, options);
+        }
         var scaler = SeriesScaler.Fit(train.Values, train.Columns.Count, train.Rows);
-        var info = new ForecastingModelInfo(options.VariateColumnNames.ToArray(), l, s, calendar, ForecastingModelInfo.InferFrequency(frame.Timestamps),
+        var info = new ForecastingModelInfo(options.VariateColumnNames.ToArray(), l, s, calendar, step,
             options.TimestampColumnName, options.LookbackColumnName, options.WindowTimestampColumnName, options.ForecastColumnName, scaler);
 
         TorchRuntime.EnsureLoaded();
@@ -78,6 +85,26 @@ internal static class ForecasterTraining
             network.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Applies <see cref="ForecasterOptions.TimestampGapPolicy"/> (Warn or Refuse) to the gaps of one series.</summary>
+    private static void CheckTimestampGaps(IHostEnvironment env, string name, string purpose, TimeSeriesFrame frame,
+        TimeSpan step, ForecasterOptions options)
+    {
+        var gaps = frame.GapRows(step);
+        if (gaps.Length == 0) return;
+        var times = frame.Timestamps!;
+        string first = string.Join(", ", gaps.Take(3).Select(t => $"row {t} ({times[t - 1]:s} then {times[t]:s})"));
+        string what = $"{purpose}: timestamp column '{options.TimestampColumnName}' has {gaps.Length} gap(s) longer than " +
+                      $"the series step {step} (the most common interval), first at {first}";
+        if (options.TimestampGapPolicy == TimestampGapPolicy.Refuse)
+            throw new InvalidOperationException(
+                $"{what}; expected one row every {step}, because TimestampGapPolicy = Refuse. Insert the missing rows " +
+                "(filling their values, e.g. by interpolation), or set TimestampGapPolicy = Warn to train across the gaps.");
+        using var channel = env.Start(name);
+        channel.Warning(MessageSensitivity.None,
+            $"{what}. Windows across a gap treat non-consecutive rows as consecutive. Insert the missing rows (e.g. by " +
+            "interpolation), or set TimestampGapPolicy = Refuse to make this an error, or Ignore to silence it.");
     }
 
     internal static WindowBatchSource Windows(TimeSeriesFrame frame, SeriesScaler scaler, CalendarFeatures calendar, int lookback, int horizon)

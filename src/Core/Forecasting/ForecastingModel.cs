@@ -80,9 +80,13 @@ public abstract class ForecastingModel : TorchTransformerBase
     {
         ThrowIfDisposed();
         var info = Scorer.Info;
-        var frame = TimeSeriesFrame.FromDataView(history, info.Variates, TimestampColumnForReading, allowMissing: false, $"{Name} history");
+        // Only the lookback is needed: the horizon is what gets forecast.
+        string need = $"at least {info.Lookback} rows (the model's lookback; the horizon is forecast, not read)";
+        var frame = TimeSeriesFrame.FromDataView(history, info.Variates, TimestampColumnForReading, allowMissing: false,
+            $"{Name} history", need);
         if (frame.Rows < info.Lookback)
-            throw new InvalidOperationException($"{Name}: the history has {frame.Rows} rows; the model needs the last {info.Lookback} (its lookback). Pass a longer history.");
+            throw new InvalidOperationException(
+                $"{Name}: the history has {frame.Rows} rows; expected {need}. Pass a longer history.");
         var window = frame.Slice(frame.Rows - info.Lookback, info.Lookback);
         DateTime? last = window.Timestamps?[^1];
         using var scope = NewDisposeScope();
@@ -115,7 +119,9 @@ public abstract class ForecastingModel : TorchTransformerBase
         ThrowIfDisposed();
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batchSize must be at least 1.");
         var info = Scorer.Info;
-        var frame = TimeSeriesFrame.FromDataView(series, info.Variates, TimestampColumnForReading, allowMissing: false, $"{Name} evaluation data");
+        var frame = TimeSeriesFrame.FromDataView(series, info.Variates, TimestampColumnForReading, allowMissing: false,
+            $"{Name} evaluation data",
+            $"at least lookback + horizon = {info.Lookback + info.Horizon} rows (one complete window)");
         if (frame.Rows < info.Lookback + info.Horizon)
             throw new InvalidOperationException($"{Name}: the evaluation data has {frame.Rows} rows, fewer than lookback + horizon = {info.Lookback + info.Horizon}; it holds no complete window.");
         using var windows = ForecasterTraining.Windows(frame, info.Scaler, info.Calendar, info.Lookback, info.Horizon);
@@ -144,8 +150,11 @@ public abstract class ForecastingModel : TorchTransformerBase
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(mlContext);
         var info = Scorer.Info;
-        var frame = TimeSeriesFrame.FromDataView(series, info.Variates, TimestampColumnForReading, allowMissing: false, $"{Name} series");
         int l = info.Lookback, s = info.Horizon, n = info.VariateCount;
+        var frame = TimeSeriesFrame.FromDataView(series, info.Variates, TimestampColumnForReading, allowMissing: false,
+            $"{Name} series", includeTargets
+                ? $"at least lookback + horizon = {l + s} rows (one window with its target)"
+                : $"at least {l} rows (one lookback window)");
         int count = frame.Rows - l - (includeTargets ? s : 0) + 1;
         if (count < 1)
             throw new InvalidOperationException($"{Name}: the series has {frame.Rows} rows, fewer than the {l + (includeTargets ? s : 0)} one window needs.");

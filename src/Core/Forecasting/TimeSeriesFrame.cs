@@ -41,8 +41,10 @@ public sealed class TimeSeriesFrame
     /// <param name="timestampColumn">Optional timestamp column; its values must increase strictly.</param>
     /// <param name="allowMissing">When false, NaN values are rejected with the column and row; when true they are kept (models with missing-value support). Infinity is always rejected.</param>
     /// <param name="purpose">Names the caller in messages, e.g. "InvertedTransformer training data".</param>
+    /// <param name="rowsNeeded">What the caller needs, for the message on an empty view, e.g. "at least 96 rows (the
+    /// model's lookback)"; null means at least lookback + horizon rows (one complete training window).</param>
     public static TimeSeriesFrame FromDataView(IDataView data, IReadOnlyList<string> variateColumns, string? timestampColumn,
-        bool allowMissing, string purpose)
+        bool allowMissing, string purpose, string? rowsNeeded = null)
     {
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(variateColumns);
@@ -80,12 +82,29 @@ public sealed class TimeSeriesFrame
                 row++;
             }
         }
-        if (values.Count == 0) throw new InvalidOperationException($"{purpose}: the data view has no rows. Pass a view with at least lookback + horizon rows.");
+        if (values.Count == 0)
+        {
+            string need = rowsNeeded ?? "at least lookback + horizon rows (one complete window)";
+            throw new InvalidOperationException(
+                $"{purpose}: the data view has no rows; expected {need}. Pass a view with {need}.");
+        }
         if (times is not null)
             for (int t = 1; t < times.Count; t++)
                 if (times[t] <= times[t - 1])
                     throw new InvalidOperationException($"{purpose}: timestamp column '{timestampColumn}' is not strictly increasing at row {t} ({times[t - 1]:s} then {times[t]:s}). Sort the rows by time and remove duplicates.");
         return new TimeSeriesFrame(variateColumns.ToArray(), values.ToArray(), times?.ToArray());
+    }
+
+    /// <summary>Rows whose timestamp is more than <paramref name="step"/> after the previous row's, in order
+    /// (row <c>t</c> means the gap lies between rows <c>t − 1</c> and <c>t</c>); empty without timestamps.</summary>
+    internal int[] GapRows(TimeSpan step)
+    {
+        if (Timestamps is null) return Array.Empty<int>();
+        var rows = new List<int>();
+        for (int t = 1; t < Timestamps.Length; t++)
+            if (Timestamps[t] - Timestamps[t - 1] > step)
+                rows.Add(t);
+        return rows.ToArray();
     }
 
     /// <summary>Rows [start, start + count) as a new frame.</summary>

@@ -85,6 +85,9 @@ internal static class PayloadFormat
                     $"{where}: checksum mismatch in the payload of '{type.FullName}': found SHA-256 " +
                     $"{Convert.ToHexString(actualHash)[..16]}…, expected {Convert.ToHexString(expectedHash)[..16]}…. {corrupted}");
 
+            // The file is sound; a machine that cannot load libtorch gets TorchRuntimeException (the cause and its
+            // fix) here, rather than a "model file may be corrupted" wrapper around whatever the Load method hit.
+            Runtime.TorchRuntime.EnsureLoaded();
             return Invoke(env, load, type, payload, where);
         }
         catch (EndOfStreamException ex)
@@ -103,7 +106,8 @@ internal static class PayloadFormat
         {
             result = load.Invoke(null, BindingFlags.DoNotWrapExceptions, binder: null, new object[] { env, payloadReader }, culture: null);
         }
-        catch (Exception ex) when (ex is InvalidDataException or FormatException or OutOfMemoryException)
+        catch (Exception ex) when (ex is InvalidDataException or FormatException or OutOfMemoryException
+                                       or Runtime.TorchRuntimeException)
         {
             ExceptionDispatchInfo.Capture(ex).Throw();
             throw;

@@ -25,8 +25,10 @@ namespace MLNet.Attention.Persistence;
 /// <para>Loading checks every field, resolves the type, requires it to implement <see cref="ITorchPersistable"/>,
 /// verifies the checksum and calls the type's <c>public static T Load(IHostEnvironment env, BinaryReader reader)</c>
 /// on the payload, which must be consumed exactly. Every failure is an <see cref="InvalidDataException"/> naming what
-/// was found, what was expected and how to fix it. Note that ML.NET invokes loaders by reflection, so
-/// <c>mlContext.Model.Load</c> surfaces these as the inner exception of a <see cref="TargetInvocationException"/>.</para>
+/// was found, what was expected and how to fix it, and <c>mlContext.Model.Load</c> throws it as itself for a transformer
+/// saved on its own. For one saved inside a <c>TransformerChain</c> (what <c>pipeline.Fit</c> returns) it is the
+/// <see cref="Exception.InnerException"/> of a <see cref="TargetInvocationException"/>: ML.NET calls its own chain
+/// loader by reflection, and nothing of ours runs between the throw and that wrapper.</para>
 /// </remarks>
 public static class TorchModelPersistence
 {

@@ -30,17 +30,44 @@ public static class TorchRuntime
         lock (Gate)
         {
             if (_loaded) return;
+            // TorchSharp prints its own failure text ("... doesn't contain a reference to libtorch-cpu-<rid>"), which
+            // names a package even when the cause is another one, to the console before throwing. Load the two
+            // libraries first the way it does; only when that fails does TorchSharp's attempt (it has fallbacks of its
+            // own) run with the console captured, so that our explanation is what the user sees.
+            bool nativeLoads = NativeLibrary.TryLoad("torch_cpu", typeof(torch).Assembly, null, out _)
+                               && NativeLibrary.TryLoad("LibTorchSharp", typeof(torch).Assembly, null, out _);
+            var console = nativeLoads ? null : Console.Out;
+            var captured = nativeLoads ? null : new StringWriter();
+            Exception? failure = null;
             try
             {
+                if (captured is not null) Console.SetOut(captured);
                 torch.InitializeDeviceType(DeviceType.CPU);
                 _loaded = true;
             }
             catch (Exception ex) when (ex is TypeInitializationException or NotSupportedException or DllNotFoundException
                                            or EntryPointNotFoundException or BadImageFormatException)
             {
-                throw new TorchRuntimeException(NativeDiagnostics.Explain(NativeDiagnostics.Probe(), ex), ex);
+                failure = ex;
             }
+            finally
+            {
+                if (console is not null) Console.SetOut(console);
+            }
+            if (captured is not null)
+                ReplayOtherOutput(console!, captured.ToString(), failure);
+            if (failure is not null)
+                throw new TorchRuntimeException(NativeDiagnostics.Explain(NativeDiagnostics.Probe(), failure), failure);
         }
+    }
+
+    /// <summary>Writes what other code printed while the console was captured, minus TorchSharp's failure text
+    /// (it stays in the inner exception).</summary>
+    private static void ReplayOtherOutput(TextWriter console, string output, Exception? failure)
+    {
+        for (var e = failure; e is not null; e = e.InnerException)
+            output = output.Replace(e.Message + Environment.NewLine, "");
+        if (output.Length > 0) console.Write(output);
     }
 
     /// <summary>Sets libtorch's intra-op thread count (null leaves libtorch's default: one per core).</summary>

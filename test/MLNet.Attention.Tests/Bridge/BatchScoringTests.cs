@@ -192,7 +192,32 @@ public sealed class BatchScoringTests
         engine.Predict(source[0]);
         source[1].Features[0] = float.PositiveInfinity;
         var ex2 = Assert.ThrowsExactly<InvalidOperationException>(() => engine.Predict(source[1]));
-        StringAssert.Contains(ex2.Message, "Column 'Features' has a non-finite value (Infinity) at row 1, element 0");
+        // A prediction engine's position is its call count, not a row of any data view: say so.
+        StringAssert.Contains(ex2.Message, "Column 'Features' has a non-finite value (Infinity) at prediction 2 " +
+            "(counting this prediction engine's Predict calls from 1), element 0");
+        StringAssert.Contains(ex2.Message, "ReplaceMissingValues");
+
+        // The same behind another transformer of a chain (our row mapper then sees that transformer's mapped row).
+        var data = ml.Data.LoadFromEnumerable(source, ProbeData.SchemaFor(Features));
+        var chain = new TransformerChain<ITransformer>(ml.Transforms.CopyColumns("Copy", "Features").Fit(data), t);
+        using var chainEngine = ml.Model.CreatePredictionEngine<ProbeRow, ScoreRow>(chain,
+            inputSchemaDefinition: ProbeData.SchemaFor(Features));
+        chainEngine.Predict(source[0]);
+        chainEngine.Predict(source[2]);
+        var ex3 = Assert.ThrowsExactly<InvalidOperationException>(() => chainEngine.Predict(source[6]));
+        StringAssert.Contains(ex3.Message, "non-finite value (NaN) at prediction 3 (counting this prediction engine's Predict calls");
+
+        // The row mapper driven by a cursor keeps row numbers.
+        var mapper = t.GetRowToRowMapper(data.Schema);
+        using var cursor = data.GetRowCursor(data.Schema);
+        var row = mapper.GetRow(cursor, mapper.OutputSchema);
+        var score = row.GetGetter<VBuffer<float>>(mapper.OutputSchema["Score"]);
+        VBuffer<float> value = default;
+        var ex4 = Assert.ThrowsExactly<InvalidOperationException>(() =>
+        {
+            while (cursor.MoveNext()) score(ref value);
+        });
+        StringAssert.Contains(ex4.Message, "Column 'Features' has a non-finite value (Infinity) at row 1, element 0");
 
         // Without the option NaN flows through to the module.
         using var lenient = ProbeLinearTransformer.Create(ml, batchSize: 4);

@@ -130,7 +130,12 @@ internal static class BridgeTestHelpers
         RunProbe(modelPath, rows.ToString(), Features.ToString(), column);
 
     /// <summary>Runs the probe in a fresh process with the given arguments; returns (exit code, stdout lines).</summary>
-    internal static (int ExitCode, List<string> Lines, string StdErr) RunProbe(params string[] arguments)
+    internal static (int ExitCode, List<string> Lines, string StdErr) RunProbe(params string[] arguments) =>
+        RunProbeAt(ProbePath(), new Dictionary<string, string>(), arguments);
+
+    /// <summary>Runs the probe assembly at <paramref name="probePath"/> with extra environment variables.</summary>
+    internal static (int ExitCode, List<string> Lines, string StdErr) RunProbeAt(string probePath,
+        IReadOnlyDictionary<string, string> environment, params string[] arguments)
     {
         string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host)
             ? host
@@ -143,7 +148,8 @@ internal static class BridgeTestHelpers
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add(ProbePath());
+        psi.ArgumentList.Add(probePath);
+        foreach (var (name, value) in environment) psi.Environment[name] = value;
         foreach (var a in arguments) psi.ArgumentList.Add(a);
         using var process = Process.Start(psi)!;
         var stderrTask = process.StandardError.ReadToEndAsync();

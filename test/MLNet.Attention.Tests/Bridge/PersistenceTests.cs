@@ -134,6 +134,59 @@ public sealed class PersistenceTests
     }
 
     [TestMethod]
+    public void LoadErrors_ReachTheUserAsOurException_NotAsTargetInvocationException()
+    {
+        static void Corrupt(string path, string entry) =>
+            PatchEntry(path, entry, bytes => bytes[IndexOf(bytes, Magic) + 200] ^= 0x5A);
+
+        // A lone transformer (mlContext.Model.Save(model, ...)): the exception caught is ours, not a reflection wrapper.
+        var (path, _) = SaveProbe();
+        Corrupt(path, SingleEntry);
+        var ml = NewContext();
+        var ex = Assert.ThrowsExactly<InvalidDataException>(() => ml.Model.Load(path, out _), Messages(LoadFails(path)));
+        StringAssert.Contains(ex.Message, "Model entry 'TransformerChain': checksum mismatch in the payload of " +
+            $"'{typeof(ProbeLinearTransformer).FullName}': found SHA-256 ");
+        StringAssert.Contains(ex.Message, ", expected ");
+        StringAssert.Contains(ex.Message, "The model file is corrupted (for example truncated or modified); re-save or re-download it.");
+
+        // A newer format version, same: the message asks for the upgrade directly.
+        var (path2, _) = SaveProbe();
+        PatchEntry(path2, SingleEntry, bytes =>
+        {
+            int magic = IndexOf(bytes, Magic);
+            BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(magic + 8), 3);
+            BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(magic + 12), 2);
+        });
+        var ex2 = Assert.ThrowsExactly<InvalidDataException>(() => NewContext().Model.Load(path2, out _));
+        StringAssert.Contains(ex2.Message, "saved by a newer MLNet.Attention: payload format version 3");
+        StringAssert.Contains(ex2.Message, "Upgrade the MLNet.Attention packages");
+
+        // Inside a TransformerChain, ML.NET calls its own chain loader by MethodInfo.Invoke, so there our exception is
+        // the direct InnerException of that one TargetInvocationException (documented limit, TorchTransformerLoader).
+        var mlChain = NewContext();
+        var data = ProbeData.View(mlChain, Rows, Features);
+        using var t = ProbeLinearTransformer.Create(mlChain, seed: 4);
+        string chainPath = Save(mlChain, BuildChain(mlChain, data, t), data.Schema, "corrupt-chain.zip");
+        string entry = EntryNames(chainPath).Single(e => e.StartsWith("TransformerChain/Transform_") && Contains(chainPath, e, Magic));
+        Corrupt(chainPath, entry);
+        var outer = Assert.ThrowsExactly<System.Reflection.TargetInvocationException>(() =>
+            NewContext().Model.Load(chainPath, out _));
+        var inner = outer.InnerException as InvalidDataException;
+        Assert.IsNotNull(inner, Messages(outer));
+        StringAssert.Contains(inner.Message, $"Model entry '{entry[..entry.LastIndexOf('/')]}': checksum mismatch");
+        StringAssert.Contains(inner.Message, "re-save or re-download it");
+    }
+
+    private static bool Contains(string zipPath, string entryName, byte[] pattern)
+    {
+        using var zip = System.IO.Compression.ZipFile.OpenRead(zipPath);
+        using var stream = zip.Entries.Single(e => e.FullName.Replace('\\', '/') == entryName).Open();
+        using var bytes = new MemoryStream();
+        stream.CopyTo(bytes);
+        return IndexOf(bytes.ToArray(), pattern) >= 0;
+    }
+
+    [TestMethod]
     public void TruncatedOrNonZipFile_FailsWithInvalidDataOrFormat()
     {
         var (path, _) = SaveProbe();

@@ -142,7 +142,8 @@ public sealed class ForecastingToolkitTests
         var ml = new MLContext(1);
         var empty = Assert.ThrowsExactly<InvalidOperationException>(() =>
             TimeSeriesFrame.FromDataView(View(ml), new[] { "A" }, null, false, "Trainer data"));
-        StringAssert.Contains(empty.Message, "no rows");
+        StringAssert.Contains(empty.Message, "Trainer data: the data view has no rows; expected at least lookback + horizon rows " +
+            "(one complete window). Pass a view with at least lookback + horizon rows");
         var notDate = Assert.ThrowsExactly<FormatException>(() =>
             TimeSeriesFrame.FromDataView(View(ml, new Row { When = "yesterday" }), new[] { "A" }, "When", false, "Trainer data"));
         StringAssert.Contains(notDate.Message, "'yesterday' at row 0");

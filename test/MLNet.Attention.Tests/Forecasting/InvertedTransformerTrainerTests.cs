@@ -254,9 +254,76 @@ public sealed class InvertedTransformerTrainerTests
         StringAssert.Contains(seriesInsteadOfWindows.Message, "Column 'Lookback' was not found");
         StringAssert.Contains(seriesInsteadOfWindows.Message, "model.CreateWindows(mlContext, series)");
         var shortHistory = Assert.ThrowsExactly<InvalidOperationException>(() => model.Forecast(ml.Data.TakeRows(data, 10)));
-        StringAssert.Contains(shortHistory.Message, "needs the last 24");
+        StringAssert.Contains(shortHistory.Message, "InvertedTransformer: the history has 10 rows; expected at least 24 rows " +
+            "(the model's lookback; the horizon is forecast, not read). Pass a longer history.");
+        // An empty history asks for the lookback too, not lookback + horizon; exactly the lookback is enough.
+        var none = ml.Data.FilterRowsByColumn(data, "A", lowerBound: 1e6);
+        var emptyHistory = Assert.ThrowsExactly<InvalidOperationException>(() => model.Forecast(none));
+        StringAssert.Contains(emptyHistory.Message, "InvertedTransformer history: the data view has no rows; expected at least 24 " +
+            "rows (the model's lookback; the horizon is forecast, not read). Pass a view with at least 24 rows");
+        Assert.IsFalse(emptyHistory.Message.Contains("lookback + horizon"), emptyHistory.Message);
+        Assert.AreEqual(S * 3, model.Forecast(ml.Data.TakeRows(data, L)).Values.Length);
+        var emptyWindows = Assert.ThrowsExactly<InvalidOperationException>(() => model.CreateWindows(ml, none,
+            includeTargets: false));
+        StringAssert.Contains(emptyWindows.Message, "no rows; expected at least 24 rows (one lookback window)");
         var noTarget = Assert.ThrowsExactly<InvalidOperationException>(() => model.Evaluate(ml.Data.TakeRows(data, 30)));
         StringAssert.Contains(noTarget.Message, "fewer than lookback + horizon = 32");
+    }
+
+    [TestMethod]
+    public void TimestampGaps_Warn_Refuse_Ignore()
+    {
+        // Hourly rows with 3 gaps: original hours 50-51, 120 and 150-152 are missing.
+        var missing = new HashSet<int> { 50, 51, 120, 150, 151, 152 };
+        var rows = Series(260).Where((_, t) => !missing.Contains(t)).ToArray();
+        const string first = "first at row 50 (2020-01-03T01:00:00 then 2020-01-03T04:00:00), " +
+                             "row 118 (2020-01-05T23:00:00 then 2020-01-06T01:00:00), row 147";
+
+        // Warn (default): trains, and mlContext.Log gets one warning with the count and the first gap rows.
+        var ml = new MLContext(seed: 4);
+        var warnings = new List<string>();
+        ml.Log += (_, e) =>
+        {
+            if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) lock (warnings) warnings.Add(e.Message);
+        };
+        using (var model = TrainTiny(ml, ml.Data.LoadFromEnumerable(rows), o => o.MaxEpochs = 1))
+            Assert.AreEqual(TimeSpan.FromHours(1), model.Frequency);
+        Assert.AreEqual(1, warnings.Count, string.Join("\n", warnings));
+        StringAssert.Contains(warnings[0], "InvertedTransformer training data: timestamp column 'Time' has 3 gap(s) longer than " +
+            "the series step 01:00:00 (the most common interval), " + first);
+        StringAssert.Contains(warnings[0], "set TimestampGapPolicy = Refuse to make this an error, or Ignore to silence it");
+
+        // Refuse: the same facts as an error, naming the option, before any training.
+        var refuse = Assert.ThrowsExactly<InvalidOperationException>(() =>
+            TrainTiny(ml, ml.Data.LoadFromEnumerable(rows), o => o.TimestampGapPolicy = TimestampGapPolicy.Refuse));
+        StringAssert.Contains(refuse.Message, "InvertedTransformer training data: timestamp column 'Time' has 3 gap(s) " +
+            "longer than the series step 01:00:00 (the most common interval), " + first);
+        StringAssert.Contains(refuse.Message, "expected one row every 01:00:00, because TimestampGapPolicy = Refuse. " +
+            "Insert the missing rows");
+        StringAssert.Contains(refuse.Message, "or set TimestampGapPolicy = Warn to train across the gaps");
+
+        // A validation set is checked against the training step.
+        var regular = ml.Data.LoadFromEnumerable(Series(200));
+        var validation = ml.Data.LoadFromEnumerable(rows.Skip(100).ToArray());
+        var refuseValidation = Assert.ThrowsExactly<InvalidOperationException>(() => TrainTiny(ml, regular, o =>
+        {
+            o.TimestampGapPolicy = TimestampGapPolicy.Refuse;
+            o.ValidationSet = validation;
+        }));
+        StringAssert.Contains(refuseValidation.Message, "InvertedTransformer validation data: timestamp column 'Time' has 2 gap(s)");
+        StringAssert.Contains(refuseValidation.Message, "first at row 18 (2020-01-05T23:00:00 then 2020-01-06T01:00:00)");
+
+        // Ignore: silent.
+        warnings.Clear();
+        using (TrainTiny(ml, ml.Data.LoadFromEnumerable(rows), o =>
+               {
+                   o.MaxEpochs = 1;
+                   o.TimestampGapPolicy = TimestampGapPolicy.Ignore;
+               })) { }
+        Assert.AreEqual(0, warnings.Count, string.Join("\n", warnings));
+        var invalid = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            TrainTiny(ml, regular, o => o.TimestampGapPolicy = (TimestampGapPolicy)7));
+        StringAssert.Contains(invalid.Message, "TimestampGapPolicy must be Warn, Refuse or Ignore.");
     }
 
     private sealed class LookbackOnly

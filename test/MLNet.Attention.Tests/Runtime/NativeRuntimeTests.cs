@@ -43,6 +43,54 @@ public sealed class NativeRuntimeTests
     }
 
     [TestMethod]
+    public void MissingLibtorch_OnModelLoad_SaysSoFirst_NotThatTheModelIsCorrupted()
+    {
+        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
+            Assert.Inconclusive("The simulated output folder is the linux-x64 layout.");
+        var ml = Bridge.BridgeTestHelpers.NewContext();
+        string model;
+        using (var t = LoadProbe.ProbeLinearTransformer.Create(ml))
+            model = Bridge.BridgeTestHelpers.Save(ml, t,
+                LoadProbe.ProbeData.View(ml, 2, Bridge.BridgeTestHelpers.Features).Schema);
+
+        // The probe's output folder without libtorch_cpu (managed files copied, other native libraries linked), and no
+        // NuGet cache for TorchSharp's fallback: what a user sees when the runtime package did not make it.
+        string app = Path.Combine(Path.GetTempPath(), "mlnet-attention-no-libtorch-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            string source = AppContext.BaseDirectory, native = Path.Combine("runtimes", "linux-x64", "native");
+            Directory.CreateDirectory(Path.Combine(app, native));
+            foreach (var file in Directory.GetFiles(source))
+                File.Copy(file, Path.Combine(app, Path.GetFileName(file)));
+            var natives = Directory.GetFiles(Path.Combine(source, native)).Where(f => Path.GetFileName(f) != "libtorch_cpu.so");
+            foreach (var file in natives)
+                File.CreateSymbolicLink(Path.Combine(app, native, Path.GetFileName(file)), file);
+            var environment = new Dictionary<string, string> { ["NUGET_PACKAGES"] = Path.Combine(app, "no-nuget-cache") };
+
+            var (exit, lines, stderr) = Bridge.BridgeTestHelpers.RunProbeAt(
+                Path.Combine(app, "MLNet.Attention.LoadProbe.dll"), environment,
+                model, "2", Bridge.BridgeTestHelpers.Features.ToString(), "Score");
+
+            string all = string.Join("\n", lines) + "\n" + stderr;
+            Assert.AreEqual(3, exit, all);
+            // First line: our exception, thrown as itself by mlContext.Model.Load, with the cause and the fix.
+            StringAssert.StartsWith(lines[0], "ERROR MLNet.Attention.Runtime.TorchRuntimeException: MLNet.Attention could " +
+                "not load libtorch (TorchSharp 0.107 native backend): no libtorch binaries were found under '" + app, all);
+            StringAssert.Contains(lines[0], "Reference the TorchSharp-cpu package", all);
+            Assert.IsFalse(lines[0].Contains("corrupted"), all);
+            // TorchSharp's own console text was not printed (before it or at all); it survives as the inner exception.
+            Assert.IsFalse(lines.Concat(stderr.Split('\n')).Any(l => l.StartsWith("This application or script uses TorchSharp")),
+                all);
+            Assert.IsTrue(lines.Skip(1).Any(l => l.StartsWith("ERROR System.NotSupportedException: This application or " +
+                "script uses TorchSharp but doesn't contain a reference to libtorch-cpu-linux-x64")), all);
+        }
+        finally
+        {
+            Directory.Delete(app, recursive: true);
+        }
+    }
+
+    [TestMethod]
     public void DeviceRuleFollowsMLNet()
     {
         Assert.AreEqual(TorchSharp.DeviceType.CPU, TorchRuntime.ResolveDevice(null, false).type);
