@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using TorchSharp;
 
 namespace MLNet.Attention.Data;
 
@@ -8,7 +9,7 @@ namespace MLNet.Attention.Data;
 /// forward pass over the first <c>n</c> slots (through <see cref="TorchTransformerBase.RunForward"/>) and serves the
 /// output values per slot. One instance per cursor or mapped row; not thread-safe.
 /// </summary>
-internal sealed class BatchScorer
+internal sealed class BatchScorer : IDisposable
 {
     private readonly TorchTransformerBase _owner;
     private readonly Action<int, long>[] _readers;
@@ -120,6 +121,38 @@ internal sealed class BatchScorer
 
     /// <summary>Runs the module over the first <paramref name="count"/> slots.</summary>
     internal void Run(int count) => _owner.RunForward(this, count);
+
+    private torch.Tensor[]? _inputTensors;
+
+    /// <summary>
+    /// CPU tensors of shape [Capacity, dims...] per input column, created once per scorer and refilled from the
+    /// staging arrays on every run (no per-call tensor or shape allocations; a PredictionEngine scores one row per
+    /// call). They live outside any dispose scope and are freed by <see cref="Dispose"/> or, for the rows of a
+    /// PredictionEngine (which ML.NET never disposes), by TorchSharp's finalizers.
+    /// </summary>
+    internal torch.Tensor[] InputTensors(IReadOnlyList<TorchInputColumn> specs)
+    {
+        if (_inputTensors is not null) return _inputTensors;
+        var tensors = new torch.Tensor[specs.Count];
+        for (int i = 0; i < specs.Count; i++)
+        {
+            var spec = specs[i];
+            var shape = new long[1 + spec.Dimensions.Count];
+            shape[0] = Capacity;
+            for (int d = 0; d < spec.Dimensions.Count; d++) shape[d + 1] = spec.Dimensions[d];
+            var type = spec.Kind == TorchColumnKind.DateTime ? torch.ScalarType.Int64 : torch.ScalarType.Float32;
+            tensors[i] = torch.empty(shape, type).DetachFromDisposeScope();
+        }
+        return _inputTensors = tensors;
+    }
+
+    /// <summary>Frees the input tensors.</summary>
+    public void Dispose()
+    {
+        if (_inputTensors is null) return;
+        foreach (var t in _inputTensors) t.Dispose();
+        _inputTensors = null;
+    }
 
     internal void GetOutput(int output, int slot, ref VBuffer<float> value)
     {

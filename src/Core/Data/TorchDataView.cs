@@ -217,7 +217,10 @@ internal sealed class TorchCursor : DataViewRowCursor
     protected override void Dispose(bool disposing)
     {
         if (disposing)
+        {
             _source.Dispose();
+            _scorer?.Dispose();
+        }
         base.Dispose(disposing);
     }
 

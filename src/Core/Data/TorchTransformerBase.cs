@@ -272,6 +272,7 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
     internal void RunForward(BatchScorer batch, int count)
     {
         ThrowIfDisposed();
+        var staged = batch.InputTensors(_inputs);
         using var scope = torch.NewDisposeScope();
         using var inference = torch.inference_mode();
 
@@ -279,22 +280,13 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
         for (int i = 0; i < _inputs.Length; i++)
         {
             var spec = _inputs[i];
-            var shape = new long[1 + spec.Dimensions.Count];
-            shape[0] = count;
-            for (int d = 0; d < spec.Dimensions.Count; d++)
-                shape[d + 1] = spec.Dimensions[d];
+            var tensor = staged[i];
             if (spec.Kind == TorchColumnKind.DateTime)
-            {
-                var tensor = torch.empty(shape, torch.ScalarType.Int64);
                 tensor.data<long>().CopyFrom(new ReadOnlySpan<long>(batch.TickInputs[i], 0, count), 0, 0);
-                inputs[i] = tensor;
-            }
             else
-            {
-                var tensor = torch.empty(shape, torch.ScalarType.Float32);
                 tensor.data<float>().CopyFrom(new ReadOnlySpan<float>(batch.FloatInputs[i], 0, count * spec.Size), 0, 0);
-                inputs[i] = tensor;
-            }
+            // A partial (last) batch is a view of the first rows; a full one is the staged tensor itself.
+            inputs[i] = count == batch.Capacity ? tensor : tensor.narrow(0, 0, count);
         }
 
         var outputs = Forward(inputs);
@@ -311,12 +303,12 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
                 throw new InvalidOperationException(
                     $"{Name}: Forward returned dtype {tensor.dtype} for output column '{spec.Name}'; expected Float32.");
             long expected = (long)count * spec.Size;
-            if (tensor.Dimensions == 0 || tensor.shape[0] != count || tensor.numel() != expected)
+            if (tensor.Dimensions == 0 || tensor.size(0) != count || tensor.numel() != expected)
                 throw new InvalidOperationException(
                     $"{Name}: Forward returned shape [{string.Join(", ", tensor.shape)}] for output column '{spec.Name}'; " +
                     $"expected [{count}{string.Concat(spec.Dimensions.Select(d => ", " + d))}] (batch of {count}).");
             var cpu = tensor.device_type == DeviceType.CPU ? tensor : tensor.cpu();
-            var contiguous = cpu.contiguous();
+            var contiguous = cpu.is_contiguous() ? cpu : cpu.contiguous();
             contiguous.data<float>().CopyTo(new Span<float>(batch.Outputs[j], 0, (int)expected), 0, 0);
         }
     }

@@ -79,27 +79,57 @@ internal sealed class ForecastScorer : IDisposable
     /// <summary>Windows [B, L, N] in original units (any device) and, with calendar covariates, the last lookback timestamp of each window → forecasts [B, S, N] in original units on the CPU.</summary>
     public Tensor ForecastOriginal(Tensor windows, IReadOnlyList<DateTime>? lastTimestamps)
     {
+        if (lastTimestamps is null) return ForecastOriginal(windows, ReadOnlySpan<long>.Empty, hasTimestamps: false);
+        var ticks = new long[lastTimestamps.Count];
+        for (int i = 0; i < ticks.Length; i++) ticks[i] = lastTimestamps[i].Ticks;
+        return ForecastOriginal(windows, ticks, hasTimestamps: true);
+    }
+
+    /// <summary>As <see cref="ForecastOriginal(Tensor, IReadOnlyList{DateTime}?)"/> with the timestamps as
+    /// <see cref="DateTime.Ticks"/> (the scoring path: no per-call arrays).</summary>
+    public Tensor ForecastOriginal(Tensor windows, ReadOnlySpan<long> lastTicks, bool hasTimestamps)
+    {
         using var scope = NewDisposeScope();
-        var scaled = (windows.to(Device) - _mean) / _std;
-        var covariates = Info.Calendar == CalendarFeatures.None ? null : WindowCovariates(lastTimestamps, (int)windows.shape[0]);
+        var onDevice = windows.device == Device ? windows : windows.to(Device);
+        var scaled = (onDevice - _mean) / _std;
+        Tensor? covariates = null;
+        if (Info.Calendar != CalendarFeatures.None)
+        {
+            if (!hasTimestamps)
+                throw new InvalidOperationException($"This model uses calendar covariates: every window needs the timestamp of its last lookback row (column '{Info.WindowTimestampColumnName}').");
+            covariates = WindowCovariates(lastTicks, (int)windows.size(0));
+        }
         var y = _forecastScaled(scaled, covariates).mul(_std).add(_mean, One);
-        return y.cpu().MoveToOuterDisposeScope();
+        return (y.device_type == DeviceType.CPU ? y : y.cpu()).MoveToOuterDisposeScope();
     }
 
     /// <summary>Forecasts in scaled space for already-scaled windows and covariates (evaluation path).</summary>
     public Tensor ForecastScaled(Tensor scaledWindows, Tensor? covariates) => _forecastScaled(scaledWindows, covariates);
 
-    private Tensor WindowCovariates(IReadOnlyList<DateTime>? lastTimestamps, int batch)
+    private Tensor WindowCovariates(ReadOnlySpan<long> lastTicks, int batch)
     {
-        if (lastTimestamps is null || lastTimestamps.Count != batch)
+        if (lastTicks.Length != batch)
             throw new InvalidOperationException($"This model uses calendar covariates: every window needs the timestamp of its last lookback row (column '{Info.WindowTimestampColumnName}').");
         var step = Info.Frequency ?? throw new InvalidOperationException("The model does not know the series frequency needed to date the lookback rows.");
-        int l = Info.Lookback, m = Info.CovariateCount;
-        var features = new float[batch * l * m];
-        for (int b = 0; b < batch; b++)
-            for (int t = 0; t < l; t++)
-                CalendarFeatureEncoder.Encode(Info.Calendar, lastTimestamps[b] - (l - 1 - t) * step, features.AsSpan((b * l + t) * m, m));
-        return tensor(features, new long[] { batch, l, m }, device: Device);
+        int l = Info.Lookback, m = Info.CovariateCount, size = batch * l * m;
+        // A pooled staging buffer: scoring one window at a time (PredictionEngine) would otherwise allocate L·M floats per call.
+        var features = System.Buffers.ArrayPool<float>.Shared.Rent(size);
+        try
+        {
+            for (int b = 0; b < batch; b++)
+            {
+                var last = new DateTime(lastTicks[b]);
+                for (int t = 0; t < l; t++)
+                    CalendarFeatureEncoder.Encode(Info.Calendar, last - (l - 1 - t) * step, features.AsSpan((b * l + t) * m, m));
+            }
+            var result = empty(new long[] { batch, l, m }, ScalarType.Float32);
+            result.data<float>().CopyFrom(new ReadOnlySpan<float>(features, 0, size), 0, 0);
+            return Device.type == DeviceType.CPU ? result : result.to(Device);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(features);
+        }
     }
 
     public void Dispose()

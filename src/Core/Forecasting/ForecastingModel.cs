@@ -63,13 +63,12 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// <inheritdoc />
     protected override Tensor[] Forward(Tensor[] inputs)
     {
-        IReadOnlyList<DateTime>? last = null;
-        if (inputs.Length > 1)
-        {
-            var ticks = inputs[1].data<long>().ToArray();
-            last = ticks.Select(t => new DateTime(t)).ToArray();
-        }
-        return new[] { Scorer.ForecastOriginal(inputs[0], last) };
+        if (inputs.Length == 1)
+            return new[] { Scorer.ForecastOriginal(inputs[0], ReadOnlySpan<long>.Empty, hasTimestamps: false) };
+        int batch = (int)inputs[1].size(0);
+        Span<long> ticks = batch <= 256 ? stackalloc long[batch] : new long[batch];
+        inputs[1].data<long>().CopyTo(ticks, 0, 0);
+        return new[] { Scorer.ForecastOriginal(inputs[0], ticks, hasTimestamps: true) };
     }
 
     /// <summary>

@@ -80,7 +80,7 @@ public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tens
     {
         CheckShapes(series, covariates);
         using var scope = NewDisposeScope();
-        long variates = series.shape[2];
+        long variates = series.size(2);
         Tensor x = series, mean = null!, std = null!;
         if (Config.UseNorm)
         {
@@ -96,17 +96,17 @@ public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tens
         observe?.Invoke("embedding", embedded);
         var h = encoder.call(embedded);
         observe?.Invoke("encoder", h);
-        var y = projector.call(h).transpose(1, 2)[.., .., ..(int)variates]; // [B, S, N]
+        var y = projector.call(h).transpose(1, 2).narrow(2, 0, variates);   // [B, S, N]: drop covariate tokens
         if (Config.UseNorm) y = (y * std).add(mean, One);
         return y.MoveToOuterDisposeScope();
     }
 
     private void CheckShapes(Tensor series, Tensor? covariates)
     {
-        if (series.dim() != 3 || series.shape[1] != Config.Lookback)
+        if (series.dim() != 3 || series.size(1) != Config.Lookback)
             throw new ArgumentException($"The series must have shape [batch, {Config.Lookback} (lookback), variates]; got [{string.Join(", ", series.shape)}].", nameof(series));
         if (covariates is null) return;
-        if (covariates.dim() != 3 || covariates.shape[0] != series.shape[0] || covariates.shape[1] != Config.Lookback)
+        if (covariates.dim() != 3 || covariates.size(0) != series.size(0) || covariates.size(1) != Config.Lookback)
             throw new ArgumentException($"The covariates must have shape [{series.shape[0]} (batch), {Config.Lookback} (lookback), features]; got [{string.Join(", ", covariates.shape)}].", nameof(covariates));
     }
 
@@ -122,7 +122,8 @@ public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tens
             RegisterComponents();
         }
 
-        public override Tensor forward(Tensor tokens) => dropout.call(value_embedding.call(tokens));
+        public override Tensor forward(Tensor tokens) =>
+            training ? dropout.call(value_embedding.call(tokens)) : value_embedding.call(tokens);   // identity in evaluation
     }
 
     private sealed class Encoder : nn.Module<Tensor, Tensor>

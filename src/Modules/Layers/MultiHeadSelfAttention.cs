@@ -38,7 +38,7 @@ public sealed class MultiHeadSelfAttention : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        long b = x.shape[0], t = x.shape[1], d = x.shape[2];
+        long b = x.size(0), t = x.size(1), d = x.size(2);   // size(i): no array per call, unlike shape
         long dh = d / _heads;
         var q = query_projection.call(x).view(b, t, _heads, dh).transpose(1, 2);
         var k = key_projection.call(x).view(b, t, _heads, dh).transpose(1, 2);

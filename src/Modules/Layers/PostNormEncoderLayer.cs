@@ -46,10 +46,13 @@ public sealed class PostNormEncoderLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = norm1.call(x.add(dropout.call(attention.call(x)), One));
+        var h = norm1.call(x.add(Drop(attention.call(x)), One));
         var hidden = conv1.call(h);
         hidden = _relu ? nn.functional.relu(hidden) : nn.functional.gelu(hidden);
-        var y = dropout.call(conv2.call(dropout.call(hidden)));
+        var y = Drop(conv2.call(Drop(hidden)));
         return norm2.call(h.add(y, One)).MoveToOuterDisposeScope();
     }
+
+    // Dropout is the identity in evaluation: skipping the call saves a tensor (and its managed wrapper) per use when scoring.
+    private Tensor Drop(Tensor x) => training ? dropout.call(x) : x;
 }

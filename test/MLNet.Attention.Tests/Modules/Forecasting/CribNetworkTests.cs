@@ -263,8 +263,10 @@ public sealed class CribNetworkTests
         using var loss = net.ComputeLoss(series, mask, target, secondViewDraws: draws);
         AssertClose(-3.9539495, loss.Output.SecondViewTokens!.sum(), 1e-4, "Σe₂");
         AssertClose(0.5563460, loss.Prediction, 1e-5, "L_pred");
-        // The spec quotes L_cons to 5 digits (1.0324e-05); its 1e-5 absolute tolerance would be vacuous here, so hold it to 1e-9.
-        AssertClose(1.0324e-05, loss.Consistency, 1e-9, "L_cons");
+        // The spec quotes L_cons to 5 digits (1.0324e-05); its 1e-5 absolute tolerance would be vacuous here. The value is
+        // a mean of squared differences of two nearly equal float32 views, so it moves by ~3e-9 with libtorch's thread
+        // count (1.03266e-05 at one thread, which other tests set): hold it to 5e-9 (0.05 %).
+        AssertClose(1.0324e-05, loss.Consistency, 5e-9, "L_cons");
         AssertClose(0.5563582, loss.Total, 1e-5, "total L");
         AssertClose(1.8445361, loss.Kl, 1e-5, "KL (training forward)");
         Assert.AreEqual(0f, (loss.Output.Forecast - output.Forecast).abs().max().item<float>(), 1e-6f, "dropout 0: train and eval forwards agree");
