@@ -13,45 +13,91 @@ namespace MLNet.Attention.Engine;
 /// <param name="StoppedEarly">True when early stopping ended training before MaxEpochs.</param>
 public sealed record TrainingSummary(IReadOnlyList<EpochReport> Epochs, int BestEpoch, bool StoppedEarly);
 
+/// <summary>The loss of one batch: the total that is optimised and, for a composite loss, its named parts (reported
+/// per epoch). Tensors belong to the step's dispose scope.</summary>
+/// <param name="Total">Scalar tensor to minimise.</param>
+/// <param name="Parts">Named scalar parts (e.g. ACMIL's slide, branch and diversity losses), or null.</param>
+internal sealed record TrainingLoss(Tensor Total, IReadOnlyList<(string Name, Tensor Value)>? Parts = null);
+
+/// <summary>What a task plugs into <see cref="TrainingLoop"/>.</summary>
+/// <param name="Loss">Forward pass and loss of one batch.</param>
+internal sealed record TrainingHooks(Func<TrainingBatch, TrainingLoss> Loss)
+{
+    /// <summary>Train-only per-batch augmentation (random crops, flips, ...): (batch, optimizer step) → batch. Never
+    /// applied to validation batches. Draw randomness from a generator seeded by the trainer for reproducibility.</summary>
+    public Func<TrainingBatch, long, TrainingBatch>? Augment { get; init; }
+
+    /// <summary>Class scores [B, C] of a validation batch (target: int64 class indices [B]); enables the
+    /// classification metrics of <see cref="EarlyStoppingMetric"/>.</summary>
+    public Func<TrainingBatch, Tensor>? ValidationScores { get; init; }
+
+    /// <summary>Number of classes, with <see cref="ValidationScores"/>.</summary>
+    public int Classes { get; init; }
+}
+
 /// <summary>
-/// The one training loop behind every trainer: shuffled reproducible mini-batches, AdamW, learning-rate schedule,
-/// gradient clipping, validation, early stopping with restore of the best weights, progress through the ML.NET
-/// channel and a callback, cancellation, and a dispose scope around every step.
+/// The one training loop behind every trainer: shuffled reproducible mini-batches, AdamW or SGD (scalar-safe, see
+/// MLNet.Attention.Optim), optional exemption of norms and biases from weight decay, warm-up and learning-rate
+/// schedules, gradient accumulation and clipping, train-only augmentation, validation with loss and classification
+/// metrics, early stopping on a chosen metric with restore of the best epoch's whole state (parameters and buffers such
+/// as BatchNorm running statistics), composite-loss parts per epoch, progress through the ML.NET channel and a
+/// callback, cancellation, and a dispose scope around every step.
 /// </summary>
 internal static class TrainingLoop
 {
+    /// <summary>Runs training with a single loss (see the hooks overload).</summary>
+    public static TrainingSummary Run(IHostEnvironment env, string componentName, nn.Module module,
+        Func<TrainingBatch, Tensor> computeLoss, BatchSource train, BatchSource? validation,
+        TorchTrainerOptions options, Device device, int shuffleSeed) =>
+        Run(env, componentName, module, new TrainingHooks(batch => new TrainingLoss(computeLoss(batch))), train, validation,
+            options, device, shuffleSeed);
+
     /// <param name="env">Host environment: progress goes to its log (mlContext.Log).</param>
     /// <param name="componentName">Name used in log messages.</param>
     /// <param name="module">Module already on <paramref name="device"/>, with freshly seeded weights.</param>
-    /// <param name="computeLoss">Forward pass and loss for one batch (a scalar tensor).</param>
+    /// <param name="hooks">Loss, augmentation and validation scores of the task.</param>
     /// <param name="train">Training rows.</param>
     /// <param name="validation">Validation rows, or null.</param>
     /// <param name="options">Shared options.</param>
     /// <param name="device">Device of the module.</param>
     /// <param name="shuffleSeed">Seed of the per-epoch shuffling.</param>
-    public static TrainingSummary Run(IHostEnvironment env, string componentName, nn.Module module,
-        Func<TrainingBatch, Tensor> computeLoss, BatchSource train, BatchSource? validation,
-        TorchTrainerOptions options, Device device, int shuffleSeed)
+    public static TrainingSummary Run(IHostEnvironment env, string componentName, nn.Module module, TrainingHooks hooks,
+        BatchSource train, BatchSource? validation, TorchTrainerOptions options, Device device, int shuffleSeed)
     {
         if (train.Count == 0) throw new InvalidOperationException($"{componentName}: the training data has no rows.");
         if (options.EarlyStoppingPatience is not null && validation is null)
             throw new InvalidOperationException($"{componentName}: early stopping needs validation data. Provide a validation set or fraction, or set EarlyStoppingPatience = null.");
         if (validation is { Count: 0 })
             throw new InvalidOperationException($"{componentName}: the validation data has no rows. Provide more data or a larger validation fraction.");
+        if (options.EarlyStoppingMetric != EarlyStoppingMetric.Loss && hooks.ValidationScores is null)
+            throw new InvalidOperationException($"{componentName}: EarlyStoppingMetric = {options.EarlyStoppingMetric} needs class scores, which only classification trainers report; use EarlyStoppingMetric = Loss.");
 
         using var channel = env.Start(componentName);
         var shuffle = new Random(shuffleSeed);
         bool dropLast = train.Count > options.BatchSize; // the reference drops the last partial batch; keep one batch for tiny data
-        int stepsPerEpoch = dropLast ? train.Count / options.BatchSize : 1;
-        int totalSteps = stepsPerEpoch * options.MaxEpochs;
+        int batchesPerEpoch = dropLast ? train.Count / options.BatchSize : 1;
+        int accumulation = options.GradientAccumulationSteps;
+        int stepsPerEpoch = (batchesPerEpoch + accumulation - 1) / accumulation;
+        int totalSteps = stepsPerEpoch * options.MaxEpochs, warmupSteps = stepsPerEpoch * options.WarmupEpochs;
 
-        var parameters = module.parameters().Where(p => p.requires_grad).ToList();
-        // Our AdamW, not TorchSharp's: its step creates temporary Scalars that the GC can free mid-call (TorchScalars).
-        using var optimizer = new Optim.AdamW(parameters, options.LearningRate, weightDecay: options.WeightDecay);
+        var named = module.named_parameters().Where(p => p.parameter.requires_grad).ToList();
+        var parameters = named.Select(p => p.parameter).ToList();
+        var noDecay = options.NoWeightDecayOnNormsAndBiases
+            ? named.Where(p => p.parameter.dim() <= 1 || p.name.EndsWith("bias", StringComparison.Ordinal)).Select(p => p.parameter).ToList()
+            : null;
+        // Ours, not TorchSharp's: its steps create temporary Scalars that the GC can free mid-call (TorchScalars).
+        using Optim.ParameterOptimizer optimizer = options.Optimizer == OptimizerKind.Sgd
+            ? new Optim.Sgd(parameters, options.LearningRate, options.Momentum, weightDecay: options.WeightDecay,
+                nesterov: options.Nesterov, withoutWeightDecay: noDecay)
+            : new Optim.AdamW(parameters, options.LearningRate, weightDecay: options.WeightDecay, withoutWeightDecay: noDecay);
+        bool lowerIsBetter = options.EarlyStoppingMetric == EarlyStoppingMetric.Loss;
+        string metricName = options.EarlyStoppingMetric.ToString();
+        using var accumulationScale = accumulation == 1 ? null : (1.0 / accumulation).ToScalar();
         var reports = new List<EpochReport>();
         Dictionary<string, Tensor>? best = null;
-        double? bestLoss = null;
-        int bestEpoch = 0, sinceBest = 0, step = 0;
+        double? bestValue = null, bestLoss = null;
+        int bestEpoch = 0, sinceBest = 0;
+        long step = 0;
         bool stoppedEarly = false;
 
         try
@@ -61,50 +107,80 @@ internal static class TrainingLoop
                 var clock = Stopwatch.StartNew();
                 module.train();
                 double lossSum = 0; long rows = 0; double lr = options.LearningRate;
+                Dictionary<string, double>? partSums = null;
                 var order = train.EpochOrder(shuffle);
-                for (int start = 0; start < order.Length; start += options.BatchSize)
+                int micro = 0, batchIndex = 0;
+                optimizer.ZeroGrad();
+                for (int start = 0; start < order.Length; start += options.BatchSize, batchIndex++)
                 {
                     int count = Math.Min(options.BatchSize, order.Length - start);
                     if (dropLast && count < options.BatchSize) break;
                     options.CancellationToken.ThrowIfCancellationRequested();
-                    lr = LearningRateAt(options, epoch, step++, totalSteps);
-                    optimizer.LearningRate = lr;
+                    if (micro == 0)
+                    {
+                        lr = LearningRateAt(options, epoch, step, totalSteps, warmupSteps);
+                        optimizer.LearningRate = lr;
+                    }
                     using var scope = NewDisposeScope();
                     var batch = train.CreateBatch(order.AsSpan(start, count), device);
-                    optimizer.ZeroGrad();
-                    var loss = computeLoss(batch);
-                    loss.backward();
-                    if (options.GradientClipNorm is { } clip) nn.utils.clip_grad_norm_(parameters, clip);
-                    optimizer.Step();
-                    double value = loss.item<float>();
-                    if (!double.IsFinite(value))
-                        throw new InvalidOperationException($"{componentName}: the training loss became {value} in epoch {epoch}. Lower LearningRate, set GradientClipNorm, or check the data for extreme values.");
-                    lossSum += value * batch.Rows;
+                    if (hooks.Augment is not null) batch = hooks.Augment(batch, step);
+                    var loss = hooks.Loss(batch);
+                    (accumulationScale is null ? loss.Total : loss.Total.mul(accumulationScale)).backward();
+                    double batchLoss = loss.Total.item<float>();
+                    if (!double.IsFinite(batchLoss))
+                        throw new InvalidOperationException($"{componentName}: the training loss became {batchLoss} in epoch {epoch}. Lower LearningRate, set GradientClipNorm, or check the data for extreme values.");
+                    lossSum += batchLoss * batch.Rows;
                     rows += batch.Rows;
+                    if (loss.Parts is { } parts)
+                    {
+                        partSums ??= new Dictionary<string, double>();
+                        foreach (var (name, part) in parts)
+                            partSums[name] = partSums.GetValueOrDefault(name) + part.item<float>() * batch.Rows;
+                    }
+                    bool lastBatch = batchIndex == batchesPerEpoch - 1;
+                    if (++micro == accumulation || lastBatch)
+                    {
+                        if (options.GradientClipNorm is { } clip) nn.utils.clip_grad_norm_(parameters, clip);
+                        optimizer.Step();
+                        optimizer.ZeroGrad();
+                        step++;
+                        micro = 0;
+                    }
                 }
                 double trainSeconds = clock.Elapsed.TotalSeconds;
 
-                double? validationLoss = validation is null ? null : Evaluate(module, computeLoss, validation, options.BatchSize, device, options.CancellationToken);
-                bool isBest = validationLoss is null || bestLoss is null || validationLoss < bestLoss - options.EarlyStoppingMinDelta;
-                if (validationLoss is not null && isBest)
+                var validationResult = validation is null ? null
+                    : Evaluate(module, hooks, validation, options.BatchSize, device, options.CancellationToken);
+                double? validationLoss = validationResult?.Loss;
+                double? value = validationResult is null ? null
+                    : validationResult.Metrics.TryGetValue(metricName, out var m) ? m
+                    : throw new InvalidOperationException($"{componentName}: the validation data gave no {metricName} (for AUC both classes must occur in it); use another EarlyStoppingMetric or a larger validation set.");
+                bool isBest = value is null || bestValue is null
+                    || (lowerIsBetter ? value < bestValue - options.EarlyStoppingMinDelta : value > bestValue + options.EarlyStoppingMinDelta);
+                if (value is not null && isBest)
                 {
+                    bestValue = value;
                     bestLoss = validationLoss;
                     bestEpoch = epoch;
                     sinceBest = 0;
                     if (options.RestoreBestWeights) best = Snapshot(module, best);
                 }
-                else if (validationLoss is not null) sinceBest++;
+                else if (value is not null) sinceBest++;
                 if (validation is null) bestEpoch = epoch;
 
                 var report = new EpochReport(epoch, options.MaxEpochs, lossSum / Math.Max(1, rows), validationLoss, bestLoss, lr,
-                    clock.Elapsed, rows / Math.Max(1e-9, trainSeconds), validationLoss is not null && isBest);
+                    clock.Elapsed, rows / Math.Max(1e-9, trainSeconds), value is not null && isBest)
+                {
+                    TrainLossParts = partSums?.ToDictionary(p => p.Key, p => p.Value / Math.Max(1, rows)) ?? new Dictionary<string, double>(),
+                    ValidationMetrics = validationResult?.Metrics ?? new Dictionary<string, double>(),
+                };
                 reports.Add(report);
                 channel.Info(MessageSensitivity.None, $"{componentName} {report}");
                 options.EpochCallback?.Invoke(report);
 
                 if (options.EarlyStoppingPatience is { } patience && sinceBest >= patience && epoch < options.MaxEpochs)
                 {
-                    channel.Info(MessageSensitivity.None, $"{componentName}: early stopping after epoch {epoch}; no validation improvement for {patience} epochs (best epoch {bestEpoch}).");
+                    channel.Info(MessageSensitivity.None, $"{componentName}: early stopping after epoch {epoch}; no validation {metricName} improvement for {patience} epochs (best epoch {bestEpoch}).");
                     stoppedEarly = true;
                     break;
                 }
@@ -112,9 +188,8 @@ internal static class TrainingLoop
 
             if (best is not null && bestEpoch != reports.Count)
             {
-                using (no_grad())
-                    foreach (var (name, p) in module.named_parameters()) p.copy_(best[name]);
-                channel.Info(MessageSensitivity.None, $"{componentName}: restored the weights of epoch {bestEpoch} (validation loss {bestLoss:G5}).");
+                Restore(module, best);
+                channel.Info(MessageSensitivity.None, $"{componentName}: restored the weights and buffers of epoch {bestEpoch} (validation {metricName} {bestValue:G5}).");
             }
             else if (best is null && validation is not null) bestEpoch = reports.Count;
         }
@@ -126,13 +201,19 @@ internal static class TrainingLoop
         return new TrainingSummary(reports, bestEpoch, stoppedEarly);
     }
 
-    /// <summary>Mean loss over all rows of <paramref name="data"/> (row-weighted), in eval mode without gradients.</summary>
-    internal static double Evaluate(nn.Module module, Func<TrainingBatch, Tensor> computeLoss, BatchSource data, int batchSize,
+    /// <summary>Validation loss and metrics.</summary>
+    internal sealed record ValidationResult(double Loss, Dictionary<string, double> Metrics);
+
+    /// <summary>Mean loss over all rows of <paramref name="data"/> (row-weighted) and, with class scores, the
+    /// classification metrics; in eval mode without gradients.</summary>
+    internal static ValidationResult Evaluate(nn.Module module, TrainingHooks hooks, BatchSource data, int batchSize,
         Device device, CancellationToken cancellation)
     {
         module.eval();
         using var inference = inference_mode();
         double sum = 0; long rows = 0;
+        List<float>? scores = hooks.ValidationScores is null ? null : new List<float>();
+        List<int>? labels = scores is null ? null : new List<int>();
         var order = data.EpochOrder(null);
         for (int start = 0; start < order.Length; start += batchSize)
         {
@@ -140,28 +221,59 @@ internal static class TrainingLoop
             using var scope = NewDisposeScope();
             int count = Math.Min(batchSize, order.Length - start);
             var batch = data.CreateBatch(order.AsSpan(start, count), device);
-            sum += computeLoss(batch).item<float>() * batch.Rows;
+            sum += hooks.Loss(batch).Total.item<float>() * batch.Rows;
             rows += batch.Rows;
+            if (hooks.ValidationScores is { } score)
+            {
+                scores!.AddRange(score(batch).to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray());
+                labels!.AddRange(batch.Target.to(ScalarType.Int64).cpu().data<long>().ToArray().Select(l => (int)l));
+            }
         }
-        return sum / Math.Max(1, rows);
+        double loss = sum / Math.Max(1, rows);
+        var metrics = scores is null ? new Dictionary<string, double>()
+            : ClassificationMetrics.Compute(scores.ToArray(), labels!.ToArray(), hooks.Classes);
+        metrics[nameof(EarlyStoppingMetric.Loss)] = loss;
+        return new ValidationResult(loss, metrics);
     }
 
-    internal static double LearningRateAt(TorchTrainerOptions options, int epoch, int step, int totalSteps) => options.LearningRateSchedule switch
-    {
-        LearningRateSchedule.HalveEveryEpoch => options.LearningRate * Math.Pow(0.5, Math.Max(0, epoch - 2)),
-        LearningRateSchedule.Cosine => options.LearningRate * 0.5 * (1 + Math.Cos(Math.PI * step / Math.Max(1, totalSteps))),
-        _ => options.LearningRate,
-    };
+    /// <summary>Mean loss over all rows of <paramref name="data"/> (row-weighted), in eval mode without gradients.</summary>
+    internal static double Evaluate(nn.Module module, Func<TrainingBatch, Tensor> computeLoss, BatchSource data, int batchSize,
+        Device device, CancellationToken cancellation) =>
+        Evaluate(module, new TrainingHooks(b => new TrainingLoss(computeLoss(b))), data, batchSize, device, cancellation).Loss;
 
+    /// <summary>The learning rate of optimizer step <paramref name="step"/> (0-based) in <paramref name="epoch"/> (1-based):
+    /// linear warm-up over <paramref name="warmupSteps"/>, then the schedule.</summary>
+    internal static double LearningRateAt(TorchTrainerOptions options, int epoch, long step, int totalSteps, int warmupSteps = 0)
+    {
+        if (step < warmupSteps) return options.LearningRate * (step + 1) / warmupSteps;
+        int warmupEpochs = options.WarmupEpochs;
+        return options.LearningRateSchedule switch
+        {
+            LearningRateSchedule.HalveEveryEpoch => options.LearningRate * Math.Pow(0.5, Math.Max(0, epoch - warmupEpochs - 2)),
+            LearningRateSchedule.Cosine => options.LearningRate * 0.5
+                * (1 + Math.Cos(Math.PI * (step - warmupSteps) / Math.Max(1, totalSteps - warmupSteps))),
+            LearningRateSchedule.StepDecay => options.LearningRate
+                * Math.Pow(options.StepDecayFactor, (epoch - 1 - warmupEpochs) / options.StepDecayEpochs),
+            _ => options.LearningRate,
+        };
+    }
+
+    /// <summary>Copies the whole state (parameters and buffers, e.g. BatchNorm running statistics and batch counters).</summary>
     private static Dictionary<string, Tensor> Snapshot(nn.Module module, Dictionary<string, Tensor>? reuse)
     {
         var snapshot = reuse ?? new Dictionary<string, Tensor>();
         using var noGrad = no_grad();
-        foreach (var (name, p) in module.named_parameters())
+        foreach (var (name, t) in module.state_dict())
         {
-            if (snapshot.TryGetValue(name, out var existing)) existing.copy_(p);
-            else snapshot[name] = p.detach().clone().DetachFromDisposeScope();
+            if (snapshot.TryGetValue(name, out var existing)) existing.copy_(t);
+            else snapshot[name] = t.detach().clone().DetachFromDisposeScope();
         }
         return snapshot;
+    }
+
+    private static void Restore(nn.Module module, Dictionary<string, Tensor> snapshot)
+    {
+        using var noGrad = no_grad();
+        foreach (var (name, t) in module.state_dict()) t.copy_(snapshot[name]);
     }
 }

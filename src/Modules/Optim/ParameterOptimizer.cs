@@ -15,17 +15,25 @@ namespace MLNet.Attention.Optim;
 public abstract class ParameterOptimizer : IDisposable
 {
     private readonly Parameter[] _parameters;
+    private readonly bool[] _decays;
     private bool _disposed;
 
     /// <summary>Creates the optimizer over the parameters that require gradients.</summary>
     /// <param name="parameters">Parameters to update; those with <c>requires_grad == false</c> are ignored.</param>
     /// <param name="learningRate">Initial learning rate (positive).</param>
-    protected ParameterOptimizer(IEnumerable<Parameter> parameters, double learningRate)
+    /// <param name="withoutWeightDecay">Parameters exempt from weight decay (e.g. biases and norm weights), or null.</param>
+    protected ParameterOptimizer(IEnumerable<Parameter> parameters, double learningRate, IEnumerable<Parameter>? withoutWeightDecay = null)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         _parameters = parameters.Where(p => p.requires_grad).ToArray();
+        var exempt = new HashSet<Parameter>(withoutWeightDecay ?? Array.Empty<Parameter>(), ReferenceEqualityComparer.Instance);
+        _decays = _parameters.Select(p => !exempt.Contains(p)).ToArray();
         LearningRate = learningRate;
     }
+
+    /// <summary>False for a parameter exempt from weight decay.</summary>
+    /// <param name="index">Index in <see cref="Parameters"/>.</param>
+    protected bool DecaysWeight(int index) => _decays[index];
 
     /// <summary>The parameters this optimizer updates.</summary>
     public IReadOnlyList<Parameter> Parameters => _parameters;
@@ -112,8 +120,10 @@ public sealed class AdamW : ParameterOptimizer
     /// <param name="beta2">Decay of the second moment (PyTorch 0.999).</param>
     /// <param name="eps">Added to the denominator (PyTorch 1e-8).</param>
     /// <param name="weightDecay">Decoupled weight decay λ (PyTorch's default 0.01; 0 gives Adam).</param>
+    /// <param name="withoutWeightDecay">Parameters exempt from weight decay, or null.</param>
     public AdamW(IEnumerable<Parameter> parameters, double learningRate = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
-        double eps = 1e-8, double weightDecay = 0.01) : base(parameters, learningRate)
+        double eps = 1e-8, double weightDecay = 0.01, IEnumerable<Parameter>? withoutWeightDecay = null)
+        : base(parameters, learningRate, withoutWeightDecay)
     {
         if (!(beta1 >= 0 && beta1 < 1)) throw new ArgumentOutOfRangeException(nameof(beta1), beta1, "beta1 must be in [0, 1).");
         if (!(beta2 >= 0 && beta2 < 1)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2, "beta2 must be in [0, 1).");
@@ -137,7 +147,7 @@ public sealed class AdamW : ParameterOptimizer
         using var decay = (1 - LearningRate * _weightDecay).ToScalar();
         using var rootCorrection2 = Math.Sqrt(correction2).ToScalar();
         using var stepSize = (-(LearningRate / correction1)).ToScalar();
-        parameter.mul_(decay);
+        if (_weightDecay != 0 && DecaysWeight(index)) parameter.mul_(decay);
         mean.mul_(_beta1).add_(grad, _oneMinusBeta1);
         square.mul_(_beta2).addcmul_(grad, grad, _oneMinusBeta2);
         var denominator = square.sqrt().div_(rootCorrection2).add_(_eps, TorchScalars.One);
@@ -168,8 +178,10 @@ public sealed class Sgd : ParameterOptimizer
     /// <param name="dampening">Dampening τ of the momentum.</param>
     /// <param name="weightDecay">L2 penalty λ added to the gradient.</param>
     /// <param name="nesterov">Nesterov momentum (needs momentum &gt; 0 and dampening 0).</param>
+    /// <param name="withoutWeightDecay">Parameters exempt from weight decay, or null.</param>
     public Sgd(IEnumerable<Parameter> parameters, double learningRate, double momentum = 0, double dampening = 0,
-        double weightDecay = 0, bool nesterov = false) : base(parameters, learningRate)
+        double weightDecay = 0, bool nesterov = false, IEnumerable<Parameter>? withoutWeightDecay = null)
+        : base(parameters, learningRate, withoutWeightDecay)
     {
         if (!(momentum >= 0)) throw new ArgumentOutOfRangeException(nameof(momentum), momentum, "momentum cannot be negative.");
         if (!(weightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "weightDecay cannot be negative.");
@@ -187,7 +199,7 @@ public sealed class Sgd : ParameterOptimizer
     /// <inheritdoc/>
     protected override void Update(int index, Parameter parameter, Tensor grad, long step)
     {
-        var direction = _useWeightDecay ? grad.add(parameter, _weightDecay) : grad;
+        var direction = _useWeightDecay && DecaysWeight(index) ? grad.add(parameter, _weightDecay) : grad;
         if (_useMomentum)
         {
             var buffer = _momentumBuffers[index];
