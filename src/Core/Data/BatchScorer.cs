@@ -19,19 +19,51 @@ internal sealed class BatchScorer : IDisposable
     // (0-based); messages then say "at prediction N" (1-based) instead of "at row N".
     internal BatchScorer(TorchTransformerBase owner, BoundSchema bound, DataViewRow row, int capacity,
         bool predictionEngine = false)
+        : this(owner.InputColumns, bound.ModelInputIndices, row, capacity, owner.RejectNonFiniteValues, predictionEngine,
+            owner)
     {
-        _owner = owner;
+    }
+
+    /// <summary>Staging for reading only (no forward pass): the training batch sources read their columns with the
+    /// same readers as scoring, so training and scoring cannot disagree on what a row holds.</summary>
+    /// <param name="inputs">Columns to read.</param>
+    /// <param name="columnIndices">Index in <paramref name="row"/>'s schema of each column.</param>
+    /// <param name="row">The row (cursor) the getters read.</param>
+    /// <param name="capacity">Slots.</param>
+    /// <param name="rejectNonFinite">Throw on NaN/infinity in float columns, naming column and row.</param>
+    internal static BatchScorer ForReading(IReadOnlyList<TorchInputColumn> inputs, int[] columnIndices, DataViewRow row,
+        int capacity, bool rejectNonFinite) => new(inputs, columnIndices, row, capacity, rejectNonFinite, false, null);
+
+    private BatchScorer(IReadOnlyList<TorchInputColumn> inputs, int[] columnIndices, DataViewRow row, int capacity,
+        bool rejectNonFinite, bool predictionEngine, TorchTransformerBase? owner)
+    {
+        _owner = owner!;
         _positionIsPrediction = predictionEngine;
         Capacity = capacity;
-        var inputs = owner.InputColumns;
         FloatInputs = new float[inputs.Count][];
         TickInputs = new long[inputs.Count][];
         _readers = new Action<int, long>[inputs.Count];
         for (int i = 0; i < inputs.Count; i++)
         {
             var spec = inputs[i];
-            var column = row.Schema[bound.ModelInputIndices[i]];
-            if (spec.Kind == TorchColumnKind.DateTime)
+            var column = row.Schema[columnIndices[i]];
+            if (spec.Kind == TorchColumnKind.Key)
+            {
+                var labels = TickInputs[i] = new long[capacity];
+                var getter = row.GetGetter<uint>(column);
+                _readers[i] = (slot, position) =>
+                {
+                    uint key = 0;
+                    getter(ref key);
+                    if (key == 0)
+                        throw new InvalidOperationException(
+                            $"Column '{spec.Name}' has a missing value (key 0) {At(position)}; every row needs a " +
+                            "label. Remove such rows first (mlContext.Data.FilterRowsByMissingValues), or map every " +
+                            $"value with mlContext.Transforms.Conversion.MapValueToKey(\"{spec.Name}\").");
+                    labels[slot] = key - 1;
+                };
+            }
+            else if (spec.Kind == TorchColumnKind.DateTime)
             {
                 var ticks = TickInputs[i] = new long[capacity];
                 var getter = row.GetGetter<DateTime>(column);
@@ -46,7 +78,7 @@ internal sealed class BatchScorer : IDisposable
             {
                 var values = FloatInputs[i] = new float[capacity];
                 var getter = row.GetGetter<float>(column);
-                bool reject = owner.RejectNonFiniteValues;
+                bool reject = rejectNonFinite;
                 _readers[i] = (slot, position) =>
                 {
                     float value = 0;
@@ -62,7 +94,7 @@ internal sealed class BatchScorer : IDisposable
                 var values = FloatInputs[i] = new float[checked(capacity * size)];
                 var getter = row.GetGetter<VBuffer<float>>(column);
                 VBuffer<float> buffer = default;
-                bool reject = owner.RejectNonFiniteValues;
+                bool reject = rejectNonFinite;
                 _readers[i] = (slot, position) =>
                 {
                     getter(ref buffer);
@@ -93,7 +125,7 @@ internal sealed class BatchScorer : IDisposable
             }
         }
 
-        var outputs = owner.OutputColumns;
+        var outputs = owner?.OutputColumns ?? Array.Empty<TorchOutputColumn>();
         Outputs = new float[outputs.Count][];
         for (int j = 0; j < outputs.Count; j++)
             Outputs[j] = new float[checked(capacity * outputs[j].Size)];
@@ -104,7 +136,8 @@ internal sealed class BatchScorer : IDisposable
     /// <summary>Per input column: float staging (<c>Capacity * Size</c>) for Single columns, else null.</summary>
     internal float[]?[] FloatInputs { get; }
 
-    /// <summary>Per input column: ticks staging (<c>Capacity</c>) for DateTime columns, else null.</summary>
+    /// <summary>Per input column: int64 staging (<c>Capacity</c>) for DateTime columns (ticks) and Key columns
+    /// (0-based class index), else null.</summary>
     internal long[]?[] TickInputs { get; }
 
     /// <summary>Per output column: <c>Capacity * Size</c> values, filled by the last <see cref="Run"/>.</summary>
@@ -140,7 +173,7 @@ internal sealed class BatchScorer : IDisposable
             var shape = new long[1 + spec.Dimensions.Count];
             shape[0] = Capacity;
             for (int d = 0; d < spec.Dimensions.Count; d++) shape[d + 1] = spec.Dimensions[d];
-            var type = spec.Kind == TorchColumnKind.DateTime ? torch.ScalarType.Int64 : torch.ScalarType.Float32;
+            var type = spec.Kind == TorchColumnKind.Single ? torch.ScalarType.Float32 : torch.ScalarType.Int64;
             tensors[i] = torch.empty(shape, type).DetachFromDisposeScope();
         }
         return _inputTensors = tensors;

@@ -12,6 +12,10 @@ public enum TorchColumnKind
     /// <summary>A scalar <see cref="System.DateTime"/>. Fed to the module as int64 <c>[B]</c> of
     /// <see cref="System.DateTime.Ticks"/>.</summary>
     DateTime = 1,
+
+    /// <summary>A scalar Key (<see cref="uint"/>, as <c>MapValueToKey</c> makes), e.g. a class label. Fed to the
+    /// module as int64 <c>[B]</c> of the 0-based key index; a missing key (0) is an error naming column and row.</summary>
+    Key = 2,
 }
 
 /// <summary>
@@ -36,9 +40,12 @@ public sealed class TorchInputColumn
         if (size > int.MaxValue)
             throw new ArgumentOutOfRangeException(nameof(dimensions), $"Column '{name}' would hold {size} values per row; at most {int.MaxValue} are supported.");
         Size = (int)size;
-        ExpectedType = kind == TorchColumnKind.DateTime
-            ? DateTimeDataViewType.Instance
-            : dimensions.Length == 0 ? NumberDataViewType.Single : new VectorDataViewType(NumberDataViewType.Single, dimensions);
+        ExpectedType = kind switch
+        {
+            TorchColumnKind.DateTime => DateTimeDataViewType.Instance,
+            TorchColumnKind.Key => new KeyDataViewType(typeof(uint), ulong.MaxValue >> 32),
+            _ => dimensions.Length == 0 ? NumberDataViewType.Single : new VectorDataViewType(NumberDataViewType.Single, dimensions),
+        };
     }
 
     /// <summary>A <see cref="float"/> column: scalar when <paramref name="dimensions"/> is empty, otherwise a
@@ -51,6 +58,11 @@ public sealed class TorchInputColumn
     /// <summary>A scalar <see cref="System.DateTime"/> column, fed to the module as int64 ticks.</summary>
     /// <param name="name">The column name in the input schema.</param>
     public static TorchInputColumn DateTime(string name) => new(name, TorchColumnKind.DateTime, Array.Empty<int>());
+
+    /// <summary>A scalar Key column (a class label made by <c>MapValueToKey</c>), fed to the module as the int64
+    /// 0-based key index.</summary>
+    /// <param name="name">The column name in the input schema.</param>
+    public static TorchInputColumn Key(string name) => new(name, TorchColumnKind.Key, Array.Empty<int>());
 
     /// <summary>The column name.</summary>
     public string Name { get; }
@@ -72,7 +84,8 @@ public sealed class TorchInputColumn
     /// accepted too; the module always receives <see cref="Dimensions"/>.</summary>
     public DataViewType ExpectedType { get; }
 
-    internal string Describe() => Kind == TorchColumnKind.DateTime || IsScalar
+    internal string Describe() => Kind == TorchColumnKind.Key ? "a Key column (uint keys, e.g. from MapValueToKey)"
+        : Kind == TorchColumnKind.DateTime || IsScalar
         ? ExpectedType.ToString()!
         : _dimensions.Length == 1 ? ExpectedType.ToString()! : $"{ExpectedTypeFlat()} ({string.Join(" x ", _dimensions)})";
 

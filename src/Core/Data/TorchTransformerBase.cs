@@ -224,6 +224,13 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
         }
 
         var type = column.Type;
+        if (spec.Kind == TorchColumnKind.Key)
+        {
+            if (type is not KeyDataViewType { RawType: var raw } || raw != typeof(uint))
+                throw SchemaError($"Column '{spec.Name}' has type {type}; expected {spec.Describe()}. Convert it with " +
+                                  $"mlContext.Transforms.Conversion.MapValueToKey(\"{spec.Name}\") before this component.");
+            return column.Index;
+        }
         if (spec.Kind == TorchColumnKind.DateTime)
         {
             if (type is not DateTimeDataViewType)
@@ -281,7 +288,7 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
         {
             var spec = _inputs[i];
             var tensor = staged[i];
-            if (spec.Kind == TorchColumnKind.DateTime)
+            if (spec.Kind != TorchColumnKind.Single)
                 tensor.data<long>().CopyFrom(new ReadOnlySpan<long>(batch.TickInputs[i], 0, count), 0, 0);
             else
                 tensor.data<float>().CopyFrom(new ReadOnlySpan<float>(batch.FloatInputs[i], 0, count * spec.Size), 0, 0);

@@ -20,6 +20,25 @@ internal abstract class BatchSource
     /// <summary>Builds the batch of the given row indices on <paramref name="device"/>.</summary>
     public abstract TrainingBatch CreateBatch(ReadOnlySpan<int> rows, Device device);
 
+    /// <summary>
+    /// The batches of one epoch, built lazily (each belongs to the dispose scope open when it is produced). The default
+    /// visits <see cref="EpochOrder"/> through <see cref="CreateBatch"/>; streaming sources override it.
+    /// </summary>
+    /// <param name="batchSize">Rows per batch.</param>
+    /// <param name="dropLast">Skip a final partial batch.</param>
+    /// <param name="shuffle">Shuffles the order when given; null reads in order.</param>
+    /// <param name="device">Device of the tensors.</param>
+    public virtual IEnumerable<TrainingBatch> EpochBatches(int batchSize, bool dropLast, Random? shuffle, Device device)
+    {
+        var order = EpochOrder(shuffle);
+        for (int start = 0; start < order.Length; start += batchSize)
+        {
+            int count = Math.Min(batchSize, order.Length - start);
+            if (dropLast && count < batchSize) yield break;
+            yield return CreateBatch(order.AsSpan(start, count), device);
+        }
+    }
+
     /// <summary>Row order for one epoch: shuffled with <paramref name="shuffle"/> when given, else in order.</summary>
     internal int[] EpochOrder(Random? shuffle)
     {

@@ -108,21 +108,20 @@ internal static class TrainingLoop
                 module.train();
                 double lossSum = 0; long rows = 0; double lr = options.LearningRate;
                 Dictionary<string, double>? partSums = null;
-                var order = train.EpochOrder(shuffle);
                 int micro = 0, batchIndex = 0;
                 optimizer.ZeroGrad();
-                for (int start = 0; start < order.Length; start += options.BatchSize, batchIndex++)
+                using var batches = train.EpochBatches(options.BatchSize, dropLast, shuffle, device).GetEnumerator();
+                for (; ; batchIndex++)
                 {
-                    int count = Math.Min(options.BatchSize, order.Length - start);
-                    if (dropLast && count < options.BatchSize) break;
                     options.CancellationToken.ThrowIfCancellationRequested();
+                    using var scope = NewDisposeScope();   // open before the batch is built: its tensors belong to the step
+                    if (!batches.MoveNext()) break;
+                    var batch = batches.Current;
                     if (micro == 0)
                     {
                         lr = LearningRateAt(options, epoch, step, totalSteps, warmupSteps);
                         optimizer.LearningRate = lr;
                     }
-                    using var scope = NewDisposeScope();
-                    var batch = train.CreateBatch(order.AsSpan(start, count), device);
                     if (hooks.Augment is not null) batch = hooks.Augment(batch, step);
                     var loss = hooks.Loss(batch);
                     (accumulationScale is null ? loss.Total : loss.Total.mul(accumulationScale)).backward();
@@ -214,13 +213,13 @@ internal static class TrainingLoop
         double sum = 0; long rows = 0;
         List<float>? scores = hooks.ValidationScores is null ? null : new List<float>();
         List<int>? labels = scores is null ? null : new List<int>();
-        var order = data.EpochOrder(null);
-        for (int start = 0; start < order.Length; start += batchSize)
+        using var batches = data.EpochBatches(batchSize, dropLast: false, shuffle: null, device).GetEnumerator();
+        while (true)
         {
             cancellation.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
-            int count = Math.Min(batchSize, order.Length - start);
-            var batch = data.CreateBatch(order.AsSpan(start, count), device);
+            if (!batches.MoveNext()) break;
+            var batch = batches.Current;
             sum += hooks.Loss(batch).Total.item<float>() * batch.Rows;
             rows += batch.Rows;
             if (hooks.ValidationScores is { } score)

@@ -1,0 +1,155 @@
+using Microsoft.ML;
+using MLNet.Attention.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNet.Attention.Engine;
+
+/// <summary>
+/// Training rows streamed from any <see cref="IDataView"/>, never materialised: each epoch opens one cursor, reads
+/// the columns with the readers scoring uses (<see cref="BatchScorer"/>), and shuffles through a pool of
+/// <c>shufflePoolSize</c> rows with the epoch's seeded <see cref="Random"/> (ML.NET's <c>ShuffleRows</c> semantics:
+/// a pool at least as large as the data gives a full permutation). Memory: the pool and one batch.
+/// Inputs are the <c>inputs</c> columns as tensors (float32 [B, dims...], int64 [B] for DateTime/Key); the target is
+/// the <c>target</c> column (float32 [B, dims...] or int64 [B] class indices for a Key).
+/// </summary>
+internal sealed class DataViewBatchSource : BatchSource
+{
+    private readonly IDataView _data;
+    private readonly TorchInputColumn[] _columns;
+    private readonly int[] _indices;
+    private readonly int _poolSize;
+    private readonly bool _rejectNonFinite;
+    private int? _count;
+
+    /// <param name="data">The rows.</param>
+    /// <param name="inputs">Model input columns, in the order the model receives them.</param>
+    /// <param name="target">The target column.</param>
+    /// <param name="shufflePoolSize">Rows held for shuffling (at least 1).</param>
+    /// <param name="rejectNonFinite">Throw on NaN/infinity in float columns, naming column and row.</param>
+    /// <param name="purpose">Names the data in errors, e.g. "ImageClassifier training data".</param>
+    public DataViewBatchSource(IDataView data, IReadOnlyList<TorchInputColumn> inputs, TorchInputColumn target,
+        int shufflePoolSize, bool rejectNonFinite, string purpose)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(shufflePoolSize);
+        _data = data;
+        _columns = inputs.Append(target).ToArray();
+        _indices = new int[_columns.Length];
+        for (int i = 0; i < _columns.Length; i++)
+        {
+            var column = data.Schema.GetColumnOrNull(_columns[i].Name)
+                ?? throw new ArgumentOutOfRangeException(nameof(data), $"{purpose}: column '{_columns[i].Name}' was not found; " +
+                    $"expected {_columns[i].Describe()}. Available columns: {string.Join(", ", data.Schema.Where(c => !c.IsHidden).Select(c => $"'{c.Name}'"))}.");
+            _indices[i] = column.Index;
+        }
+        _poolSize = shufflePoolSize;
+        _rejectNonFinite = rejectNonFinite;
+    }
+
+    /// <summary>Rows in the view (counted by one cursor pass when the view does not know it).</summary>
+    public override int Count => _count ??= CountRows();
+
+    /// <summary>Random access is not possible on a stream; the engine uses <see cref="EpochBatches"/>.</summary>
+    public override TrainingBatch CreateBatch(ReadOnlySpan<int> rows, Device device) =>
+        throw new NotSupportedException("A streamed data view has no random access; enumerate EpochBatches instead.");
+
+    /// <inheritdoc/>
+    public override IEnumerable<TrainingBatch> EpochBatches(int batchSize, bool dropLast, Random? shuffle, Device device)
+    {
+        var needed = _indices.Select(i => _data.Schema[i]).ToArray();
+        using var cursor = _data.GetRowCursor(needed);
+        int capacity = shuffle is null ? batchSize : Math.Max(_poolSize, 1);
+        var staged = BatchScorer.ForReading(_columns, _indices, cursor, capacity, _rejectNonFinite);
+        int inBatch = 0;
+        if (shuffle is null)
+        {
+            // In order: rows go straight into the batch slots.
+            while (cursor.MoveNext())
+            {
+                staged.ReadRow(inBatch, cursor.Position);
+                if (++inBatch == batchSize) { yield return Build(staged, batchSize, device); inBatch = 0; }
+            }
+            if (inBatch > 0 && !dropLast) yield return Build(staged, inBatch, device);
+            yield break;
+        }
+
+        // Pool shuffle: fill the pool, then every new row replaces a randomly chosen pooled row, which is emitted.
+        var pending = BatchScorer.ForReading(_columns, _indices, cursor, batchSize, _rejectNonFinite);
+        int pooled = 0;
+        while (cursor.MoveNext())
+        {
+            if (pooled < capacity)
+            {
+                staged.ReadRow(pooled++, cursor.Position);
+                continue;
+            }
+            int pick = shuffle.Next(capacity);
+            Copy(staged, pick, pending, inBatch);
+            staged.ReadRow(pick, cursor.Position);
+            if (++inBatch == batchSize) { yield return Build(pending, batchSize, device); inBatch = 0; }
+        }
+        // Drain the pool in a random order (Fisher–Yates).
+        var rest = new int[pooled];
+        for (int i = 0; i < pooled; i++) rest[i] = i;
+        for (int i = pooled - 1; i > 0; i--)
+        {
+            int j = shuffle.Next(i + 1);
+            (rest[i], rest[j]) = (rest[j], rest[i]);
+        }
+        foreach (int slot in rest)
+        {
+            Copy(staged, slot, pending, inBatch);
+            if (++inBatch == batchSize) { yield return Build(pending, batchSize, device); inBatch = 0; }
+        }
+        if (inBatch > 0 && !dropLast) yield return Build(pending, inBatch, device);
+    }
+
+    private void Copy(BatchScorer from, int fromSlot, BatchScorer to, int toSlot)
+    {
+        for (int c = 0; c < _columns.Length; c++)
+        {
+            if (from.FloatInputs[c] is { } values)
+            {
+                int size = _columns[c].Size;
+                values.AsSpan(fromSlot * size, size).CopyTo(to.FloatInputs[c].AsSpan(toSlot * size, size));
+            }
+            else to.TickInputs[c]![toSlot] = from.TickInputs[c]![fromSlot];
+        }
+    }
+
+    private TrainingBatch Build(BatchScorer staged, int count, Device device)
+    {
+        var tensors = new Tensor?[_columns.Length];
+        for (int c = 0; c < _columns.Length; c++)
+        {
+            var spec = _columns[c];
+            var shape = new long[1 + spec.Dimensions.Count];
+            shape[0] = count;
+            for (int d = 0; d < spec.Dimensions.Count; d++) shape[d + 1] = spec.Dimensions[d];
+            Tensor t;
+            if (staged.FloatInputs[c] is { } values)
+            {
+                t = empty(shape, ScalarType.Float32);
+                t.data<float>().CopyFrom(new ReadOnlySpan<float>(values, 0, count * spec.Size), 0, 0);
+            }
+            else
+            {
+                t = empty(shape, ScalarType.Int64);
+                t.data<long>().CopyFrom(new ReadOnlySpan<long>(staged.TickInputs[c], 0, count), 0, 0);
+            }
+            tensors[c] = device.type == DeviceType.CPU ? t : t.to(device);
+        }
+        var target = tensors[^1]!;
+        return new TrainingBatch(tensors[..^1], target, count);
+    }
+
+    private int CountRows()
+    {
+        if (_data.GetRowCount() is long known) return checked((int)known);
+        int rows = 0;
+        using var cursor = _data.GetRowCursor(Array.Empty<DataViewSchema.Column>());
+        while (cursor.MoveNext()) rows++;
+        return rows;
+    }
+}

@@ -1,0 +1,100 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLNet.Attention.Data;
+using MLNet.Attention.Engine;
+using static TorchSharp.torch;
+
+namespace MLNet.Attention.Tests.Engine;
+
+/// <summary>Training batches streamed from an IDataView: one cursor per epoch, pool shuffling, the scoring readers.</summary>
+[TestClass]
+public sealed class DataViewBatchSourceTests
+{
+    private sealed class Row
+    {
+        [VectorType(3)] public float[] Features { get; set; } = new float[3];
+        public float Id { get; set; }
+        public string Label { get; set; } = "";
+    }
+
+    private static IEnumerable<Row> Rows(int count, Action? onRow = null)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            onRow?.Invoke();
+            yield return new Row { Features = new[] { i, 2f * i, i % 3 }, Id = i, Label = i % 2 == 0 ? "even" : "odd" };
+        }
+    }
+
+    private static List<float> Ids(BatchSource source, Random? shuffle, int batchSize = 32, bool dropLast = false)
+    {
+        var ids = new List<float>();
+        foreach (var batch in source.EpochBatches(batchSize, dropLast, shuffle, CPU))
+        {
+            using var scope = NewDisposeScope();
+            Assert.AreEqual(batch.Rows, (int)batch.Target.shape[0]);
+            var features = batch.Inputs[0]!.data<float>().ToArray();
+            var target = batch.Target.data<float>().ToArray();
+            for (int r = 0; r < batch.Rows; r++)
+                Assert.AreEqual(2 * target[r], features[r * 3 + 1], "features and target stay together");
+            ids.AddRange(target);
+        }
+        return ids;
+    }
+
+    [TestMethod]
+    public void EachEpochStreamsEveryRowOnceShuffledReproducibly()
+    {
+        var ml = new MLContext(1);
+        int enumerated = 0;
+        var data = ml.Data.LoadFromEnumerable(Rows(1000, () => enumerated++));
+        var source = new DataViewBatchSource(data, new[] { TorchInputColumn.Single("Features", 3) }, TorchInputColumn.Single("Id"),
+            shufflePoolSize: 100, rejectNonFinite: true, "test data");
+        Assert.AreEqual(1000, source.Count);
+        Assert.AreEqual(1000, Ids(source, null).Count);
+        CollectionAssert.AreEqual(Enumerable.Range(0, 1000).Select(i => (float)i).ToArray(), Ids(source, null).ToArray(), "in order without shuffling");
+
+        var first = Ids(source, new Random(7));
+        var again = Ids(source, new Random(7));
+        var other = Ids(source, new Random(8));
+        CollectionAssert.AreEqual(first, again, "same seed, same order");
+        CollectionAssert.AreNotEqual(first, other);
+        CollectionAssert.AreEquivalent(Enumerable.Range(0, 1000).Select(i => (float)i).ToArray(), first.ToArray(), "a permutation");
+        Assert.IsTrue(first.Take(100).Any(id => id >= 100), "rows beyond the first pool enter early");
+        CollectionAssert.AreNotEqual(Enumerable.Range(0, 100).Select(i => (float)i).ToArray(), first.Take(100).ToArray());
+        Assert.IsTrue(enumerated >= 4000, "every epoch reads the source again (nothing is materialised)");
+        Assert.AreEqual(992, Ids(source, new Random(1), dropLast: true).Count, "drop-last: 31 full batches of 32");
+    }
+
+    [TestMethod]
+    public void KeyLabelsArriveAsClassIndicesAndBadRowsNameColumnAndRow()
+    {
+        var ml = new MLContext(1);
+        var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(Rows(200))).Transform(ml.Data.LoadFromEnumerable(Rows(200)));
+        var source = new DataViewBatchSource(data, new[] { TorchInputColumn.Single("Features", 3) }, TorchInputColumn.Key("Label"), 64, true, "test data");
+        // Key labels arrive as 0-based class indices (int64), the target a classifier's cross-entropy takes.
+        foreach (var batch in source.EpochBatches(50, false, null, CPU))
+        {
+            using var scope = NewDisposeScope();
+            Assert.AreEqual(ScalarType.Int64, batch.Target.dtype);
+            var labels = batch.Target.data<long>().ToArray();
+            Assert.IsTrue(labels.All(l => l is 0 or 1));
+        }
+
+        // A row with a missing key (value not in the key map) fails with the column, the row and the fix.
+        var keys = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(Rows(1)));   // knows "even" only
+        var missing = keys.Transform(ml.Data.LoadFromEnumerable(Rows(4)));
+        var bad = new DataViewBatchSource(missing, new[] { TorchInputColumn.Single("Features", 3) }, TorchInputColumn.Key("Label"), 8, true, "test data");
+        var ex = Assert.ThrowsExactly<InvalidOperationException>(() => bad.EpochBatches(4, false, null, CPU).ToList());
+        StringAssert.Contains(ex.Message, "Column 'Label' has a missing value (key 0) at row 1");
+        StringAssert.Contains(ex.Message, "FilterRowsByMissingValues");
+
+        var nan = ml.Data.LoadFromEnumerable(Rows(3).Select((r, i) => { if (i == 2) r.Features[0] = float.NaN; return r; }));
+        var nanSource = new DataViewBatchSource(nan, new[] { TorchInputColumn.Single("Features", 3) }, TorchInputColumn.Single("Id"), 8, true, "test data");
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidOperationException>(() => nanSource.EpochBatches(4, false, null, CPU).ToList()).Message,
+            "Column 'Features' has a non-finite value (NaN) at row 2, element 0");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            new DataViewBatchSource(nan, new[] { TorchInputColumn.Single("Pixels", 3) }, TorchInputColumn.Single("Id"), 8, true, "test data")).Message,
+            "column 'Pixels' was not found");
+    }
+}
