@@ -197,6 +197,27 @@ internal sealed class BatchScorer : IDisposable
 
     internal float GetScalarOutput(int output, int slot) => Outputs[output][slot];
 
+    /// <summary>The getter of output column <paramref name="output"/> for the slot <paramref name="slot"/> returns
+    /// (which also scores the row when needed): float scalar, float vector, Key (uint) or Boolean by the column's kind.</summary>
+    internal static ValueGetter<TValue> OutputGetter<TValue>(BatchScorer scorer, TorchOutputColumn spec, int output,
+        DataViewSchema.Column column, Func<int> slot)
+    {
+        Delegate getter = spec.Kind switch
+        {
+            TorchColumnKind.Key when typeof(TValue) == typeof(uint) =>
+                (ValueGetter<uint>)((ref uint value) => value = (uint)scorer.GetScalarOutput(output, slot()) + 1),
+            TorchColumnKind.Boolean when typeof(TValue) == typeof(bool) =>
+                (ValueGetter<bool>)((ref bool value) => value = scorer.GetScalarOutput(output, slot()) > 0.5f),
+            TorchColumnKind.Single when spec.IsScalar && typeof(TValue) == typeof(float) =>
+                (ValueGetter<float>)((ref float value) => value = scorer.GetScalarOutput(output, slot())),
+            TorchColumnKind.Single when !spec.IsScalar && typeof(TValue) == typeof(VBuffer<float>) =>
+                (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => scorer.GetOutput(output, slot(), ref value)),
+            _ => throw new InvalidOperationException(
+                $"Invalid TValue in GetGetter for column '{column.Name}': '{typeof(TValue)}', expected type: '{column.Type.RawType}'."),
+        };
+        return (ValueGetter<TValue>)getter;
+    }
+
     private string At(long position) => _positionIsPrediction
         ? $"at prediction {position + 1} (counting this prediction engine's Predict calls from 1)"
         : $"at row {position}";

@@ -14,8 +14,12 @@ public enum TorchColumnKind
     DateTime = 1,
 
     /// <summary>A scalar Key (<see cref="uint"/>, as <c>MapValueToKey</c> makes), e.g. a class label. Fed to the
-    /// module as int64 <c>[B]</c> of the 0-based key index; a missing key (0) is an error naming column and row.</summary>
+    /// module as int64 <c>[B]</c> of the 0-based key index; a missing key (0) is an error naming column and row. As an
+    /// output, the module returns the 0-based index as float32 <c>[B]</c>.</summary>
     Key = 2,
+
+    /// <summary>Output only: a scalar <see cref="bool"/>; the module returns float32 <c>[B]</c>, true where &gt; 0.5.</summary>
+    Boolean = 3,
 }
 
 /// <summary>
@@ -97,12 +101,42 @@ public sealed class TorchInputColumn
 
 /// <summary>
 /// Describes one output column of a <see cref="TorchTransformerBase"/>: a <see cref="float"/> known-size vector with
-/// the given per-row dimensions (or a scalar when no dimensions are given). The module returns float32
-/// <c>[B, dims...]</c> (<c>[B]</c> for a scalar).
+/// the given per-row dimensions (or a scalar when no dimensions are given), or a scalar Key or Boolean (classifier
+/// outputs, see <see cref="Key"/> and <see cref="Boolean"/>). The module returns float32 <c>[B, dims...]</c>
+/// (<c>[B]</c> for a scalar).
 /// </summary>
 public sealed class TorchOutputColumn
 {
     private readonly int[] _dimensions;
+
+    /// <summary>A scalar Key output (e.g. <c>PredictedLabel</c>): the module returns the 0-based key index as float32
+    /// <c>[B]</c>; ML.NET sees key index + 1 in a key type of <paramref name="count"/> values.</summary>
+    /// <param name="name">Output column name.</param>
+    /// <param name="count">Number of key values (classes).</param>
+    public static TorchOutputColumn Key(string name, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        return new TorchOutputColumn(name, TorchColumnKind.Key, new KeyDataViewType(typeof(uint), count));
+    }
+
+    /// <summary>A scalar Boolean output (e.g. a binary classifier's <c>PredictedLabel</c>): the module returns float32
+    /// <c>[B]</c>; values above 0.5 are true.</summary>
+    /// <param name="name">Output column name.</param>
+    public static TorchOutputColumn Boolean(string name) => new(name, TorchColumnKind.Boolean, BooleanDataViewType.Instance);
+
+    private TorchOutputColumn(string name, TorchColumnKind kind, DataViewType type)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        Name = name;
+        Kind = kind;
+        _dimensions = Array.Empty<int>();
+        Size = 1;
+        Type = type;
+    }
+
+    /// <summary><see cref="TorchColumnKind.Single"/> (float scalar or vector), <see cref="TorchColumnKind.Key"/> or
+    /// <see cref="TorchColumnKind.Boolean"/>.</summary>
+    public TorchColumnKind Kind { get; } = TorchColumnKind.Single;
 
     /// <summary>Creates an output column description.</summary>
     /// <param name="name">Output column name. An input column with the same name is hidden by it.</param>

@@ -191,19 +191,7 @@ internal sealed class TorchCursor : DataViewRowCursor
         }
 
         int output = column.Index - inputCount;
-        var scorer = _scorer!;
-        var spec = _view.Owner.OutputColumns[output];
-        if (spec.IsScalar)
-        {
-            if (typeof(TValue) != typeof(float))
-                throw WrongType(typeof(TValue), column);
-            ValueGetter<float> scalar = (ref float value) => value = scorer.GetScalarOutput(output, CurrentSlot());
-            return (ValueGetter<TValue>)(Delegate)scalar;
-        }
-        if (typeof(TValue) != typeof(VBuffer<float>))
-            throw WrongType(typeof(TValue), column);
-        ValueGetter<VBuffer<float>> vector = (ref VBuffer<float> value) => scorer.GetOutput(output, CurrentSlot(), ref value);
-        return (ValueGetter<TValue>)(Delegate)vector;
+        return BatchScorer.OutputGetter<TValue>(_scorer!, _view.Owner.OutputColumns[output], output, column, CurrentSlot);
     }
 
     public override ValueGetter<DataViewRowId> GetIdGetter()
@@ -230,6 +218,4 @@ internal sealed class TorchCursor : DataViewRowCursor
             throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' (index {column.Index}) does not belong to this cursor's schema.");
     }
 
-    private static InvalidOperationException WrongType(Type requested, DataViewSchema.Column column) =>
-        new($"Invalid TValue in GetGetter for column '{column.Name}': '{requested}', expected type: '{column.Type.RawType}'.");
 }

@@ -95,28 +95,12 @@ internal sealed class TorchRow : DataViewRow
 
         int output = column.Index - _bound.InputCount;
         var spec = _owner.OutputColumns[output];
-        // A row that is not a cursor comes from a prediction engine (its input row, or the mapped row of an earlier
-        // transformer in the chain), whose position counts Predict calls.
         _scorer ??= new BatchScorer(_owner, _bound, _input, capacity: 1, predictionEngine: _input is not DataViewRowCursor);
-        if (spec.IsScalar)
-        {
-            if (typeof(TValue) != typeof(float))
-                throw WrongType(typeof(TValue), column);
-            ValueGetter<float> scalar = (ref float value) =>
-            {
-                EnsureScored();
-                value = _scorer.GetScalarOutput(output, 0);
-            };
-            return (ValueGetter<TValue>)(Delegate)scalar;
-        }
-        if (typeof(TValue) != typeof(VBuffer<float>))
-            throw WrongType(typeof(TValue), column);
-        ValueGetter<VBuffer<float>> vector = (ref VBuffer<float> value) =>
+        return BatchScorer.OutputGetter<TValue>(_scorer, spec, output, column, () =>
         {
             EnsureScored();
-            _scorer.GetOutput(output, 0, ref value);
-        };
-        return (ValueGetter<TValue>)(Delegate)vector;
+            return 0;
+        });
     }
 
     private void EnsureScored()
@@ -136,6 +120,4 @@ internal sealed class TorchRow : DataViewRow
             throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' (index {column.Index}) does not belong to this row's schema.");
     }
 
-    private static InvalidOperationException WrongType(Type requested, DataViewSchema.Column column) =>
-        new($"Invalid TValue in GetGetter for column '{column.Name}': '{requested}', expected type: '{column.Type.RawType}'.");
 }

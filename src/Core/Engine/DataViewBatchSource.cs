@@ -20,6 +20,8 @@ internal sealed class DataViewBatchSource : BatchSource
     private readonly int[] _indices;
     private readonly int _poolSize;
     private readonly bool _rejectNonFinite;
+    private readonly bool[]? _rowMask;
+    private readonly bool _keep;
     private int? _count;
 
     /// <param name="data">The rows.</param>
@@ -28,9 +30,14 @@ internal sealed class DataViewBatchSource : BatchSource
     /// <param name="shufflePoolSize">Rows held for shuffling (at least 1).</param>
     /// <param name="rejectNonFinite">Throw on NaN/infinity in float columns, naming column and row.</param>
     /// <param name="purpose">Names the data in errors, e.g. "ImageClassifier training data".</param>
+    /// <param name="rowMask">With <paramref name="keep"/>: only rows whose mask entry equals it (by row index), e.g. a
+    /// validation split of one view; null takes every row.</param>
+    /// <param name="keep">The mask value of the rows taken.</param>
     public DataViewBatchSource(IDataView data, IReadOnlyList<TorchInputColumn> inputs, TorchInputColumn target,
-        int shufflePoolSize, bool rejectNonFinite, string purpose)
+        int shufflePoolSize, bool rejectNonFinite, string purpose, bool[]? rowMask = null, bool keep = true)
     {
+        _rowMask = rowMask;
+        _keep = keep;
         ArgumentNullException.ThrowIfNull(data);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(shufflePoolSize);
         _data = data;
@@ -67,6 +74,7 @@ internal sealed class DataViewBatchSource : BatchSource
             // In order: rows go straight into the batch slots.
             while (cursor.MoveNext())
             {
+                if (!Takes(cursor.Position)) continue;
                 staged.ReadRow(inBatch, cursor.Position);
                 if (++inBatch == batchSize) { yield return Build(staged, batchSize, device); inBatch = 0; }
             }
@@ -79,6 +87,7 @@ internal sealed class DataViewBatchSource : BatchSource
         int pooled = 0;
         while (cursor.MoveNext())
         {
+            if (!Takes(cursor.Position)) continue;
             if (pooled < capacity)
             {
                 staged.ReadRow(pooled++, cursor.Position);
@@ -144,8 +153,11 @@ internal sealed class DataViewBatchSource : BatchSource
         return new TrainingBatch(tensors[..^1], target, count);
     }
 
+    private bool Takes(long position) => _rowMask is null || position < _rowMask.Length && _rowMask[position] == _keep;
+
     private int CountRows()
     {
+        if (_rowMask is not null) return _rowMask.Count(m => m == _keep);
         if (_data.GetRowCount() is long known) return checked((int)known);
         int rows = 0;
         using var cursor = _data.GetRowCursor(Array.Empty<DataViewSchema.Column>());

@@ -1,0 +1,77 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using MLNet.Attention.Data;
+using MLNet.Attention.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNet.Attention.Classification;
+
+/// <summary>
+/// A trained multiclass classifier whose outputs are those of ML.NET's own classifiers: <c>Score</c>
+/// (Vector&lt;Single, classes&gt; of probabilities, slot names = class names) and <c>PredictedLabel</c> (a Key with the
+/// label's key values), so that <c>mlContext.MulticlassClassification.Evaluate</c>, <c>CrossValidate</c>,
+/// <c>MapKeyToValue("PredictedLabel")</c> and a <c>PredictionEngine</c> with the usual properties just work.
+/// A subclass supplies the network's logits and its own save/load.
+/// </summary>
+public abstract class TorchClassifierModel : TorchTransformerBase
+{
+    /// <summary>The name of the probability output column (ML.NET's default).</summary>
+    public const string ScoreColumnName = "Score";
+
+    /// <summary>The name of the predicted-class output column (ML.NET's default).</summary>
+    public const string PredictedLabelColumnName = "PredictedLabel";
+
+    /// <summary>Creates the model.</summary>
+    /// <param name="env">The ML.NET environment.</param>
+    /// <param name="name">Component name.</param>
+    /// <param name="inputs">The model's input columns (features).</param>
+    /// <param name="labels">The classes (from the training label column).</param>
+    /// <param name="network">The trained network, owned by the model.</param>
+    /// <param name="device">Device of the network.</param>
+    /// <param name="batchSize">Rows per forward pass when scoring.</param>
+    protected TorchClassifierModel(IHostEnvironment env, string name, IEnumerable<TorchInputColumn> inputs, ClassLabels labels,
+        nn.Module network, Device device, int batchSize)
+        : base(env, name, inputs, new[]
+        {
+            new TorchOutputColumn(ScoreColumnName, (labels ?? throw new ArgumentNullException(nameof(labels))).Count),
+            TorchOutputColumn.Key(PredictedLabelColumnName, labels.Count),
+        }, batchSize)
+    {
+        Labels = labels;
+        Network = network ?? throw new ArgumentNullException(nameof(network));
+        Device = device;
+        RejectNonFinite = true;   // a NaN feature would silently give NaN scores
+        network.eval();
+    }
+
+    /// <summary>The classes, in key order.</summary>
+    public ClassLabels Labels { get; }
+
+    /// <summary>The trained network.</summary>
+    public nn.Module Network { get; }
+
+    /// <summary>Device the network runs on.</summary>
+    public Device Device { get; }
+
+    /// <summary>Logits [B, classes] for the model inputs (CPU tensors in <see cref="TorchTransformerBase.InputColumns"/>
+    /// order; move them to <see cref="Device"/>). Called in eval mode, inside a dispose scope and inference mode.</summary>
+    protected abstract Tensor Logits(Tensor[] inputs);
+
+    /// <inheritdoc/>
+    protected sealed override Tensor[] Forward(Tensor[] inputs)
+    {
+        var logits = Logits(inputs);
+        var probabilities = nn.functional.softmax(logits, 1);
+        var predicted = probabilities.argmax(1).to(ScalarType.Float32);
+        return new[] { probabilities, predicted };
+    }
+
+    /// <inheritdoc/>
+    protected override DataViewSchema.Annotations? GetOutputAnnotations(int outputIndex, DataViewSchema inputSchema) =>
+        outputIndex == 0 ? Labels.ScoreAnnotations() : Labels.PredictedLabelAnnotations();
+
+    /// <inheritdoc/>
+    protected override void DisposeModule() => Network.Dispose();
+}

@@ -1,0 +1,262 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using MLNet.Attention.Data;
+using MLNet.Attention.Engine;
+using MLNet.Attention.Gaussian;
+using MLNet.Attention.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNet.Attention.Classification;
+
+/// <summary>
+/// Options of the DAAM classifier (the GAAM paper's head, spec gaam.md §5): per-layer features
+/// <c>Vector&lt;Single, L, D&gt;</c> (or a plain feature vector, L = 1) → multi-head density-adaptive attention over the
+/// features → two 3×3 convolutions over the h × w view of each layer's features → a linear layer.
+/// </summary>
+public sealed class DensityAdaptiveAttentionClassifierOptions : TorchClassifierOptions
+{
+    /// <summary>The feature column: a known-size float vector of L × D values (layer-major).</summary>
+    public string FeatureColumnName { get; set; } = "Features";
+
+    /// <summary>Encoder layers L stacked in the feature vector (1 for a plain feature vector).</summary>
+    public int Layers { get; set; } = 1;
+
+    /// <summary>Height h of the 2-D view of each layer's D features (h·w = D); 0 picks the most square factorisation.</summary>
+    public int Height { get; set; }
+
+    /// <summary>DAAM heads; must divide <see cref="Layers"/> (paper: 8, "DAAMv1"; 1, "DAAMv2").</summary>
+    public int Heads { get; set; } = 1;
+
+    /// <summary>Channels of the first convolution (paper: 512).</summary>
+    public int Hidden { get; set; } = 512;
+
+    /// <summary>Initial DAAM variance c (paper: 2).</summary>
+    public double InitialVariance { get; set; } = 2.0;
+
+    /// <inheritdoc/>
+    public override void Validate()
+    {
+        base.Validate();
+        if (string.IsNullOrWhiteSpace(FeatureColumnName)) throw new ArgumentOutOfRangeException(nameof(FeatureColumnName), FeatureColumnName, "FeatureColumnName must name the feature vector column.");
+        if (Layers < 1) throw new ArgumentOutOfRangeException(nameof(Layers), Layers, "Layers must be at least 1 (1 for a plain feature vector).");
+        if (Heads < 1 || Layers % Heads != 0) throw new ArgumentOutOfRangeException(nameof(Heads), Heads, $"Heads must divide Layers = {Layers}.");
+        if (Hidden < 1) throw new ArgumentOutOfRangeException(nameof(Hidden), Hidden, "Hidden must be at least 1 (the paper uses 512).");
+        if (Height < 0) throw new ArgumentOutOfRangeException(nameof(Height), Height, "Height must be positive, or 0 to choose it.");
+        if (!(InitialVariance > 0)) throw new ArgumentOutOfRangeException(nameof(InitialVariance), InitialVariance, "InitialVariance must be positive.");
+    }
+}
+
+/// <summary>
+/// Trains the DAAM classifier on <c>mlContext.MulticlassClassification.Trainers.DensityAdaptiveAttention(...)</c>.
+/// The label must be a Key (<c>MapValueToKey</c>); outputs are ML.NET's multiclass columns (<c>Score</c>,
+/// <c>PredictedLabel</c>).
+/// </summary>
+public sealed class DensityAdaptiveAttentionClassifierTrainer : IEstimator<DensityAdaptiveAttentionClassifierModel>
+{
+    internal const string Name = "DensityAdaptiveAttentionClassifier";
+    private readonly IHostEnvironment _env;
+    private readonly DensityAdaptiveAttentionClassifierOptions _options;
+
+    internal DensityAdaptiveAttentionClassifierTrainer(IHostEnvironment env, DensityAdaptiveAttentionClassifierOptions options)
+    {
+        _env = env ?? throw new ArgumentNullException(nameof(env));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _options.Validate();
+    }
+
+    /// <summary>Trains on <paramref name="input"/>; validation rows come from the options (a set, or a stratified fraction).</summary>
+    public DensityAdaptiveAttentionClassifierModel Fit(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var features = FeatureSize(input.Schema);
+        var config = Config(features, classes: 0);
+        var architecture = new Architecture(TorchInputColumn.Single(_options.FeatureColumnName, _options.Layers, config.Features), config);
+        var (network, labels, device, summary) = ClassifierTraining.Train(_env, Name, _options, input, architecture);
+        return new DensityAdaptiveAttentionClassifierModel(_env, config with { Classes = labels.Count }, labels, (DaamClassifier)network,
+            device, _options.ScoringBatchSize, _options.FeatureColumnName) { TrainingSummary = summary };
+    }
+
+    /// <summary>Checks the feature and label columns and describes the output columns (Score, PredictedLabel).</summary>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        var byName = inputSchema.ToDictionary(c => c.Name);
+        if (!byName.TryGetValue(_options.FeatureColumnName, out var feature) || feature.Kind != SchemaShape.Column.VectorKind.Vector
+            || feature.ItemType != NumberDataViewType.Single)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: feature column '{_options.FeatureColumnName}' must be a known-size vector of Single.");
+        if (!byName.TryGetValue(_options.LabelColumnName, out var label) || !label.IsKey)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: label column '{_options.LabelColumnName}' must be a Key; " +
+                $"add mlContext.Transforms.Conversion.MapValueToKey(\"{_options.LabelColumnName}\") before the trainer.");
+        var result = inputSchema.ToDictionary(c => c.Name);
+        result[TorchClassifierModel.ScoreColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.ScoreColumnName,
+            SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single);
+        result[TorchClassifierModel.PredictedLabelColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.PredictedLabelColumnName,
+            SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, isKey: true);
+        return new SchemaShape(result.Values);
+    }
+
+    private int FeatureSize(DataViewSchema schema)
+    {
+        var column = schema.GetColumnOrNull(_options.FeatureColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"{Name}: feature column '{_options.FeatureColumnName}' was not found. " +
+                $"Available columns: {string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => $"'{c.Name}'"))}. Build it with " +
+                $"mlContext.Transforms.Concatenate(\"{_options.FeatureColumnName}\", ...).");
+        if (column.Type is not VectorDataViewType { ItemType: NumberDataViewType n, IsKnownSize: true, Size: var size } || n != NumberDataViewType.Single)
+            throw new ArgumentOutOfRangeException(nameof(schema), $"{Name}: feature column '{_options.FeatureColumnName}' has type {column.Type}; " +
+                "expected a known-size vector of Single (Concatenate fixed-size columns, or declare [VectorType(n)]).");
+        if (size % _options.Layers != 0)
+            throw new ArgumentOutOfRangeException(nameof(schema), $"{Name}: feature column '{_options.FeatureColumnName}' has {size} values, " +
+                $"not a multiple of Layers = {_options.Layers} (the vector holds L × D values, layer-major).");
+        return size / _options.Layers;
+    }
+
+    private DaamClassifierConfig Config(int features, int classes)
+    {
+        int height = _options.Height;
+        if (height == 0)
+        {
+            height = (int)Math.Sqrt(features);
+            while (features % height != 0) height--;
+        }
+        if (features % height != 0)
+            throw new ArgumentOutOfRangeException(nameof(DensityAdaptiveAttentionClassifierOptions.Height), height,
+                $"Height = {height} must divide the per-layer feature size D = {features} (h × w = D).");
+        return new DaamClassifierConfig(_options.Layers, features, classes, height, features / height, _options.Heads,
+            _options.Hidden, _options.InitialVariance);
+    }
+
+    private sealed class Architecture(TorchInputColumn features, DaamClassifierConfig config) : IClassifierArchitecture
+    {
+        public IReadOnlyList<TorchInputColumn> Inputs { get; } = new[] { features };
+
+        public nn.Module CreateNetwork(int classes) => (config with { Classes = classes }).Create();
+
+        public Tensor Logits(nn.Module network, Tensor?[] inputs) =>
+            ((DaamClassifier)network).call(inputs[0]!.to(network.parameters().First().device));
+    }
+}
+
+/// <summary>Hyper-parameters of a <see cref="DaamClassifier"/>.</summary>
+/// <param name="Layers">Layers L.</param>
+/// <param name="Features">Per-layer features D.</param>
+/// <param name="Classes">Classes.</param>
+/// <param name="Height">Height of the 2-D feature view.</param>
+/// <param name="Width">Width of the 2-D feature view.</param>
+/// <param name="Heads">DAAM heads.</param>
+/// <param name="Hidden">First convolution's channels.</param>
+/// <param name="InitialVariance">Initial DAAM variance.</param>
+public sealed record DaamClassifierConfig(int Layers, int Features, int Classes, int Height, int Width, int Heads, int Hidden,
+    double InitialVariance)
+{
+    internal DaamClassifier Create() => new(Layers, Features, Classes, Height, Width, Heads, Hidden, InitialVariance);
+}
+
+/// <summary>A trained DAAM classifier: <c>Features</c> in, <c>Score</c> and <c>PredictedLabel</c> out; see
+/// <see cref="TorchClassifierModel"/>. <see cref="ImportanceFactor"/> gives the paper's importance-factor explanation.</summary>
+public sealed class DensityAdaptiveAttentionClassifierModel : TorchClassifierModel
+{
+    private const int PayloadVersion = 1;
+
+    internal DensityAdaptiveAttentionClassifierModel(IHostEnvironment env, DaamClassifierConfig config, ClassLabels labels,
+        DaamClassifier network, Device device, int batchSize, string featureColumnName = "Features")
+        : base(env, DensityAdaptiveAttentionClassifierTrainer.Name,
+            new[] { TorchInputColumn.Single(featureColumnName, config.Layers, config.Features) }, labels, network, device, batchSize)
+    {
+        Config = config;
+    }
+
+    /// <summary>The network's hyper-parameters.</summary>
+    public DaamClassifierConfig Config { get; }
+
+    /// <summary>Per-epoch history of the training run; null for a loaded model.</summary>
+    public TrainingSummary? TrainingSummary { get; internal init; }
+
+    /// <summary>The DAAM network.</summary>
+    public new DaamClassifier Network => (DaamClassifier)base.Network;
+
+    /// <summary>
+    /// The paper's importance factor (spec gaam.md §5): the DAAM density weights averaged over the rows of
+    /// <paramref name="data"/> and min-max normalised, [L, D] in [0, 1]: which layers and features the classifier attends to.
+    /// </summary>
+    public float[,] ImportanceFactor(IDataView data)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(data);
+        var column = data.Schema[InputColumns[0].Name];
+        var batches = new List<Tensor>();
+        using var scope = NewDisposeScope();
+        using (inference_mode())
+        using (var cursor = data.GetRowCursor(new[] { column }))
+        {
+            var staged = BatchScorer.ForReading(InputColumns, new[] { column.Index }, cursor, BatchSize, rejectNonFinite: true);
+            int n = 0;
+            void Flush()
+            {
+                if (n == 0) return;
+                var x = tensor(staged.FloatInputs[0]!.AsSpan(0, n * InputColumns[0].Size).ToArray(), new long[] { n, Config.Layers, Config.Features });
+                batches.Add(Network.AttentionWeights(x.to(Device)));
+                n = 0;
+            }
+            while (cursor.MoveNext())
+            {
+                staged.ReadRow(n++, cursor.Position);
+                if (n == BatchSize) Flush();
+            }
+            Flush();
+        }
+        if (batches.Count == 0) throw new InvalidOperationException($"{Name}: the data for the importance factor has no rows.");
+        var factor = Gaussian.ImportanceFactor.Compute(batches).cpu();
+        var values = factor.data<float>().ToArray();
+        var result = new float[Config.Layers, Config.Features];
+        Buffer.BlockCopy(values, 0, result, 0, values.Length * sizeof(float));
+        return result;
+    }
+
+    /// <inheritdoc/>
+    protected override Tensor Logits(Tensor[] inputs) => Network.call(inputs[0].to(Device));
+
+    /// <inheritdoc/>
+    protected override void SavePayload(BinaryWriter writer)
+    {
+        writer.Write(PayloadVersion);
+        writer.Write(InputColumns[0].Name);
+        writer.Write(Config.Layers); writer.Write(Config.Features); writer.Write(Config.Classes); writer.Write(Config.Height);
+        writer.Write(Config.Width); writer.Write(Config.Heads); writer.Write(Config.Hidden); writer.Write(Config.InitialVariance);
+        writer.Write(BatchSize);
+        Labels.Write(writer);
+        Network.save(writer);
+    }
+
+    /// <summary>Reads a model written by <see cref="SavePayload"/>; called by the persistence bridge.</summary>
+    public static DensityAdaptiveAttentionClassifierModel Load(IHostEnvironment env, BinaryReader reader)
+    {
+        int version = reader.ReadInt32();
+        if (version != PayloadVersion)
+            throw new InvalidDataException($"This DAAM classifier was saved with format {version}; this MLNet.Attention reads format " +
+                $"{PayloadVersion}. Load it with the MLNet.Attention version that saved it, or retrain.");
+        string feature = reader.ReadString();
+        var config = new DaamClassifierConfig(reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(),
+            reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(), reader.ReadDouble());
+        int batchSize = reader.ReadInt32();
+        var labels = ClassLabels.Read(reader);
+        if (labels.Count != config.Classes || batchSize < 1)
+            throw new InvalidDataException("Corrupted DAAM classifier: class count or scoring batch size out of range.");
+        TorchRuntime.EnsureLoaded();
+        var network = config.Create();
+        try
+        {
+            network.load(reader);
+            var (gpu, fallback) = HostSettings.GpuSettings(env);
+            var device = TorchRuntime.ResolveDevice(gpu, fallback);
+            network.to(device);
+            return new DensityAdaptiveAttentionClassifierModel(env, config, labels, network, device, batchSize, feature);
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+}

@@ -1,0 +1,42 @@
+using Microsoft.ML;
+using MLNet.Attention.Classification;
+using MLNet.Attention.Engine;
+
+namespace MLNet.Attention;
+
+/// <summary>Classifiers on <c>mlContext.MulticlassClassification.Trainers</c>.</summary>
+public static class ClassificationCatalogExtensions
+{
+    /// <summary>
+    /// DAAM classifier (density-adaptive attention head of the GAAM paper) over a feature vector, or over stacked
+    /// per-layer embeddings (<paramref name="layers"/> × D values). The label must be a Key (MapValueToKey).
+    /// </summary>
+    /// <param name="catalog">mlContext.MulticlassClassification.Trainers.</param>
+    /// <param name="labelColumnName">The Key label column.</param>
+    /// <param name="featureColumnName">The feature vector column (known size, L × D).</param>
+    /// <param name="layers">Layers L stacked in the feature vector (1 for a plain feature vector).</param>
+    /// <param name="maxEpochs">Upper bound on epochs (early stopping on a stratified 10 % of the rows usually ends sooner).</param>
+    /// <param name="batchSize">Rows per step.</param>
+    /// <param name="learningRate">AdamW learning rate.</param>
+    public static DensityAdaptiveAttentionClassifierTrainer DensityAdaptiveAttention(
+        this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, string labelColumnName = "Label",
+        string featureColumnName = "Features", int layers = 1, int maxEpochs = 20, int batchSize = 32, double learningRate = 1e-3)
+        => DensityAdaptiveAttention(catalog, new DensityAdaptiveAttentionClassifierOptions
+        {
+            LabelColumnName = labelColumnName,
+            FeatureColumnName = featureColumnName,
+            Layers = layers,
+            MaxEpochs = maxEpochs,
+            BatchSize = batchSize,
+            LearningRate = learningRate,
+        });
+
+    /// <summary>DAAM classifier with all options.</summary>
+    public static DensityAdaptiveAttentionClassifierTrainer DensityAdaptiveAttention(
+        this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, DensityAdaptiveAttentionClassifierOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new DensityAdaptiveAttentionClassifierTrainer(HostSettings.EnvironmentOf(catalog), options);
+    }
+}
