@@ -12,7 +12,8 @@ namespace MLNet.Attention.Interop;
 /// </summary>
 internal static class HostSettings
 {
-    /// <summary>The <see cref="IHostEnvironment"/> behind an ML.NET catalog (e.g. <c>mlContext.Forecasting.Trainers</c>).</summary>
+    /// <summary>The <see cref="IHostEnvironment"/> behind an ML.NET catalog (e.g.
+    /// <c>mlContext.Forecasting.Trainers</c>).</summary>
     public static IHostEnvironment EnvironmentOf(object catalog)
     {
         ArgumentNullException.ThrowIfNull(catalog);
@@ -37,7 +38,7 @@ internal static class HostSettings
     };
 
     /// <summary>A <see cref="SchemaShape.Column"/> (its constructor is internal in ML.NET 5.0.1).</summary>
-    public static SchemaShape.Column SchemaColumn(string name, SchemaShape.Column.VectorKind kind, DataViewType itemType,
-        bool isKey = false)
+    public static SchemaShape.Column SchemaColumn(string name, SchemaShape.Column.VectorKind kind,
+        DataViewType itemType, bool isKey = false)
         => new(name, kind, itemType, isKey, annotations: null);
 }

@@ -34,7 +34,8 @@ public sealed class HostSettingsTests
     [TestMethod]
     public void SchemaColumnUsesTheInternalConstructor()
     {
-        var column = HostSettings.SchemaColumn("Forecast", SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single);
+        var column = HostSettings.SchemaColumn("Forecast", SchemaShape.Column.VectorKind.Vector,
+            NumberDataViewType.Single);
         Assert.AreEqual("Forecast", column.Name);
         Assert.AreEqual(SchemaShape.Column.VectorKind.Vector, column.Kind);
         Assert.AreEqual(NumberDataViewType.Single, column.ItemType);

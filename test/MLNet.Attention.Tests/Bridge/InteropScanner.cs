@@ -117,7 +117,7 @@ internal static class InteropScanner
         ScanBody(method, where, findings);
     }
 
-    /// <summary>What a call to <paramref name="m"/> does, if it is reflection that reaches members; null otherwise.</summary>
+    /// <summary>What a call to <paramref name="m"/> does if it is reflection that reaches members, else null.</summary>
     internal static string? ReflectionUse(MethodBase m)
     {
         var type = m.DeclaringType;
@@ -128,7 +128,8 @@ internal static class InteropScanner
         bool takesName = parameters.Any(p => p.ParameterType == typeof(string));
         bool reflectionType = typeof(MemberInfo).IsAssignableFrom(type) || typeof(Assembly).IsAssignableFrom(type) ||
                               typeof(Module).IsAssignableFrom(type) || type == typeof(IReflect) ||
-                              (type.Namespace == "System.Reflection" && type.Name.EndsWith("Extensions", StringComparison.Ordinal));
+                              (type.Namespace == "System.Reflection" &&
+                               type.Name.EndsWith("Extensions", StringComparison.Ordinal));
         if (reflectionType)
         {
             // Type.GetType() (no arguments) is object.GetType(); Type.GetType(string) looks a type up by name.
