@@ -1,6 +1,6 @@
 using Microsoft.ML;
-using MLNet.Attention.Engine;
 using MLNet.Attention.Forecasting;
+using MLNet.Attention.Interop;
 
 namespace MLNet.Attention;
 

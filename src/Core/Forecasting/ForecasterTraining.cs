@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Runtime;
 using MLNet.Attention.Engine;
+using MLNet.Attention.Interop;
 using MLNet.Attention.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;

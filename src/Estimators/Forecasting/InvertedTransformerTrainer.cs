@@ -2,6 +2,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 using MLNet.Attention.Engine;
+using MLNet.Attention.Interop;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -2,6 +2,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLNet.Attention.Engine;
 using MLNet.Attention.Forecasting;
+using MLNet.Attention.Interop;
 
 namespace MLNet.Attention.Tests.Forecasting;
 

@@ -1,7 +1,8 @@
-// THE ONLY FILE THAT USES ML.NET INTERNALS (Route B: compiled against publicized references, run with
-// IgnoresAccessChecksTo). Internal members used: LoadableClassAttributeBase, SignatureLoadModel, ModelLoadContext
-// (CheckAtModel, Header.ModelSignature/CbModel, Reader, Directory), ModelSaveContext (CheckAtModel, SetVersionInfo,
-// Writer), VersionInfo. They have been stable since ML.NET 1.0; the round-trip tests pin them for Microsoft.ML 5.0.1.
+// THE PERSISTENCE FILE THAT USES ML.NET INTERNALS (like all of src/Core/Interop, see its README: compiled against
+// publicized references, run with IgnoresAccessChecksTo). Internal members used: LoadableClassAttributeBase,
+// SignatureLoadModel, ModelLoadContext (CheckAtModel, Header.ModelSignature/CbModel, Reader, Directory),
+// ModelSaveContext (CheckAtModel, SetVersionInfo, Writer), VersionInfo. They have been stable since ML.NET 1.0; the
+// round-trip tests pin them for Microsoft.ML 5.0.1.
 
 using System.Globalization;
 using System.Reflection;

@@ -1,7 +1,7 @@
 // Route B (see README.md in this folder): Core compiles against publicized copies of Microsoft.ML.Core and
 // Microsoft.ML.Data (tools/Publicizer), and at run time this attribute tells the CoreCLR to skip access checks from
 // this assembly into the real ones. It is recognised by name by the runtime (undocumented but supported since
-// .NET Core 1.0; not honoured by .NET Framework). Only src/Core/Persistence may rely on it.
+// .NET Core 1.0; not honoured by .NET Framework). Only src/Core/Interop may rely on it.
 
 [assembly: System.Runtime.CompilerServices.IgnoresAccessChecksTo("Microsoft.ML.Core")]
 [assembly: System.Runtime.CompilerServices.IgnoresAccessChecksTo("Microsoft.ML.Data")]
