@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using MLNet.Attention.Classification;
 using MLNet.Attention.Engine;
+using MLNet.Attention.Interop;
 
 namespace MLNet.Attention;
 

@@ -3,6 +3,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 using MLNet.Attention.Data;
 using MLNet.Attention.Engine;
+using MLNet.Attention.Interop;
 using MLNet.Attention.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
