@@ -66,7 +66,7 @@ new_app() {
 
 # build_and_run NAME: builds (the native patch step must report), runs from the app folder, keeps output in NAME.log.
 build_and_run() {
-  local name=$1
+  local name=$1 t0=$SECONDS
   (cd "$work/$name" && dotnet build -c Release --nologo -v detailed > "$work/$name.build.log" 2>&1) \
     || { grep -E ": (error|warning) " "$work/$name.build.log" | sort -u | tail -20; fail "$name: build failed"; }
   local native
@@ -74,6 +74,7 @@ build_and_run() {
     "$work/$name.build.log" | sed -E 's/^ +//' | sort -u)
   [ -n "$native" ] || fail "$name: the MLNet.Attention.Native patch step did not run"
   echo "$native"
+  echo "($name: added and restored by $((t0 - start)) s, built in $((SECONDS - t0)) s)"
   local rc=0
   (cd "$work/$name" && dotnet run -c Release --no-build) 2>&1 | tee "$work/$name.log" || rc=$?
   [ "$rc" -eq 0 ] || fail "$name: exit code $rc"
@@ -134,8 +135,8 @@ step "TorchSharpApp: Microsoft.ML.TorchSharp 0.23.1 next to MLNet.Attention"
 new_app TorchSharpApp MLNet.Attention Microsoft.ML.TorchSharp@0.23.1
 cp "$root/nuget/smoke/TorchSharpApp/Program.cs" "$work/TorchSharpApp/Program.cs"
 mkdir -p "$work/mlnet-resources"
-# Its trainers download pretrained weights into MICROSOFTML_RESOURCE_PATH; a short timeout fails fast offline.
-export MICROSOFTML_RESOURCE_PATH="$work/mlnet-resources" MICROSOFTML_RESOURCE_TIMEOUT=5000
+# Its trainers download pretrained weights into MICROSOFTML_RESOURCE_PATH: a temporary folder, not the user's.
+export MICROSOFTML_RESOURCE_PATH="$work/mlnet-resources"
 build_and_run TorchSharpApp
 grep -q "^TORCHSHARP SMOKE OK$" "$work/TorchSharpApp.log" || fail "TorchSharpApp"
 
