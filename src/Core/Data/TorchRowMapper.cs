@@ -50,6 +50,8 @@ internal sealed class TorchRowMapper : IRowToRowMapper
             if (column.Index >= 0 && column.Index < active.Length)
                 active[column.Index] = true;
         }
+        if (input is not DataViewRowCursor)
+            _owner.OnPredictionEngineRow();   // a prediction engine's row: that engine will dispose the transformer once
         return new TorchRow(_owner, bound, input, active);
     }
 }

@@ -41,6 +41,8 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
     private readonly TorchInputColumn[] _inputs;
     private readonly TorchOutputColumn[] _outputs;
     private volatile bool _disposed;
+    private readonly object _lifetime = new();
+    private int _engineDisposeCalls;
 
     /// <summary>Initializes the transformer.</summary>
     /// <param name="env">The ML.NET environment (an <c>MLContext</c> works).</param>
@@ -153,6 +155,16 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
     /// and by transformer chains.</summary>
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => new TorchRowMapper(this, Bind(inputSchema));
 
+    /// <summary>
+    /// Called when a mapped row is created over a row that is not a cursor: ML.NET does that once per
+    /// <c>PredictionEngine</c> (over its input row, directly or through a chain's other mappers), and such an engine
+    /// disposes this transformer once when it is disposed. Counted so that that call does not free the module.
+    /// </summary>
+    internal void OnPredictionEngineRow()
+    {
+        lock (_lifetime) _engineDisposeCalls++;
+    }
+
     void ICanSaveModel.Save(ModelSaveContext ctx)
     {
         ThrowIfDisposed();
@@ -167,16 +179,27 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
     /// ML.NET's <c>PredictionEngine.Dispose</c> disposes the transformer it was created from (its
     /// <c>OwnsTransformer</c> option defaults to true), so the standard <c>using var engine =
     /// mlContext.Model.CreatePredictionEngine(model)</c> would destroy a model that other engines, threads and later
-    /// requests still use. The model therefore outlives its engines: a dispose call that comes from an engine's
-    /// <c>Dispose</c> (directly, or through a <c>TransformerChain</c> the engine disposes) leaves it intact. Dispose the
-    /// model itself (or a chain that holds it, if no engine has disposed that chain) to free its native memory. ML.NET
-    /// marks a chain disposed after its first engine disposes it and ignores later calls; a model inside such a chain is
-    /// then freed by its own <see cref="Dispose()"/> or, failing that, by TorchSharp's finalizers.
+    /// requests still use. The model therefore counts the engines made from it (directly or through a
+    /// <c>TransformerChain</c>): each owes one dispose call, and the module is freed by the last dispose call of all,
+    /// the engines' and the owner's, in any order. Dispose every engine and the model once (the usual <c>using</c>
+    /// pattern) and the native memory is freed at the last of them. Engines that are never disposed, that were created
+    /// with <c>OwnsTransformer = false</c>, or that share a chain (ML.NET disposes a chain once, then ignores further
+    /// calls) keep the module alive until TorchSharp's finalizers free it; they never see it disposed under them.
     /// </remarks>
     public void Dispose()
     {
-        if (_disposed || PredictionEngineGuard.IsDisposingAnEngine())
-            return;
+        lock (_lifetime)
+        {
+            if (_disposed)
+                return;
+            if (_engineDisposeCalls > 0)
+            {
+                // One of the calls the engines made from this transformer owe (ML.NET's engine disposes its
+                // transformer); the last call of all (engines' and the owner's) frees the module.
+                _engineDisposeCalls--;
+                return;
+            }
+        }
         Dispose(true);
         GC.SuppressFinalize(this);
     }

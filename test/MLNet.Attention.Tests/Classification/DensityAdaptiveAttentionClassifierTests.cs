@@ -1,0 +1,158 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLNet.Attention.Classification;
+
+namespace MLNet.Attention.Tests.Classification;
+
+/// <summary>The DAAM classifier through ML.NET's public API: pipelines, evaluators, engines, save/load, bad input.</summary>
+[TestClass]
+public sealed class DensityAdaptiveAttentionClassifierTests
+{
+    private const int D = 16;
+
+    public sealed class Row
+    {
+        [VectorType(D)] public float[] Features { get; set; } = new float[D];
+        public string Label { get; set; } = "";
+    }
+
+    public sealed class Prediction
+    {
+        public string PredictedLabel { get; set; } = "";
+        public float[] Score { get; set; } = Array.Empty<float>();
+    }
+
+    /// <summary>Three Gaussian blobs in 16 dimensions named "cat", "dog", "owl".</summary>
+    internal static Row[] Blobs(int rows, int seed)
+    {
+        var rng = new Random(seed);
+        string[] names = { "cat", "dog", "owl" };
+        return Enumerable.Range(0, rows).Select(r =>
+        {
+            int c = r % 3;
+            var f = new float[D];
+            for (int k = 0; k < D; k++) f[k] = (float)((k % 3 == c ? 2.0 : 0.0) + 0.6 * Normal(rng));
+            return new Row { Features = f, Label = names[c] };
+        }).ToArray();
+    }
+
+    private static double Normal(Random rng) => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+
+    private static DensityAdaptiveAttentionClassifierOptions Tiny() => new()
+    {
+        Hidden = 8, MaxEpochs = 8, BatchSize = 16, LearningRate = 3e-3, NumberOfThreads = 1, Seed = 3, EarlyStoppingPatience = null,
+    };
+
+    [TestMethod]
+    public void TrainsEvaluatesPredictsAndRoundTripsAsAnMLNetMulticlassTrainer()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = ml.Data.LoadFromEnumerable(Blobs(240, 1));
+        var test = ml.Data.LoadFromEnumerable(Blobs(90, 2));
+        var reports = new List<MLNet.Attention.Engine.EpochReport>();
+        var options = Tiny();
+        options.EpochCallback = reports.Add;
+        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.MulticlassClassification.Trainers.DensityAdaptiveAttention(options))
+            .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
+        var model = pipeline.Fit(train);
+        Assert.AreEqual(8, reports.Count);
+        Assert.IsTrue(reports[^1].ValidationMetrics.ContainsKey("Accuracy"), "validation accuracy is reported");
+
+        var scored = model.Transform(test);
+        var metrics = ml.MulticlassClassification.Evaluate(scored);
+        Assert.IsTrue(metrics.MacroAccuracy > 0.9, $"macro accuracy {metrics.MacroAccuracy}");
+        Assert.AreEqual(3, metrics.ConfusionMatrix.NumberOfClasses);
+        // The score column carries the class names as slot names, as ML.NET's own classifiers do.
+        VBuffer<ReadOnlyMemory<char>> slots = default;
+        scored.Schema["Score"].GetSlotNames(ref slots);
+        CollectionAssert.AreEqual(new[] { "cat", "dog", "owl" }, slots.DenseValues().Select(s => s.ToString()).ToArray());
+
+        using var engine = ml.Model.CreatePredictionEngine<Row, Prediction>(model);
+        var sample = Blobs(3, 9);
+        var predictions = sample.Select(r => engine.Predict(r)).ToArray();
+        CollectionAssert.AreEqual(sample.Select(r => r.Label).ToArray(), predictions.Select(p => p.PredictedLabel).ToArray());
+        Assert.IsTrue(predictions.All(p => p.Score.Length == 3 && Math.Abs(p.Score.Sum() - 1) < 1e-5));
+
+        var path = Path.Combine(Path.GetTempPath(), $"daam-{Environment.ProcessId}.zip");
+        try
+        {
+            ml.Model.Save(model, train.Schema, path);
+            var loaded = ml.Model.Load(path, out _);
+            var before = scored.GetColumn<float[]>("Score").ToArray();
+            var after = loaded.Transform(test).GetColumn<float[]>("Score").ToArray();
+            for (int i = 0; i < before.Length; i++) CollectionAssert.AreEqual(before[i], after[i]);
+            (loaded as IDisposable)?.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+        (model as IDisposable)?.Dispose();
+    }
+
+    [TestMethod]
+    public void CrossValidatesAndGivesTheImportanceFactor()
+    {
+        var ml = new MLContext(seed: 2);
+        var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(Blobs(150, 3)))
+            .Transform(ml.Data.LoadFromEnumerable(Blobs(150, 3)));
+        var options = Tiny();
+        options.MaxEpochs = 4;
+        options.ValidationFraction = 0;
+        var folds = ml.MulticlassClassification.CrossValidate(data, ml.MulticlassClassification.Trainers.DensityAdaptiveAttention(options), numberOfFolds: 2);
+        Assert.AreEqual(2, folds.Count);
+        Assert.IsTrue(folds.All(f => f.Metrics.MicroAccuracy > 0.6), string.Join(", ", folds.Select(f => f.Metrics.MicroAccuracy)));
+
+        using var model = ml.MulticlassClassification.Trainers.DensityAdaptiveAttention(options).Fit(data);
+        var factor = model.ImportanceFactor(data);
+        Assert.AreEqual(1, factor.GetLength(0));
+        Assert.AreEqual(D, factor.GetLength(1));
+        var values = factor.Cast<float>().ToArray();
+        Assert.AreEqual(0f, values.Min(), 1e-6f);
+        Assert.AreEqual(1f, values.Max(), 1e-6f);
+    }
+
+    [TestMethod]
+    public void BadInputGetsAnErrorNamingTheColumnAndTheFix()
+    {
+        var ml = new MLContext(seed: 3);
+        var rows = ml.Data.LoadFromEnumerable(Blobs(60, 4));
+        var trainer = ml.MulticlassClassification.Trainers.DensityAdaptiveAttention(Tiny());
+        // Label not a Key.
+        var notKey = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => trainer.Fit(rows));
+        StringAssert.Contains(notKey.Message, "MapValueToKey(\"Label\")");
+        // One class only.
+        var oneClass = ml.Data.LoadFromEnumerable(Blobs(60, 4).Where(r => r.Label == "cat"));
+        var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(oneClass).Transform(oneClass);
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidOperationException>(() => trainer.Fit(keyed)).Message, "only one class ('cat')");
+        // A class with no training row (key map fitted on more data than the training rows).
+        var keys = ml.Transforms.Conversion.MapValueToKey("Label").Fit(rows);
+        var noOwl = keys.Transform(ml.Data.LoadFromEnumerable(Blobs(60, 4).Where(r => r.Label != "owl")));
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidOperationException>(() => trainer.Fit(noOwl)).Message, "'owl'");
+        // Empty view.
+        var empty = keys.Transform(ml.Data.LoadFromEnumerable(Array.Empty<Row>()));
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidOperationException>(() => trainer.Fit(empty)).Message, "no rows");
+        // Missing feature column.
+        var options = Tiny();
+        options.FeatureColumnName = "Pixels";
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            ml.MulticlassClassification.Trainers.DensityAdaptiveAttention(options).Fit(keys.Transform(rows))).Message, "'Pixels' was not found");
+        // NaN features name the column and the row.
+        var nanRows = Blobs(60, 4);
+        nanRows[7].Features[2] = float.NaN;
+        var nan = keys.Transform(ml.Data.LoadFromEnumerable(nanRows));
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidOperationException>(() => trainer.Fit(nan)).Message,
+            "Column 'Features' has a non-finite value (NaN) at row 7, element 2");
+        // Wrong vector size at scoring.
+        using var model = trainer.Fit(keys.Transform(rows));
+        var wide = ml.Data.LoadFromEnumerable(new[] { new { Features = new float[D + 1] } }.Select(x => new WideRow { Features = x.Features }));
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.Transform(wide)).Message, "Column 'Features'");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new DensityAdaptiveAttentionClassifierOptions { Heads = 3, Layers = 4 }.Validate()).Message, "Heads");
+    }
+
+    public sealed class WideRow
+    {
+        [VectorType(D + 1)] public float[] Features { get; set; } = new float[D + 1];
+    }
+}
