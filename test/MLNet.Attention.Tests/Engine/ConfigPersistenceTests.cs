@@ -192,6 +192,10 @@ public sealed class ConfigPersistenceTests
 
         var badEnum = ReadFails<AcmilConfig>(Write(new AcmilConfig(4, 4, 2, MaskMode: (StkimMode)9)));
         StringAssert.Contains(badEnum, "AcmilConfig.MaskMode holds 9, which is not a StkimMode value");
+
+        var info = new ForecastingModelInfo(new[] { "A", "B" }, 12, 4, CalendarFeatures.None, null, null, "L", "T", "F",
+            new SeriesScaler(new[] { 0f }, new[] { 1f }));
+        StringAssert.Contains(ReadFails<ForecastingModelInfo>(Write(info)), "the scaler has 1 variates, the model 2");
     }
 
     [TestMethod]
