@@ -5,7 +5,8 @@ using static MLNet.Attention.Runtime.TorchScalars;
 
 namespace MLNet.Attention.Forecasting;
 
-/// <summary>What a forecasting model knows besides its weights; written into the saved model before them.</summary>
+/// <summary>What a forecasting model knows besides its weights; saved before them (with
+/// <see cref="Engine.ConfigPersistence"/>, see <see cref="ForecastingModel"/> for the payload layout).</summary>
 internal sealed record ForecastingModelInfo(
     string[] Variates, int Lookback, int Horizon, CalendarFeatures Calendar, TimeSpan? Frequency, string? TimestampColumnName,
     string LookbackColumnName, string WindowTimestampColumnName, string ForecastColumnName, SeriesScaler Scaler)
@@ -13,30 +14,44 @@ internal sealed record ForecastingModelInfo(
     public int VariateCount => Variates.Length;
     public int CovariateCount => CalendarFeatureEncoder.Count(Calendar);
 
-    public void Write(BinaryWriter w)
+    /// <summary>Throws <see cref="InvalidDataException"/> naming the first value a trained model cannot have (called
+    /// when a saved model is read: by <see cref="Engine.ConfigPersistence"/> and by
+    /// <see cref="ReadVersion1"/>).</summary>
+    public void Validate()
     {
-        w.Write(Variates.Length);
-        foreach (var v in Variates) w.Write(v);
-        w.Write(Lookback); w.Write(Horizon); w.Write((int)Calendar);
-        w.Write(Frequency?.Ticks ?? 0L);
-        w.Write(TimestampColumnName ?? ""); w.Write(LookbackColumnName); w.Write(WindowTimestampColumnName); w.Write(ForecastColumnName);
-        Scaler.Write(w);
+        const string corrupted = "Corrupted forecasting model header";
+        if (Variates is null || Variates.Length is < 1 or > 1_000_000)
+            throw new InvalidDataException($"{corrupted}: {Variates?.Length ?? 0} variates; expected 1 to 1,000,000.");
+        if (Lookback < 1 || Horizon < 1)
+            throw new InvalidDataException(
+                $"{corrupted}: lookback {Lookback} and horizon {Horizon}; expected both >= 1.");
+        if (!Enum.IsDefined(Calendar))
+            throw new InvalidDataException($"{corrupted}: unknown calendar features {(int)Calendar}.");
+        if (Frequency is { } step && step <= TimeSpan.Zero)
+            throw new InvalidDataException($"{corrupted}: series frequency {step}; expected a positive step or none.");
+        if (Scaler is null || Scaler.Mean.Count != Variates.Length)
+            throw new InvalidDataException(
+                $"{corrupted}: the scaler has {Scaler?.Mean.Count ?? 0} variates, the model {Variates.Length}.");
     }
 
-    public static ForecastingModelInfo Read(BinaryReader r)
+    /// <summary>Reads the hand-written layout of payload version 1 (MLNet.Attention 0.1.0) after its first field, the
+    /// variate count <paramref name="n"/>; newer versions store the record with <see cref="Engine.ConfigPersistence"/>.
+    /// </summary>
+    public static ForecastingModelInfo ReadVersion1(BinaryReader r, int n)
     {
-        int n = r.ReadInt32();
         if (n is < 1 or > 1_000_000) throw new InvalidDataException($"Corrupted forecasting model: {n} variates.");
         var variates = new string[n];
         for (int i = 0; i < n; i++) variates[i] = r.ReadString();
         int lookback = r.ReadInt32(), horizon = r.ReadInt32(), calendar = r.ReadInt32();
         long frequency = r.ReadInt64();
-        string timestamp = r.ReadString(), lookbackColumn = r.ReadString(), windowTimestamp = r.ReadString(), forecastColumn = r.ReadString();
-        var scaler = SeriesScaler.Read(r);
-        if (lookback < 1 || horizon < 1 || !Enum.IsDefined((CalendarFeatures)calendar) || scaler.Mean.Count != n)
-            throw new InvalidDataException("Corrupted forecasting model header (lookback, horizon, calendar or scaler size out of range).");
-        return new ForecastingModelInfo(variates, lookback, horizon, (CalendarFeatures)calendar, frequency > 0 ? TimeSpan.FromTicks(frequency) : null,
-            timestamp.Length == 0 ? null : timestamp, lookbackColumn, windowTimestamp, forecastColumn, scaler);
+        string timestamp = r.ReadString(), lookbackColumn = r.ReadString();
+        string windowTimestamp = r.ReadString(), forecastColumn = r.ReadString();
+        var scaler = SeriesScaler.ReadVersion1(r);
+        var info = new ForecastingModelInfo(variates, lookback, horizon, (CalendarFeatures)calendar,
+            frequency > 0 ? TimeSpan.FromTicks(frequency) : null, timestamp.Length == 0 ? null : timestamp,
+            lookbackColumn, windowTimestamp, forecastColumn, scaler);
+        info.Validate();
+        return info;
     }
 
     /// <summary>The most common step between consecutive timestamps (robust to a few gaps).</summary>

@@ -181,18 +181,80 @@ public abstract class ForecastingModel : TorchTransformerBase
 
     private string? TimestampColumnForReading => Scorer.Info.Calendar == CalendarFeatures.None ? null : Scorer.Info.TimestampColumnName;
 
-    /// <inheritdoc />
+    /// <summary>
+    /// Writes the payload: a header shared by every forecaster, then the architecture's part
+    /// (<see cref="SaveNetwork"/>). From payload version 2 on:
+    /// <code>
+    /// int32   0 (a version-1 payload starts with its variate count, at least 1, instead)
+    /// int32   payload version of the model type (<see cref="PayloadVersion"/>)
+    /// string  "MLNet.Attention.Core 0.1.0": the build that saved it, named when a build too old to read it refuses
+    /// config  ForecastingModelInfo (variates, sizes, calendar, frequency, column names, scaler) by ConfigPersistence
+    /// ...     what SaveNetwork writes (for the iTransformer: its config, the scoring batch size, the weights)
+    /// </code>
+    /// The first three fields keep their meaning in every later version.
+    /// </summary>
     protected override void SavePayload(BinaryWriter writer)
     {
-        Scorer.Info.Write(writer);
+        writer.Write(0);
+        writer.Write(PayloadVersion);
+        writer.Write(BuildLabel);
+        ConfigPersistence.WriteConfig(writer, Scorer.Info);
         SaveNetwork(writer);
     }
+
+    /// <summary>The payload version this build writes for the model type (the newest it reads).</summary>
+    private protected abstract int PayloadVersion { get; }
 
     /// <summary>Writes the architecture's hyper-parameters and weights (after the shared model description).</summary>
     private protected abstract void SaveNetwork(BinaryWriter writer);
 
-    /// <summary>Reads the shared model description written by <see cref="SavePayload"/>.</summary>
-    private protected static ForecastingModelInfo ReadInfo(BinaryReader reader) => ForecastingModelInfo.Read(reader);
+    /// <summary>
+    /// Reads the shared header written by <see cref="SavePayload"/> and returns the payload version with the model
+    /// description. Version 1 (MLNet.Attention 0.1.0, no leading 0) wrote the description by hand first and the
+    /// architecture's version after it; both are read here, so the caller continues at the architecture's fields.
+    /// </summary>
+    /// <param name="reader">The payload, at its start.</param>
+    /// <param name="modelName">The model's name for messages, e.g. "InvertedTransformer".</param>
+    /// <param name="newestVersion">The caller's <see cref="PayloadVersion"/>: newer payloads are refused with the
+    /// version of the build that saved them.</param>
+    private protected static (int Version, ForecastingModelInfo Info) ReadHeader(BinaryReader reader, string modelName,
+        int newestVersion)
+    {
+        int first = reader.ReadInt32();
+        if (first > 0)
+        {
+            var legacy = ForecastingModelInfo.ReadVersion1(reader, first);
+            int version = reader.ReadInt32();
+            if (version != 1)
+                throw new InvalidDataException(
+                    $"This {modelName} model has the version-1 layout but declares network format {version}; the " +
+                    "model file is corrupted. Re-save or re-download it.");
+            return (1, legacy);
+        }
+        if (first < 0)
+            throw new InvalidDataException(
+                $"This {modelName} model starts with {first}, which no MLNet.Attention version writes; the model " +
+                "file is corrupted. Re-save or re-download it.");
+        int payloadVersion = reader.ReadInt32();
+        string savedBy = reader.ReadString();
+        if (payloadVersion > newestVersion)
+            throw new InvalidDataException(
+                $"This {modelName} model was saved by {savedBy} with payload format {payloadVersion}, but this " +
+                $"build ({BuildLabel}) reads {modelName} payload formats up to {newestVersion}. Upgrade the " +
+                "MLNet.Attention packages to the version that saved it (or later) to load this model, or retrain " +
+                "it with this version.");
+        if (payloadVersion < 2)
+            throw new InvalidDataException(
+                $"This {modelName} model declares payload format {payloadVersion}, which no MLNet.Attention version " +
+                "writes in this layout; the model file is corrupted. Re-save or re-download it.");
+        return (payloadVersion, ConfigPersistence.ReadConfig<ForecastingModelInfo>(reader));
+    }
+
+    /// <summary>"MLNet.Attention.Core 0.1.0": the package version written into every payload.</summary>
+    private static string BuildLabel { get; } = "MLNet.Attention.Core " + (typeof(ForecastingModel).Assembly
+        .GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+        .Cast<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion
+        .Split('+')[0] ?? "?");
 
     /// <inheritdoc />
     protected override void DisposeModule() => Scorer.Dispose();

@@ -54,14 +54,8 @@ public sealed class SeriesScaler
         for (int i = 0; i < values.Length; i++) values[i] = values[i] * Std[i % n] + Mean[i % n];
     }
 
-    internal void Write(BinaryWriter w)
-    {
-        w.Write(Mean.Count);
-        foreach (var m in Mean) w.Write(m);
-        foreach (var s in Std) w.Write(s);
-    }
-
-    internal static SeriesScaler Read(BinaryReader r)
+    /// <summary>Reads the scaler as payload version 1 wrote it (newer payloads use ConfigPersistence).</summary>
+    internal static SeriesScaler ReadVersion1(BinaryReader r)
     {
         int n = r.ReadInt32();
         if (n is < 1 or > 1_000_000) throw new InvalidDataException($"Corrupted scaler: {n} variates.");

@@ -3,6 +3,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 using MLNet.Attention.Engine;
 using MLNet.Attention.Interop;
+using MLNet.Attention.Persistence;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -65,13 +66,17 @@ public sealed class InvertedTransformerTrainer : IEstimator<InvertedTransformerM
 /// <summary>A trained iTransformer forecaster; see <see cref="ForecastingModel"/> for scoring, forecasting and evaluation.</summary>
 public sealed class InvertedTransformerModel : ForecastingModel
 {
-    private const int PayloadVersion = 1;
+    /// <summary>Version 2: the config and the model description stored by <see cref="ConfigPersistence"/>, weights
+    /// through <see cref="TorchModelPersistence.WriteModule"/>. Version 1 (MLNet.Attention 0.1.0): every field by hand,
+    /// weights by <c>Module.save</c>; still read.</summary>
+    private const int CurrentPayloadVersion = 2;
     private readonly InvertedTransformerConfig _config;
 
     /// <summary>The network's hyper-parameters.</summary>
     public InvertedTransformerConfig Config => _config;
 
-    internal InvertedTransformerModel(IHostEnvironment env, ForecastScorer scorer, InvertedTransformerConfig config, int scoringBatchSize)
+    internal InvertedTransformerModel(IHostEnvironment env, ForecastScorer scorer, InvertedTransformerConfig config,
+        int scoringBatchSize)
         : base(env, InvertedTransformerTrainer.Name, scorer, scoringBatchSize)
     {
         _config = config;
@@ -80,33 +85,34 @@ public sealed class InvertedTransformerModel : ForecastingModel
     /// <summary>The underlying TorchSharp network (for direct use; inputs scaled with the model's scaler).</summary>
     public InvertedTransformerNetwork Network => (InvertedTransformerNetwork)Scorer.Network;
 
+    private protected override int PayloadVersion => CurrentPayloadVersion;
+
     private protected override void SaveNetwork(BinaryWriter writer)
     {
-        writer.Write(PayloadVersion);
-        writer.Write(_config.Lookback); writer.Write(_config.Horizon); writer.Write(_config.ModelWidth); writer.Write(_config.Heads);
-        writer.Write(_config.Layers); writer.Write(_config.FeedForwardWidth); writer.Write(_config.Dropout); writer.Write(_config.UseNorm);
-        writer.Write(_config.Activation);
+        ConfigPersistence.WriteConfig(writer, _config);
         writer.Write(BatchSize);
-        Scorer.Network.save(writer);
+        TorchModelPersistence.WriteModule(writer, Scorer.Network);
     }
 
-    /// <summary>Reads a model written by <see cref="SaveNetwork"/>; called by the persistence bridge on mlContext.Model.Load.</summary>
+    /// <summary>Reads a model written by <see cref="SaveNetwork"/> (payload versions 1 and 2); called by the
+    /// persistence bridge on mlContext.Model.Load.</summary>
     public static InvertedTransformerModel Load(IHostEnvironment env, BinaryReader reader)
     {
-        var info = ReadInfo(reader);
-        int version = reader.ReadInt32();
-        if (version != PayloadVersion)
-            throw new InvalidDataException($"This InvertedTransformer model was saved with network format {version}; this MLNet.Attention reads format {PayloadVersion}. Load it with the MLNet.Attention version that saved it, or retrain.");
-        var config = new InvertedTransformerConfig(reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(),
-            reader.ReadInt32(), reader.ReadInt32(), reader.ReadDouble(), reader.ReadBoolean(), reader.ReadString());
+        var (version, info) = ReadHeader(reader, InvertedTransformerTrainer.Name, CurrentPayloadVersion);
+        var config = version == 1
+            ? ReadConfigVersion1(reader)
+            : ConfigPersistence.ReadConfig<InvertedTransformerConfig>(reader);
         int scoringBatchSize = reader.ReadInt32();
         if (config.Lookback != info.Lookback || config.Horizon != info.Horizon || scoringBatchSize < 1)
-            throw new InvalidDataException("Corrupted InvertedTransformer model: network and model disagree on lookback/horizon, or the scoring batch size is invalid.");
+            throw new InvalidDataException(
+                "Corrupted InvertedTransformer model: network and model disagree on lookback/horizon, or the scoring " +
+                "batch size is invalid. Re-save or re-download it.");
         Runtime.TorchRuntime.EnsureLoaded();
         var network = new InvertedTransformerNetwork(config);
         try
         {
-            network.load(reader);
+            if (version == 1) network.load(reader);
+            else TorchModelPersistence.ReadModule(reader, network);
             var (gpu, fallback) = HostSettings.GpuSettings(env);
             var device = Runtime.TorchRuntime.ResolveDevice(gpu, fallback);
             network.to(device);
@@ -118,5 +124,23 @@ public sealed class InvertedTransformerModel : ForecastingModel
             network.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The hand-written config of payload version 1 (MLNet.Attention 0.1.0).</summary>
+    private static InvertedTransformerConfig ReadConfigVersion1(BinaryReader reader)
+    {
+        var config = new InvertedTransformerConfig(reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(),
+            reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(), reader.ReadDouble(), reader.ReadBoolean(),
+            reader.ReadString());
+        try
+        {
+            config.Validate();
+        }
+        catch (ArgumentException ex)
+        {
+            throw new InvalidDataException(
+                $"Corrupted InvertedTransformer model (payload version 1): {ex.Message}", ex);
+        }
+        return config;
     }
 }
