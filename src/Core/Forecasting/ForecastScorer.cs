@@ -6,7 +6,7 @@ using static MLNet.Attention.Runtime.TorchScalars;
 namespace MLNet.Attention.Forecasting;
 
 /// <summary>What a forecasting model knows besides its weights; saved before them (with
-/// <see cref="Engine.ConfigPersistence"/>, see <see cref="ForecastingModel"/> for the payload layout).</summary>
+/// <see cref="Interop.ConfigPersistence"/>, see <see cref="ForecastingModel"/> for the payload layout).</summary>
 internal sealed record ForecastingModelInfo(
     string[] Variates, int Lookback, int Horizon, CalendarFeatures Calendar, TimeSpan? Frequency, string? TimestampColumnName,
     string LookbackColumnName, string WindowTimestampColumnName, string ForecastColumnName, SeriesScaler Scaler)
@@ -15,7 +15,7 @@ internal sealed record ForecastingModelInfo(
     public int CovariateCount => CalendarFeatureEncoder.Count(Calendar);
 
     /// <summary>Throws <see cref="InvalidDataException"/> naming the first value a trained model cannot have (called
-    /// when a saved model is read: by <see cref="Engine.ConfigPersistence"/> and by
+    /// when a saved model is read: by <see cref="Interop.ConfigPersistence"/> and by
     /// <see cref="ReadVersion1"/>).</summary>
     public void Validate()
     {
@@ -35,7 +35,7 @@ internal sealed record ForecastingModelInfo(
     }
 
     /// <summary>Reads the hand-written layout of payload version 1 (MLNet.Attention 0.1.0) after its first field, the
-    /// variate count <paramref name="n"/>; newer versions store the record with <see cref="Engine.ConfigPersistence"/>.
+    /// variate count <paramref name="n"/>; newer versions store the record with <see cref="Interop.ConfigPersistence"/>.
     /// </summary>
     public static ForecastingModelInfo ReadVersion1(BinaryReader r, int n)
     {

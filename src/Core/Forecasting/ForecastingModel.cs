@@ -3,6 +3,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 using MLNet.Attention.Data;
 using MLNet.Attention.Engine;
+using MLNet.Attention.Interop;
 using static TorchSharp.torch;
 
 namespace MLNet.Attention.Forecasting;

@@ -39,6 +39,6 @@ internal static class HostSettings
 
     /// <summary>A <see cref="SchemaShape.Column"/> (its constructor is internal in ML.NET 5.0.1).</summary>
     public static SchemaShape.Column SchemaColumn(string name, SchemaShape.Column.VectorKind kind,
-        DataViewType itemType, bool isKey = false)
-        => new(name, kind, itemType, isKey, annotations: null);
+        DataViewType itemType, bool isKey = false, SchemaShape? annotations = null)
+        => new(name, kind, itemType, isKey, annotations);
 }

@@ -91,10 +91,13 @@ public sealed class DensityAdaptiveAttentionClassifierTrainer : IEstimator<Densi
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: label column '{_options.LabelColumnName}' must be a Key; " +
                 $"add mlContext.Transforms.Conversion.MapValueToKey(\"{_options.LabelColumnName}\") before the trainer.");
         var result = inputSchema.ToDictionary(c => c.Name);
+        // As ML.NET's own classifiers: slot names on Score, the label's key values on PredictedLabel (MapKeyToValue needs them).
+        var text = HostSettings.SchemaColumn("SlotNames", SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance);
+        var keyValues = HostSettings.SchemaColumn("KeyValues", SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance);
         result[TorchClassifierModel.ScoreColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.ScoreColumnName,
-            SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single);
+            SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, annotations: new SchemaShape(new[] { text }));
         result[TorchClassifierModel.PredictedLabelColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.PredictedLabelColumnName,
-            SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, isKey: true);
+            SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, isKey: true, annotations: new SchemaShape(new[] { keyValues }));
         return new SchemaShape(result.Values);
     }
 

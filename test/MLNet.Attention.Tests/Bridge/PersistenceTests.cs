@@ -154,11 +154,11 @@ public sealed class PersistenceTests
         PatchEntry(path2, SingleEntry, bytes =>
         {
             int magic = IndexOf(bytes, Magic);
-            BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(magic + 8), 3);
-            BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(magic + 12), 2);
+            BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(magic + 8), 9);
+            BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(magic + 12), 8);
         });
         var ex2 = Assert.ThrowsExactly<InvalidDataException>(() => NewContext().Model.Load(path2, out _));
-        StringAssert.Contains(ex2.Message, "saved by a newer MLNet.Attention: payload format version 3");
+        StringAssert.Contains(ex2.Message, "saved by a newer MLNet.Attention: payload format version 9");
         StringAssert.Contains(ex2.Message, "Upgrade the MLNet.Attention packages");
 
         // Inside a TransformerChain, ML.NET calls its own chain loader by MethodInfo.Invoke, so there our exception is

@@ -40,7 +40,10 @@ public sealed class DensityAdaptiveAttentionClassifierTests
 
     private static DensityAdaptiveAttentionClassifierOptions Tiny() => new()
     {
-        Hidden = 8, MaxEpochs = 8, BatchSize = 16, LearningRate = 3e-3, NumberOfThreads = 1, Seed = 3, EarlyStoppingPatience = null,
+        // 16 features as 4 stacked "layers" of 4: the density attention weighs layers against each other (with a single
+        // layer its weights are all 1).
+        Layers = 4, Hidden = 8, MaxEpochs = 8, BatchSize = 16, LearningRate = 3e-3, NumberOfThreads = 1, Seed = 3,
+        EarlyStoppingPatience = null,
     };
 
     [TestMethod]
@@ -106,8 +109,8 @@ public sealed class DensityAdaptiveAttentionClassifierTests
 
         using var model = ml.MulticlassClassification.Trainers.DensityAdaptiveAttention(options).Fit(data);
         var factor = model.ImportanceFactor(data);
-        Assert.AreEqual(1, factor.GetLength(0));
-        Assert.AreEqual(D, factor.GetLength(1));
+        Assert.AreEqual(4, factor.GetLength(0));
+        Assert.AreEqual(D / 4, factor.GetLength(1));
         var values = factor.Cast<float>().ToArray();
         Assert.AreEqual(0f, values.Min(), 1e-6f);
         Assert.AreEqual(1f, values.Max(), 1e-6f);

@@ -1,5 +1,6 @@
 using System.Text;
 using MLNet.Attention.Engine;
+using MLNet.Attention.Interop;
 using MLNet.Attention.Forecasting;
 using MLNet.Attention.MultipleInstance;
 

@@ -16,10 +16,13 @@ internal static class PayloadFormat
 
     /// <summary>Version written by this build and the newest version it reads. Bump it when the block layout changes;
     /// bump <see cref="MinReaderVersion"/> too only if older builds could not read the new layout.</summary>
-    internal const int CurrentVersion = 1;
+    // 2: the block layout is unchanged, but payloads inside it changed (iTransformer payload version 2 with generic
+    // config records); MinReaderVersion 2 makes a 0.1.0 build say "saved by a newer MLNet.Attention, upgrade" instead of
+    // misreading the new payload as a corrupted one. Version-1 blocks still load.
+    internal const int CurrentVersion = 2;
 
     /// <summary>The oldest reader version able to read what this build writes.</summary>
-    internal const int MinReaderVersion = 1;
+    internal const int MinReaderVersion = 2;
 
     private const int HashSize = 32;
 

@@ -3,7 +3,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Reflection;
 
-namespace MLNet.Attention.Engine;
+namespace MLNet.Attention.Interop;
 
 /// <summary>
 /// Saves and restores hyper-parameter records (an architecture's <c>…Config</c>, a model's description) inside a
