@@ -93,13 +93,7 @@ internal static class ClassifierTraining
                 $"training row{(validationRows is null ? "" : " after the validation split")}. Remove them from the key map (MapValueToKey " +
                 "fitted on the training data), add rows, or lower ValidationFraction.");
 
-        TorchRuntime.EnsureLoaded();
-        TorchRuntime.SetThreads(options.NumberOfThreads);
-        var host = env.Register(name);
-        int seed = options.Seed ?? host.Rand.Next();
-        var (gpu, fallback) = HostSettings.GpuSettings(env);
-        var device = TorchRuntime.ResolveDevice(gpu, fallback);
-        TorchRuntime.Seed(seed);
+        var (seed, device) = TrainerSession.Start(env, name, options);
 
         var train = new DataViewBatchSource(data, architecture.Inputs, labelColumn, options.ShufflePoolSize, true,
             $"{name} training data", validationRows, keep: false);

@@ -61,13 +61,7 @@ internal static class ForecasterTraining
         var info = new ForecastingModelInfo(options.VariateColumnNames.ToArray(), l, s, calendar, step,
             options.TimestampColumnName, options.LookbackColumnName, options.WindowTimestampColumnName, options.ForecastColumnName, scaler);
 
-        TorchRuntime.EnsureLoaded();
-        TorchRuntime.SetThreads(options.NumberOfThreads);
-        var host = env.Register(name);
-        int seed = options.Seed ?? host.Rand.Next();
-        var (gpu, fallback) = HostSettings.GpuSettings(env);
-        var device = TorchRuntime.ResolveDevice(gpu, fallback);
-        TorchRuntime.Seed(seed);
+        var (seed, device) = TrainerSession.Start(env, name, options);
 
         var network = architecture.CreateNetwork(info);
         try
