@@ -45,17 +45,18 @@ public abstract class TorchClassifierOptions : TorchTrainerOptions
     }
 }
 
-/// <summary>What a classifier trainer plugs into <see cref="ClassifierTraining.Train"/>.</summary>
-internal interface IClassifierArchitecture
+/// <summary>What a classifier trainer plugs into <see cref="ClassifierTraining.Train"/>, typed by its network.</summary>
+/// <typeparam name="TNetwork">The network module.</typeparam>
+internal abstract class ClassifierArchitecture<TNetwork> where TNetwork : nn.Module
 {
     /// <summary>The model's input columns (checked against the data; the label is added by the toolkit).</summary>
-    IReadOnlyList<TorchInputColumn> Inputs { get; }
+    public abstract IReadOnlyList<TorchInputColumn> Inputs { get; }
 
     /// <summary>Builds a freshly initialised network (called after seeding).</summary>
-    nn.Module CreateNetwork(int classes);
+    public abstract TNetwork CreateNetwork(int classes);
 
-    /// <summary>Logits [B, classes] of the network for the batch inputs (on the network's device).</summary>
-    Tensor Logits(nn.Module network, Tensor?[] inputs);
+    /// <summary>Logits [B, classes] of the network for the batch inputs (CPU tensors; move them to the device).</summary>
+    public abstract Tensor Logits(TNetwork network, Tensor?[] inputs, Device device);
 }
 
 /// <summary>
@@ -65,8 +66,9 @@ internal interface IClassifierArchitecture
 /// </summary>
 internal static class ClassifierTraining
 {
-    public static (nn.Module Network, ClassLabels Labels, Device Device, TrainingSummary Summary) Train(IHostEnvironment env,
-        string name, TorchClassifierOptions options, IDataView data, IClassifierArchitecture architecture)
+    public static (TNetwork Network, ClassLabels Labels, Device Device, TrainingSummary Summary) Train<TNetwork>(IHostEnvironment env,
+        string name, TorchClassifierOptions options, IDataView data, ClassifierArchitecture<TNetwork> architecture)
+        where TNetwork : nn.Module
     {
         ArgumentNullException.ThrowIfNull(data);
         options.Validate();
@@ -121,9 +123,9 @@ internal static class ClassifierTraining
                     .DetachFromDisposeScope();
             }
             var hooks = new TrainingHooks(batch =>
-                new TrainingLoss(nn.functional.cross_entropy(architecture.Logits(network, batch.Inputs), batch.Target.to(device), weights)))
+                new TrainingLoss(nn.functional.cross_entropy(architecture.Logits(network, batch.Inputs, device), batch.Target.to(device), weights)))
             {
-                ValidationScores = batch => nn.functional.softmax(architecture.Logits(network, batch.Inputs), 1),
+                ValidationScores = batch => nn.functional.softmax(architecture.Logits(network, batch.Inputs, device), 1),
                 Classes = labels.Count,
             };
             try

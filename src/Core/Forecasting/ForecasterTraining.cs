@@ -8,18 +8,23 @@ using static TorchSharp.torch;
 
 namespace MLNet.Attention.Forecasting;
 
-/// <summary>What a forecasting trainer supplies: its network and how the network forecasts scaled windows.</summary>
-/// <param name="CreateNetwork">Builds a freshly initialised network for the model description (weights drawn after seeding).</param>
-/// <param name="ForecastScaled">Forward pass: scaled windows [B, L, N] and covariates [B, L, M] or null → [B, S, N].</param>
-internal sealed record ForecastingArchitecture(
-    Func<ForecastingModelInfo, nn.Module> CreateNetwork,
-    Func<nn.Module, Tensor, Tensor?, Tensor> ForecastScaled);
+/// <summary>What a forecasting trainer supplies, typed by its network: how to build it and how it forecasts scaled
+/// windows. A new forecaster implements these two members; the toolkit does the rest.</summary>
+/// <typeparam name="TNetwork">The network module.</typeparam>
+internal abstract class ForecastingArchitecture<TNetwork> where TNetwork : nn.Module
+{
+    /// <summary>Builds a freshly initialised network for the model description (weights drawn after seeding).</summary>
+    public abstract TNetwork CreateNetwork(ForecastingModelInfo info);
+
+    /// <summary>Forward pass: scaled windows [B, L, N] and covariates [B, L, M] or null → [B, S, N].</summary>
+    public abstract Tensor ForecastScaled(TNetwork network, Tensor windows, Tensor? covariates);
+}
 
 /// <summary>Turns a series view into a trained <see cref="ForecastScorer"/> through the shared training loop.</summary>
 internal static class ForecasterTraining
 {
-    public static (ForecastScorer Scorer, TrainingSummary Summary) Train(IHostEnvironment env, string name, ForecasterOptions options,
-        IDataView data, ForecastingArchitecture architecture)
+    public static (ForecastScorer Scorer, TrainingSummary Summary) Train<TNetwork>(IHostEnvironment env, string name,
+        ForecasterOptions options, IDataView data, ForecastingArchitecture<TNetwork> architecture) where TNetwork : nn.Module
     {
         ArgumentNullException.ThrowIfNull(data);
         options.Validate();

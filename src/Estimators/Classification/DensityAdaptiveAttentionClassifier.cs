@@ -75,7 +75,7 @@ public sealed class DensityAdaptiveAttentionClassifierTrainer : IEstimator<Densi
         var config = Config(features, classes: 0);
         var architecture = new Architecture(TorchInputColumn.Single(_options.FeatureColumnName, _options.Layers, config.Features), config);
         var (network, labels, device, summary) = ClassifierTraining.Train(_env, Name, _options, input, architecture);
-        return new DensityAdaptiveAttentionClassifierModel(_env, config with { Classes = labels.Count }, labels, (DaamClassifier)network,
+        return new DensityAdaptiveAttentionClassifierModel(_env, config with { Classes = labels.Count }, labels, network,
             device, _options.ScoringBatchSize, _options.FeatureColumnName) { TrainingSummary = summary };
     }
 
@@ -131,14 +131,13 @@ public sealed class DensityAdaptiveAttentionClassifierTrainer : IEstimator<Densi
             _options.Hidden, _options.InitialVariance);
     }
 
-    private sealed class Architecture(TorchInputColumn features, DaamClassifierConfig config) : IClassifierArchitecture
+    private sealed class Architecture(TorchInputColumn features, DaamClassifierConfig config) : ClassifierArchitecture<DaamClassifier>
     {
-        public IReadOnlyList<TorchInputColumn> Inputs { get; } = new[] { features };
+        public override IReadOnlyList<TorchInputColumn> Inputs { get; } = new[] { features };
 
-        public nn.Module CreateNetwork(int classes) => (config with { Classes = classes }).Create();
+        public override DaamClassifier CreateNetwork(int classes) => (config with { Classes = classes }).Create();
 
-        public Tensor Logits(nn.Module network, Tensor?[] inputs) =>
-            ((DaamClassifier)network).call(inputs[0]!.to(network.parameters().First().device));
+        public override Tensor Logits(DaamClassifier network, Tensor?[] inputs, Device device) => network.call(inputs[0]!.to(device));
     }
 }
 

@@ -31,10 +31,17 @@ public sealed class InvertedTransformerTrainer : IEstimator<InvertedTransformerM
     public InvertedTransformerModel Fit(IDataView input)
     {
         var config = _options.ToConfig();
-        var architecture = new ForecastingArchitecture(_ => new InvertedTransformerNetwork(config),
-            (network, windows, covariates) => ((InvertedTransformerNetwork)network).call(windows, covariates));
+        var architecture = new Architecture(config);
         var (scorer, summary) = ForecasterTraining.Train(_env, Name, _options, input, architecture);
         return new InvertedTransformerModel(_env, scorer, config, _options.ScoringBatchSize) { TrainingSummary = summary };
+    }
+
+    private sealed class Architecture(InvertedTransformerConfig config) : ForecastingArchitecture<InvertedTransformerNetwork>
+    {
+        public override InvertedTransformerNetwork CreateNetwork(ForecastingModelInfo info) => new(config);
+
+        public override Tensor ForecastScaled(InvertedTransformerNetwork network, Tensor windows, Tensor? covariates) =>
+            network.call(windows, covariates);
     }
 
     /// <summary>
