@@ -5,7 +5,7 @@ using MLNet.Attention.Interop;
 
 namespace MLNet.Attention;
 
-/// <summary>Classifiers on <c>mlContext.MulticlassClassification.Trainers</c>.</summary>
+/// <summary>Classifiers on <c>mlContext.MulticlassClassification.Trainers</c> and <c>mlContext.BinaryClassification.Trainers</c>.</summary>
 public static class ClassificationCatalogExtensions
 {
     /// <summary>
@@ -31,6 +31,39 @@ public static class ClassificationCatalogExtensions
             BatchSize = batchSize,
             LearningRate = learningRate,
         });
+
+    /// <summary>
+    /// Binary DAAM classifier over a feature vector or stacked per-layer embeddings; the label is a Boolean (or a Key of
+    /// two values). Outputs ML.NET's binary columns: <c>Score</c>, <c>Probability</c>, <c>PredictedLabel</c>.
+    /// </summary>
+    /// <param name="catalog">mlContext.BinaryClassification.Trainers.</param>
+    /// <param name="labelColumnName">The Boolean label column.</param>
+    /// <param name="featureColumnName">The feature vector column (known size, L × D).</param>
+    /// <param name="layers">Layers L stacked in the feature vector (1 for a plain feature vector).</param>
+    /// <param name="maxEpochs">Upper bound on epochs.</param>
+    /// <param name="batchSize">Rows per step.</param>
+    /// <param name="learningRate">AdamW learning rate.</param>
+    public static DensityAdaptiveAttentionClassifierTrainer DensityAdaptiveAttention(
+        this BinaryClassificationCatalog.BinaryClassificationTrainers catalog, string labelColumnName = "Label",
+        string featureColumnName = "Features", int layers = 1, int maxEpochs = 20, int batchSize = 32, double learningRate = 1e-3)
+        => DensityAdaptiveAttention(catalog, new DensityAdaptiveAttentionClassifierOptions
+        {
+            LabelColumnName = labelColumnName,
+            FeatureColumnName = featureColumnName,
+            Layers = layers,
+            MaxEpochs = maxEpochs,
+            BatchSize = batchSize,
+            LearningRate = learningRate,
+        });
+
+    /// <summary>Binary DAAM classifier with all options.</summary>
+    public static DensityAdaptiveAttentionClassifierTrainer DensityAdaptiveAttention(
+        this BinaryClassificationCatalog.BinaryClassificationTrainers catalog, DensityAdaptiveAttentionClassifierOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new DensityAdaptiveAttentionClassifierTrainer(HostSettings.EnvironmentOf(catalog), options, binary: true);
+    }
 
     /// <summary>DAAM classifier with all options.</summary>
     public static DensityAdaptiveAttentionClassifierTrainer DensityAdaptiveAttention(

@@ -28,8 +28,8 @@ public sealed class ClassLabels
     public int Count => Names.Count;
 
     /// <summary>
-    /// Reads the label column: it must be a Key (as <c>MapValueToKey</c> makes); its key values become the class names
-    /// (their text form; "0", "1", ... when the column has none).
+    /// Reads the label column: a Key (as <c>MapValueToKey</c> makes), whose key values become the class names (their text
+    /// form; "0", "1", ... when the column has none), or a Boolean (binary classifiers: classes "False" and "True").
     /// </summary>
     /// <param name="schema">Training data schema.</param>
     /// <param name="labelColumnName">The label column.</param>
@@ -40,6 +40,8 @@ public sealed class ClassLabels
         var column = schema.GetColumnOrNull(labelColumnName)
             ?? throw new ArgumentOutOfRangeException(nameof(schema), $"{component}: label column '{labelColumnName}' was not found. " +
                 $"Available columns: {string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => $"'{c.Name}'"))}.");
+        if (column.Type is BooleanDataViewType)
+            return new ClassLabels(new[] { "False", "True" });
         if (column.Type is not KeyDataViewType key || key.RawType != typeof(uint))
             throw new ArgumentOutOfRangeException(nameof(schema), $"{component}: label column '{labelColumnName}' has type " +
                 $"{column.Type}; expected a Key. Add mlContext.Transforms.Conversion.MapValueToKey(\"{labelColumnName}\") " +
@@ -110,6 +112,15 @@ public sealed class ClassLabels
         var editor = VBufferEditor.Create(ref value, Count);
         for (int i = 0; i < Count; i++) editor.Values[i] = Names[i].AsMemory();
         value = editor.Commit();
+    }
+
+    /// <summary>The binary <c>Score</c> annotations (the score kind markers ML.NET's binary classifiers set).</summary>
+    public static DataViewSchema.Annotations BinaryScoreAnnotations(string valueKind)
+    {
+        var builder = new DataViewSchema.Annotations.Builder();
+        builder.Add("ScoreColumnKind", TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = "BinaryClassification".AsMemory());
+        builder.Add("ScoreValueKind", TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = valueKind.AsMemory());
+        return builder.ToAnnotations();
     }
 
     /// <summary>Writes the names.</summary>

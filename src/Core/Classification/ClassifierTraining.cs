@@ -73,7 +73,8 @@ internal static class ClassifierTraining
         ArgumentNullException.ThrowIfNull(data);
         options.Validate();
         var labels = ClassLabels.FromSchema(data.Schema, options.LabelColumnName, name);
-        var labelColumn = TorchInputColumn.Key(options.LabelColumnName);
+        bool booleanLabel = data.Schema[options.LabelColumnName].Type is BooleanDataViewType;
+        var labelColumn = booleanLabel ? TorchInputColumn.Boolean(options.LabelColumnName) : TorchInputColumn.Key(options.LabelColumnName);
         var (rowLabels, _) = ScanLabels(data, options.LabelColumnName, labels.Count, $"{name} training data");
         if (rowLabels.Length == 0)
             throw new InvalidOperationException($"{name}: the training data has no rows.");
@@ -152,7 +153,14 @@ internal static class ClassifierTraining
         var labels = new List<int>();
         var counts = new long[classes];
         using var cursor = data.GetRowCursor(new[] { column });
-        var getter = cursor.GetGetter<uint>(column);
+        ValueGetter<uint> getter;
+        if (column.Type is BooleanDataViewType)
+        {
+            var flag = cursor.GetGetter<bool>(column);
+            bool value = false;
+            getter = (ref uint key) => { flag(ref value); key = value ? 2u : 1u; };
+        }
+        else getter = cursor.GetGetter<uint>(column);
         uint key = 0;
         while (cursor.MoveNext())
         {

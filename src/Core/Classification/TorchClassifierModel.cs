@@ -9,10 +9,11 @@ using static TorchSharp.torch;
 namespace MLNet.Attention.Classification;
 
 /// <summary>
-/// A trained multiclass classifier whose outputs are those of ML.NET's own classifiers: <c>Score</c>
-/// (Vector&lt;Single, classes&gt; of probabilities, slot names = class names) and <c>PredictedLabel</c> (a Key with the
-/// label's key values), so that <c>mlContext.MulticlassClassification.Evaluate</c>, <c>CrossValidate</c>,
-/// <c>MapKeyToValue("PredictedLabel")</c> and a <c>PredictionEngine</c> with the usual properties just work.
+/// A trained classifier whose outputs are those of ML.NET's own classifiers, so that the evaluators,
+/// <c>CrossValidate</c>, <c>MapKeyToValue("PredictedLabel")</c> and a <c>PredictionEngine</c> with the usual properties
+/// just work. Multiclass: <c>Score</c> (Vector&lt;Single, classes&gt; of probabilities, slot names = class names) and
+/// <c>PredictedLabel</c> (a Key with the label's key values). Binary: <c>Score</c> (the margin z₁ − z₀ of the two
+/// logits), <c>Probability</c> (its sigmoid, P(true)) and <c>PredictedLabel</c> (Boolean, Probability &gt; 0.5).
 /// A subclass supplies the network's logits and its own save/load.
 /// </summary>
 public abstract class TorchClassifierModel : TorchTransformerBase
@@ -23,6 +24,9 @@ public abstract class TorchClassifierModel : TorchTransformerBase
     /// <summary>The name of the predicted-class output column (ML.NET's default).</summary>
     public const string PredictedLabelColumnName = "PredictedLabel";
 
+    /// <summary>The name of a binary classifier's probability column (ML.NET's default).</summary>
+    public const string ProbabilityColumnName = "Probability";
+
     /// <summary>Creates the model.</summary>
     /// <param name="env">The ML.NET environment.</param>
     /// <param name="name">Component name.</param>
@@ -31,14 +35,12 @@ public abstract class TorchClassifierModel : TorchTransformerBase
     /// <param name="network">The trained network, owned by the model.</param>
     /// <param name="device">Device of the network.</param>
     /// <param name="batchSize">Rows per forward pass when scoring.</param>
+    /// <param name="binary">Binary outputs (two classes, a Boolean label) instead of multiclass ones.</param>
     protected TorchClassifierModel(IHostEnvironment env, string name, IEnumerable<TorchInputColumn> inputs, ClassLabels labels,
-        nn.Module network, Device device, int batchSize)
-        : base(env, name, inputs, new[]
-        {
-            new TorchOutputColumn(ScoreColumnName, (labels ?? throw new ArgumentNullException(nameof(labels))).Count),
-            TorchOutputColumn.Key(PredictedLabelColumnName, labels.Count),
-        }, batchSize)
+        nn.Module network, Device device, int batchSize, bool binary = false)
+        : base(env, name, inputs, Outputs(labels ?? throw new ArgumentNullException(nameof(labels)), binary), batchSize)
     {
+        IsBinary = binary;
         Labels = labels;
         Network = network ?? throw new ArgumentNullException(nameof(network));
         Device = device;
@@ -46,7 +48,19 @@ public abstract class TorchClassifierModel : TorchTransformerBase
         network.eval();
     }
 
-    /// <summary>The classes, in key order.</summary>
+    private static TorchOutputColumn[] Outputs(ClassLabels labels, bool binary)
+    {
+        if (binary && labels.Count != 2)
+            throw new ArgumentException($"A binary classifier has two classes; got {labels.Count}.", nameof(labels));
+        return binary
+            ? new[] { new TorchOutputColumn(ScoreColumnName), new TorchOutputColumn(ProbabilityColumnName), TorchOutputColumn.Boolean(PredictedLabelColumnName) }
+            : new[] { new TorchOutputColumn(ScoreColumnName, labels.Count), TorchOutputColumn.Key(PredictedLabelColumnName, labels.Count) };
+    }
+
+    /// <summary>True for a binary classifier (Score, Probability, Boolean PredictedLabel).</summary>
+    public bool IsBinary { get; }
+
+    /// <summary>The classes, in key order ("False", "True" for a binary classifier).</summary>
     public ClassLabels Labels { get; }
 
     /// <summary>The trained network.</summary>
@@ -63,6 +77,12 @@ public abstract class TorchClassifierModel : TorchTransformerBase
     protected sealed override Tensor[] Forward(Tensor[] inputs)
     {
         var logits = Logits(inputs);
+        if (IsBinary)
+        {
+            var margin = logits.select(1, 1) - logits.select(1, 0);
+            var probability = margin.sigmoid();
+            return new[] { margin, probability, probability.gt(TorchScalars.Of(0.5)).to(ScalarType.Float32) };
+        }
         var probabilities = nn.functional.softmax(logits, 1);
         var predicted = probabilities.argmax(1).to(ScalarType.Float32);
         return new[] { probabilities, predicted };
@@ -70,7 +90,14 @@ public abstract class TorchClassifierModel : TorchTransformerBase
 
     /// <inheritdoc/>
     protected override DataViewSchema.Annotations? GetOutputAnnotations(int outputIndex, DataViewSchema inputSchema) =>
-        outputIndex == 0 ? Labels.ScoreAnnotations() : Labels.PredictedLabelAnnotations();
+        IsBinary
+            ? outputIndex switch
+            {
+                0 => ClassLabels.BinaryScoreAnnotations("Score"),
+                1 => ClassLabels.BinaryScoreAnnotations("Probability"),
+                _ => null,
+            }
+            : outputIndex == 0 ? Labels.ScoreAnnotations() : Labels.PredictedLabelAnnotations();
 
     /// <inheritdoc/>
     protected override void DisposeModule() => Network.Dispose();

@@ -63,6 +63,17 @@ internal sealed class BatchScorer : IDisposable
                     labels[slot] = key - 1;
                 };
             }
+            else if (spec.Kind == TorchColumnKind.Boolean)
+            {
+                var flags = TickInputs[i] = new long[capacity];
+                var getter = row.GetGetter<bool>(column);
+                _readers[i] = (slot, _) =>
+                {
+                    bool value = false;
+                    getter(ref value);
+                    flags[slot] = value ? 1 : 0;
+                };
+            }
             else if (spec.Kind == TorchColumnKind.DateTime)
             {
                 var ticks = TickInputs[i] = new long[capacity];

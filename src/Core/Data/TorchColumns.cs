@@ -18,7 +18,8 @@ public enum TorchColumnKind
     /// output, the module returns the 0-based index as float32 <c>[B]</c>.</summary>
     Key = 2,
 
-    /// <summary>Output only: a scalar <see cref="bool"/>; the module returns float32 <c>[B]</c>, true where &gt; 0.5.</summary>
+    /// <summary>A scalar <see cref="bool"/>: as an input (e.g. a binary label) fed as int64 <c>[B]</c> of 0/1; as an output
+    /// the module returns float32 <c>[B]</c>, true where &gt; 0.5.</summary>
     Boolean = 3,
 }
 
@@ -48,6 +49,7 @@ public sealed class TorchInputColumn
         {
             TorchColumnKind.DateTime => DateTimeDataViewType.Instance,
             TorchColumnKind.Key => new KeyDataViewType(typeof(uint), ulong.MaxValue >> 32),
+            TorchColumnKind.Boolean => BooleanDataViewType.Instance,
             _ => dimensions.Length == 0 ? NumberDataViewType.Single : new VectorDataViewType(NumberDataViewType.Single, dimensions),
         };
     }
@@ -67,6 +69,10 @@ public sealed class TorchInputColumn
     /// 0-based key index.</summary>
     /// <param name="name">The column name in the input schema.</param>
     public static TorchInputColumn Key(string name) => new(name, TorchColumnKind.Key, Array.Empty<int>());
+
+    /// <summary>A scalar Boolean column (e.g. a binary label), fed to the module as int64 0/1.</summary>
+    /// <param name="name">The column name in the input schema.</param>
+    public static TorchInputColumn Boolean(string name) => new(name, TorchColumnKind.Boolean, Array.Empty<int>());
 
     /// <summary>The column name.</summary>
     public string Name { get; }

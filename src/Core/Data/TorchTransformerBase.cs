@@ -254,6 +254,13 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
                                   $"mlContext.Transforms.Conversion.MapValueToKey(\"{spec.Name}\") before this component.");
             return column.Index;
         }
+        if (spec.Kind == TorchColumnKind.Boolean)
+        {
+            if (type is not BooleanDataViewType)
+                throw SchemaError($"Column '{spec.Name}' has type {type}; expected {spec.Describe()}. Convert it with " +
+                                  $"mlContext.Transforms.Conversion.ConvertType(\"{spec.Name}\", outputKind: DataKind.Boolean).");
+            return column.Index;
+        }
         if (spec.Kind == TorchColumnKind.DateTime)
         {
             if (type is not DateTimeDataViewType)

@@ -50,18 +50,22 @@ public sealed class DensityAdaptiveAttentionClassifierOptions : TorchClassifierO
 }
 
 /// <summary>
-/// Trains the DAAM classifier on <c>mlContext.MulticlassClassification.Trainers.DensityAdaptiveAttention(...)</c>.
-/// The label must be a Key (<c>MapValueToKey</c>); outputs are ML.NET's multiclass columns (<c>Score</c>,
-/// <c>PredictedLabel</c>).
+/// Trains the DAAM classifier: on <c>mlContext.MulticlassClassification.Trainers.DensityAdaptiveAttention(...)</c> with a
+/// Key label (<c>MapValueToKey</c>) and ML.NET's multiclass outputs (<c>Score</c>, <c>PredictedLabel</c>), or on
+/// <c>mlContext.BinaryClassification.Trainers.DensityAdaptiveAttention(...)</c> with a Boolean label (or a Key of two
+/// values) and ML.NET's binary outputs (<c>Score</c>, <c>Probability</c>, <c>PredictedLabel</c>).
 /// </summary>
 public sealed class DensityAdaptiveAttentionClassifierTrainer : IEstimator<DensityAdaptiveAttentionClassifierModel>
 {
     internal const string Name = "DensityAdaptiveAttentionClassifier";
     private readonly IHostEnvironment _env;
     private readonly DensityAdaptiveAttentionClassifierOptions _options;
+    private readonly bool _binary;
 
-    internal DensityAdaptiveAttentionClassifierTrainer(IHostEnvironment env, DensityAdaptiveAttentionClassifierOptions options)
+    internal DensityAdaptiveAttentionClassifierTrainer(IHostEnvironment env, DensityAdaptiveAttentionClassifierOptions options,
+        bool binary = false)
     {
+        _binary = binary;
         _env = env ?? throw new ArgumentNullException(nameof(env));
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _options.Validate();
@@ -74,9 +78,17 @@ public sealed class DensityAdaptiveAttentionClassifierTrainer : IEstimator<Densi
         var features = FeatureSize(input.Schema);
         var config = Config(features, classes: 0);
         var architecture = new Architecture(TorchInputColumn.Single(_options.FeatureColumnName, _options.Layers, config.Features), config);
+        if (_binary)
+        {
+            var label = input.Schema.GetColumnOrNull(_options.LabelColumnName);
+            if (label is { Type: not BooleanDataViewType } && ClassLabels.FromSchema(input.Schema, _options.LabelColumnName, Name).Count != 2)
+                throw new ArgumentOutOfRangeException(nameof(input), $"{Name}: a binary classifier needs a Boolean label column " +
+                    $"'{_options.LabelColumnName}' (or a Key with two values); it has type {label.Value.Type}. Use " +
+                    "mlContext.MulticlassClassification.Trainers.DensityAdaptiveAttention for more classes.");
+        }
         var (network, labels, device, summary) = ClassifierTraining.Train(_env, Name, _options, input, architecture);
         return new DensityAdaptiveAttentionClassifierModel(_env, config with { Classes = labels.Count }, labels, network,
-            device, _options.ScoringBatchSize, _options.FeatureColumnName) { TrainingSummary = summary };
+            device, _options.ScoringBatchSize, _options.FeatureColumnName, _binary) { TrainingSummary = summary };
     }
 
     /// <summary>Checks the feature and label columns and describes the output columns (Score, PredictedLabel).</summary>
@@ -87,10 +99,22 @@ public sealed class DensityAdaptiveAttentionClassifierTrainer : IEstimator<Densi
         if (!byName.TryGetValue(_options.FeatureColumnName, out var feature) || feature.Kind != SchemaShape.Column.VectorKind.Vector
             || feature.ItemType != NumberDataViewType.Single)
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: feature column '{_options.FeatureColumnName}' must be a known-size vector of Single.");
-        if (!byName.TryGetValue(_options.LabelColumnName, out var label) || !label.IsKey)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: label column '{_options.LabelColumnName}' must be a Key; " +
-                $"add mlContext.Transforms.Conversion.MapValueToKey(\"{_options.LabelColumnName}\") before the trainer.");
+        bool booleanLabel = byName.TryGetValue(_options.LabelColumnName, out var label) && label.ItemType is BooleanDataViewType
+            && label.Kind == SchemaShape.Column.VectorKind.Scalar;
+        if (!byName.ContainsKey(_options.LabelColumnName) || !label.IsKey && !(_binary && booleanLabel))
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: label column '{_options.LabelColumnName}' must be " +
+                (_binary ? "a Boolean (or a Key of two values)." : $"a Key; add mlContext.Transforms.Conversion.MapValueToKey(\"{_options.LabelColumnName}\") before the trainer."));
         var result = inputSchema.ToDictionary(c => c.Name);
+        if (_binary)
+        {
+            result[TorchClassifierModel.ScoreColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.ScoreColumnName,
+                SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single);
+            result[TorchClassifierModel.ProbabilityColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.ProbabilityColumnName,
+                SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single);
+            result[TorchClassifierModel.PredictedLabelColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.PredictedLabelColumnName,
+                SchemaShape.Column.VectorKind.Scalar, BooleanDataViewType.Instance);
+            return new SchemaShape(result.Values);
+        }
         // As ML.NET's own classifiers: slot names on Score, the label's key values on PredictedLabel (MapKeyToValue needs them).
         var text = HostSettings.SchemaColumn("SlotNames", SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance);
         var keyValues = HostSettings.SchemaColumn("KeyValues", SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance);
@@ -163,9 +187,10 @@ public sealed class DensityAdaptiveAttentionClassifierModel : TorchClassifierMod
     private const int PayloadVersion = 1;
 
     internal DensityAdaptiveAttentionClassifierModel(IHostEnvironment env, DaamClassifierConfig config, ClassLabels labels,
-        DaamClassifier network, Device device, int batchSize, string featureColumnName = "Features")
+        DaamClassifier network, Device device, int batchSize, string featureColumnName = "Features", bool binary = false)
         : base(env, DensityAdaptiveAttentionClassifierTrainer.Name,
-            new[] { TorchInputColumn.Single(featureColumnName, config.Layers, config.Features) }, labels, network, device, batchSize)
+            new[] { TorchInputColumn.Single(featureColumnName, config.Layers, config.Features) }, labels, network, device, batchSize,
+            binary)
     {
         Config = config;
     }
@@ -228,6 +253,7 @@ public sealed class DensityAdaptiveAttentionClassifierModel : TorchClassifierMod
         writer.Write(Config.Layers); writer.Write(Config.Features); writer.Write(Config.Classes); writer.Write(Config.Height);
         writer.Write(Config.Width); writer.Write(Config.Heads); writer.Write(Config.Hidden); writer.Write(Config.InitialVariance);
         writer.Write(BatchSize);
+        writer.Write(IsBinary);
         Labels.Write(writer);
         Network.save(writer);
     }
@@ -243,6 +269,7 @@ public sealed class DensityAdaptiveAttentionClassifierModel : TorchClassifierMod
         var config = new DaamClassifierConfig(reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(),
             reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(), reader.ReadDouble());
         int batchSize = reader.ReadInt32();
+        bool binary = reader.ReadBoolean();
         var labels = ClassLabels.Read(reader);
         if (labels.Count != config.Classes || batchSize < 1)
             throw new InvalidDataException("Corrupted DAAM classifier: class count or scoring batch size out of range.");
@@ -254,7 +281,7 @@ public sealed class DensityAdaptiveAttentionClassifierModel : TorchClassifierMod
             var (gpu, fallback) = HostSettings.GpuSettings(env);
             var device = TorchRuntime.ResolveDevice(gpu, fallback);
             network.to(device);
-            return new DensityAdaptiveAttentionClassifierModel(env, config, labels, network, device, batchSize, feature);
+            return new DensityAdaptiveAttentionClassifierModel(env, config, labels, network, device, batchSize, feature, binary);
         }
         catch
         {

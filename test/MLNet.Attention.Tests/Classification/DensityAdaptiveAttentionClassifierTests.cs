@@ -154,6 +154,66 @@ public sealed class DensityAdaptiveAttentionClassifierTests
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new DensityAdaptiveAttentionClassifierOptions { Heads = 3, Layers = 4 }.Validate()).Message, "Heads");
     }
 
+    public sealed class BinaryRow
+    {
+        [VectorType(D)] public float[] Features { get; set; } = new float[D];
+        public bool Label { get; set; }
+    }
+
+    public sealed class BinaryPrediction
+    {
+        public bool PredictedLabel { get; set; }
+        public float Probability { get; set; }
+        public float Score { get; set; }
+    }
+
+    [TestMethod]
+    public void BinaryTrainerGivesScoreProbabilityAndABooleanPrediction()
+    {
+        var ml = new MLContext(seed: 5);
+        BinaryRow[] Rows(int n, int seed) => Blobs(n, seed).Where(r => r.Label != "owl")
+            .Select(r => new BinaryRow { Features = r.Features, Label = r.Label == "dog" }).ToArray();
+        var train = ml.Data.LoadFromEnumerable(Rows(240, 1));
+        var test = ml.Data.LoadFromEnumerable(Rows(120, 2));
+        var model = ml.BinaryClassification.Trainers.DensityAdaptiveAttention(Tiny()).Fit(train);
+        Assert.IsTrue(model.IsBinary);
+        var scored = model.Transform(test);
+        Assert.AreEqual(BooleanDataViewType.Instance, scored.Schema["PredictedLabel"].Type);
+        var metrics = ml.BinaryClassification.Evaluate(scored);
+        Assert.IsTrue(metrics.AreaUnderRocCurve > 0.95 && metrics.Accuracy > 0.9, $"AUC {metrics.AreaUnderRocCurve}, accuracy {metrics.Accuracy}");
+        Assert.IsTrue(ml.BinaryClassification.EvaluateNonCalibrated(scored).AreaUnderRocCurve > 0.95);
+
+        using var engine = ml.Model.CreatePredictionEngine<BinaryRow, BinaryPrediction>(model);
+        foreach (var row in Rows(12, 7))
+        {
+            var p = engine.Predict(row);
+            Assert.AreEqual(row.Label, p.PredictedLabel);
+            Assert.AreEqual(1 / (1 + Math.Exp(-p.Score)), p.Probability, 1e-5, "Probability = sigmoid(Score)");
+        }
+        var folds = ml.BinaryClassification.CrossValidateNonCalibrated(train, ml.BinaryClassification.Trainers.DensityAdaptiveAttention(Tiny()), numberOfFolds: 2);
+        Assert.IsTrue(folds.All(f => f.Metrics.AreaUnderRocCurve > 0.9));
+
+        var path = Path.Combine(Path.GetTempPath(), $"daam-binary-{Environment.ProcessId}.zip");
+        try
+        {
+            ml.Model.Save(model, train.Schema, path);
+            using var loaded = (DensityAdaptiveAttentionClassifierModel)ml.Model.Load(path, out _);
+            Assert.IsTrue(loaded.IsBinary);
+            CollectionAssert.AreEqual(scored.GetColumn<float>("Probability").ToArray(), loaded.Transform(test).GetColumn<float>("Probability").ToArray());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+        model.Dispose();
+
+        // Three classes cannot train a binary classifier.
+        var threeClasses = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(Blobs(30, 1)))
+            .Transform(ml.Data.LoadFromEnumerable(Blobs(30, 1)));
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            ml.BinaryClassification.Trainers.DensityAdaptiveAttention(Tiny()).Fit(threeClasses)).Message, "needs a Boolean label");
+    }
+
     public sealed class WideRow
     {
         [VectorType(D + 1)] public float[] Features { get; set; } = new float[D + 1];
