@@ -65,6 +65,41 @@ public static class ClassificationCatalogExtensions
         return new DensityAdaptiveAttentionClassifierTrainer(HostSettings.EnvironmentOf(catalog), options, binary: true);
     }
 
+    /// <summary>
+    /// Image classifier: MobileNetV2 (CIFAR stem for small images) or ResNet-18 with ELA, ULSAM or no attention, trained
+    /// on the CHW pixel vectors of <c>ExtractPixels</c>; the label must be a Key (MapValueToKey).
+    /// </summary>
+    /// <param name="catalog">mlContext.MulticlassClassification.Trainers.</param>
+    /// <param name="labelColumnName">The Key label column.</param>
+    /// <param name="featureColumnName">The pixel vector column (ExtractPixels output).</param>
+    /// <param name="imageHeight">Image height after ResizeImages.</param>
+    /// <param name="imageWidth">Image width after ResizeImages.</param>
+    /// <param name="attention">The attention inside the backbone.</param>
+    /// <param name="maxEpochs">Upper bound on epochs.</param>
+    /// <param name="batchSize">Images per step.</param>
+    public static ImageClassifierTrainer ImageClassifier(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        string labelColumnName = "Label", string featureColumnName = "Features", int imageHeight = 32, int imageWidth = 32,
+        ImageAttention attention = ImageAttention.ElaL, int maxEpochs = 20, int batchSize = 64)
+        => ImageClassifier(catalog, new ImageClassifierOptions
+        {
+            LabelColumnName = labelColumnName,
+            FeatureColumnName = featureColumnName,
+            ImageHeight = imageHeight,
+            ImageWidth = imageWidth,
+            Attention = attention,
+            MaxEpochs = maxEpochs,
+            BatchSize = batchSize,
+        });
+
+    /// <summary>Image classifier with all options.</summary>
+    public static ImageClassifierTrainer ImageClassifier(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        ImageClassifierOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new ImageClassifierTrainer(HostSettings.EnvironmentOf(catalog), options);
+    }
+
     /// <summary>DAAM classifier with all options.</summary>
     public static DensityAdaptiveAttentionClassifierTrainer DensityAdaptiveAttention(
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, DensityAdaptiveAttentionClassifierOptions options)

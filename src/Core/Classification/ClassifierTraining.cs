@@ -57,6 +57,10 @@ internal abstract class ClassifierArchitecture<TNetwork> where TNetwork : nn.Mod
 
     /// <summary>Logits [B, classes] of the network for the batch inputs (CPU tensors; move them to the device).</summary>
     public abstract Tensor Logits(TNetwork network, Tensor?[] inputs, Device device);
+
+    /// <summary>Train-only augmentation of a batch (null: none); <paramref name="seed"/> is the run's seed, so draws are
+    /// reproducible.</summary>
+    public virtual Func<TrainingBatch, long, TrainingBatch>? Augmentation(int seed) => null;
 }
 
 /// <summary>
@@ -126,6 +130,7 @@ internal static class ClassifierTraining
             var hooks = new TrainingHooks(batch =>
                 new TrainingLoss(nn.functional.cross_entropy(architecture.Logits(network, batch.Inputs, device), batch.Target.to(device), weights)))
             {
+                Augment = architecture.Augmentation(seed),
                 ValidationScores = batch => nn.functional.softmax(architecture.Logits(network, batch.Inputs, device), 1),
                 Classes = labels.Count,
             };

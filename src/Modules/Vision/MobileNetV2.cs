@@ -89,10 +89,12 @@ public sealed class MobileNetV2 : nn.Module<Tensor, Tensor>
     /// (for ULSAM: only blocks with <see cref="InvertedResidualSpec.HasIdentity"/>).
     /// </param>
     /// <param name="inputChannels">Image channels (3 for RGB, 1 for grey-scale).</param>
+    /// <param name="cifarStem">For small images (CIFAR's 32 × 32): stride 1 in the stem and in the first 24-channel stage
+    /// (the usual CIFAR adaptation), so the network downsamples 8× instead of 32×. Same parameters, same state dict.</param>
     public MobileNetV2(int numClasses = 1000, double widthMultiplier = 1.0, double dropout = 0.2,
         Func<InvertedResidualSpec, nn.Module<Tensor, Tensor>?>? attention = null,
         Func<InvertedResidualSpec, nn.Module<Tensor, Tensor>?>? replaceBlock = null,
-        int inputChannels = 3) : base(nameof(MobileNetV2))
+        int inputChannels = 3, bool cifarStem = false) : base(nameof(MobileNetV2))
     {
         if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "At least one class is needed; use ForwardFeatures for a headless backbone.");
         if (!(widthMultiplier > 0) || double.IsInfinity(widthMultiplier))
@@ -105,12 +107,14 @@ public sealed class MobileNetV2 : nn.Module<Tensor, Tensor>
         int divisor = widthMultiplier == 0.1 ? 4 : 8;
         int channels = MakeDivisible(32 * widthMultiplier, divisor);
         var own = new List<nn.Module>();
-        var layers = new List<nn.Module<Tensor, Tensor>> { ConvBnReLU6(inputChannels, channels, 3, 2, own) };
+        int stemStride = cifarStem ? 1 : 2;
+        var layers = new List<nn.Module<Tensor, Tensor>> { ConvBnReLU6(inputChannels, channels, 3, stemStride, own) };
         var specs = new List<InvertedResidualSpec>();
-        int outputStride = 2;
+        int outputStride = stemStride;
         for (int stage = 0; stage < Table.Length; stage++)
         {
             var (t, c, n, s) = Table[stage];
+            if (cifarStem && stage == 1) s = 1;
             int outChannels = MakeDivisible(c * widthMultiplier, divisor);
             for (int i = 0; i < n; i++)
             {
@@ -150,8 +154,9 @@ public sealed class MobileNetV2 : nn.Module<Tensor, Tensor>
     /// <c>mbv2_ela72</c> (ELA-L, dropout 0.1, 3,916,904 parameters with 1000 classes).
     /// </summary>
     public static MobileNetV2 WithEla(ElaVariant variant = ElaVariant.L, int numClasses = 1000, double widthMultiplier = 1.0,
-        double dropout = 0.1, int inputChannels = 3)
-        => new(numClasses, widthMultiplier, dropout, spec => new EfficientLocalAttention(spec.HiddenChannels, variant), null, inputChannels);
+        double dropout = 0.1, int inputChannels = 3, bool cifarStem = false)
+        => new(numClasses, widthMultiplier, dropout, spec => new EfficientLocalAttention(spec.HiddenChannels, variant), null,
+            inputChannels, cifarStem);
 
     /// <summary>
     /// MobileNetV2 with ULSAM replacing the chosen stride-1, equal-width inverted-residual blocks (the ULSAM paper's
@@ -164,8 +169,9 @@ public sealed class MobileNetV2 : nn.Module<Tensor, Tensor>
     /// <param name="widthMultiplier">Width multiplier α.</param>
     /// <param name="dropout">Dropout before the classifier.</param>
     /// <param name="inputChannels">Image channels.</param>
+    /// <param name="cifarStem">Stride 1 in the stem and the first 24-channel stage (for 32 × 32 images).</param>
     public static MobileNetV2 WithUlsam(IReadOnlyCollection<int> replacedFeatureIndices, int subspaces = 4, int numClasses = 1000,
-        double widthMultiplier = 1.0, double dropout = 0.2, int inputChannels = 3)
+        double widthMultiplier = 1.0, double dropout = 0.2, int inputChannels = 3, bool cifarStem = false)
     {
         ArgumentNullException.ThrowIfNull(replacedFeatureIndices);
         if (replacedFeatureIndices.Count == 0)
@@ -178,7 +184,7 @@ public sealed class MobileNetV2 : nn.Module<Tensor, Tensor>
                 throw new ArgumentException($"features.{spec.FeatureIndex} ({spec.InputChannels}→{spec.OutputChannels} channels, stride {spec.Stride}) changes the shape, so ULSAM cannot replace it; " +
                     "choose a block with the identity shortcut (at width 1: features 3, 5, 6, 8, 9, 10, 12, 13, 15, 16).", nameof(replacedFeatureIndices));
             return new UltraLightSubspaceAttention(spec.OutputChannels, subspaces);
-        }, inputChannels);
+        }, inputChannels, cifarStem);
         if (pending.Count > 0)
         {
             net.Dispose();
