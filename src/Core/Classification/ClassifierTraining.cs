@@ -151,6 +151,31 @@ internal static class ClassifierTraining
         }
     }
 
+    /// <summary>The estimator-side output columns of a classifier, as ML.NET's own: multiclass Score (slot names) and
+    /// PredictedLabel (Key with key values), or binary Score, Probability and Boolean PredictedLabel.</summary>
+    internal static SchemaShape OutputSchema(SchemaShape input, bool binary)
+    {
+        var result = input.ToDictionary(c => c.Name);
+        if (binary)
+        {
+            result[TorchClassifierModel.ScoreColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.ScoreColumnName,
+                SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single);
+            result[TorchClassifierModel.ProbabilityColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.ProbabilityColumnName,
+                SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single);
+            result[TorchClassifierModel.PredictedLabelColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.PredictedLabelColumnName,
+                SchemaShape.Column.VectorKind.Scalar, BooleanDataViewType.Instance);
+            return new SchemaShape(result.Values);
+        }
+        // MapKeyToValue("PredictedLabel") after the trainer needs the key values in the schema shape.
+        var slotNames = HostSettings.SchemaColumn("SlotNames", SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance);
+        var keyValues = HostSettings.SchemaColumn("KeyValues", SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance);
+        result[TorchClassifierModel.ScoreColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.ScoreColumnName,
+            SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, annotations: new SchemaShape(new[] { slotNames }));
+        result[TorchClassifierModel.PredictedLabelColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.PredictedLabelColumnName,
+            SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, isKey: true, annotations: new SchemaShape(new[] { keyValues }));
+        return new SchemaShape(result.Values);
+    }
+
     /// <summary>One pass over the label column: the 0-based class of every row and the class counts.</summary>
     internal static (int[] Labels, long[] Counts) ScanLabels(IDataView data, string labelColumnName, int classes, string purpose)
     {

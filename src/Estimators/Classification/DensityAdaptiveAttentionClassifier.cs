@@ -104,25 +104,7 @@ public sealed class DensityAdaptiveAttentionClassifierTrainer : IEstimator<Densi
         if (!byName.ContainsKey(_options.LabelColumnName) || !label.IsKey && !(_binary && booleanLabel))
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: label column '{_options.LabelColumnName}' must be " +
                 (_binary ? "a Boolean (or a Key of two values)." : $"a Key; add mlContext.Transforms.Conversion.MapValueToKey(\"{_options.LabelColumnName}\") before the trainer."));
-        var result = inputSchema.ToDictionary(c => c.Name);
-        if (_binary)
-        {
-            result[TorchClassifierModel.ScoreColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.ScoreColumnName,
-                SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single);
-            result[TorchClassifierModel.ProbabilityColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.ProbabilityColumnName,
-                SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single);
-            result[TorchClassifierModel.PredictedLabelColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.PredictedLabelColumnName,
-                SchemaShape.Column.VectorKind.Scalar, BooleanDataViewType.Instance);
-            return new SchemaShape(result.Values);
-        }
-        // As ML.NET's own classifiers: slot names on Score, the label's key values on PredictedLabel (MapKeyToValue needs them).
-        var text = HostSettings.SchemaColumn("SlotNames", SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance);
-        var keyValues = HostSettings.SchemaColumn("KeyValues", SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance);
-        result[TorchClassifierModel.ScoreColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.ScoreColumnName,
-            SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, annotations: new SchemaShape(new[] { text }));
-        result[TorchClassifierModel.PredictedLabelColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.PredictedLabelColumnName,
-            SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, isKey: true, annotations: new SchemaShape(new[] { keyValues }));
-        return new SchemaShape(result.Values);
+        return ClassifierTraining.OutputSchema(inputSchema, _binary);
     }
 
     private int FeatureSize(DataViewSchema schema)
@@ -250,8 +232,7 @@ public sealed class DensityAdaptiveAttentionClassifierModel : TorchClassifierMod
     {
         writer.Write(PayloadVersion);
         writer.Write(InputColumns[0].Name);
-        writer.Write(Config.Layers); writer.Write(Config.Features); writer.Write(Config.Classes); writer.Write(Config.Height);
-        writer.Write(Config.Width); writer.Write(Config.Heads); writer.Write(Config.Hidden); writer.Write(Config.InitialVariance);
+        ConfigPersistence.WriteConfig(writer, Config);
         writer.Write(BatchSize);
         writer.Write(IsBinary);
         Labels.Write(writer);
@@ -266,8 +247,7 @@ public sealed class DensityAdaptiveAttentionClassifierModel : TorchClassifierMod
             throw new InvalidDataException($"This DAAM classifier was saved with format {version}; this MLNet.Attention reads format " +
                 $"{PayloadVersion}. Load it with the MLNet.Attention version that saved it, or retrain.");
         string feature = reader.ReadString();
-        var config = new DaamClassifierConfig(reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(),
-            reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(), reader.ReadDouble());
+        var config = ConfigPersistence.ReadConfig<DaamClassifierConfig>(reader);
         int batchSize = reader.ReadInt32();
         bool binary = reader.ReadBoolean();
         var labels = ClassLabels.Read(reader);

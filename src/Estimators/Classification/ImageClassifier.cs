@@ -241,13 +241,7 @@ public sealed class ImageClassifierTrainer : IEstimator<ImageClassifierModel>
         if (!result.TryGetValue(_options.LabelColumnName, out var label) || !label.IsKey)
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: label column '{_options.LabelColumnName}' must be a Key; " +
                 $"add mlContext.Transforms.Conversion.MapValueToKey(\"{_options.LabelColumnName}\") before the trainer.");
-        var text = HostSettings.SchemaColumn("SlotNames", SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance);
-        var keyValues = HostSettings.SchemaColumn("KeyValues", SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance);
-        result[TorchClassifierModel.ScoreColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.ScoreColumnName,
-            SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, annotations: new SchemaShape(new[] { text }));
-        result[TorchClassifierModel.PredictedLabelColumnName] = HostSettings.SchemaColumn(TorchClassifierModel.PredictedLabelColumnName,
-            SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, isKey: true, annotations: new SchemaShape(new[] { keyValues }));
-        return new SchemaShape(result.Values);
+        return ClassifierTraining.OutputSchema(inputSchema, binary: false);
     }
 
     private sealed class Architecture(ImageClassifierOptions options) : ClassifierArchitecture<ImageClassifierNetwork>
