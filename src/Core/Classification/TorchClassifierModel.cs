@@ -101,4 +101,26 @@ public abstract class TorchClassifierModel : TorchTransformerBase
 
     /// <inheritdoc/>
     protected override void DisposeModule() => Network.Dispose();
+
+    /// <summary>The load skeleton every classifier shares: builds the network, reads its weights, moves it to the
+    /// device by ML.NET's rule and hands both to <paramref name="create"/>; the network is disposed if any step fails.</summary>
+    internal static TModel LoadNetwork<TNetwork, TModel>(IHostEnvironment env, BinaryReader reader, Func<TNetwork> build,
+        Func<TNetwork, Device, TModel> create) where TNetwork : nn.Module
+    {
+        TorchRuntime.EnsureLoaded();
+        var network = build();
+        try
+        {
+            network.load(reader);
+            var (gpu, fallback) = Interop.HostSettings.GpuSettings(env);
+            var device = TorchRuntime.ResolveDevice(gpu, fallback);
+            network.to(device);
+            return create(network, device);
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
 }

@@ -253,20 +253,7 @@ public sealed class DensityAdaptiveAttentionClassifierModel : TorchClassifierMod
         var labels = ClassLabels.Read(reader);
         if (labels.Count != config.Classes || batchSize < 1)
             throw new InvalidDataException("Corrupted DAAM classifier: class count or scoring batch size out of range.");
-        TorchRuntime.EnsureLoaded();
-        var network = config.Create();
-        try
-        {
-            network.load(reader);
-            var (gpu, fallback) = HostSettings.GpuSettings(env);
-            var device = TorchRuntime.ResolveDevice(gpu, fallback);
-            network.to(device);
-            return new DensityAdaptiveAttentionClassifierModel(env, config, labels, network, device, batchSize, feature, binary);
-        }
-        catch
-        {
-            network.Dispose();
-            throw;
-        }
+        return LoadNetwork(env, reader, config.Create, (network, device) =>
+            new DensityAdaptiveAttentionClassifierModel(env, config, labels, network, device, batchSize, feature, binary));
     }
 }
