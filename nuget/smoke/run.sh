@@ -119,7 +119,7 @@ grep -q "^ELA 8x64x56x56, ACMIL slide logits 2x2$" "$work/ModulesReadmeApp.log" 
 
 step "App: train, save, reload"
 new_app App MLNet.Attention
-cp "$root/nuget/smoke/App/Program.cs" "$work/App/Program.cs"
+cp "$root/nuget/smoke/App/"*.cs "$work/App/"
 build_and_run App
 grep -q "^SMOKE OK" "$work/App.log" || fail "App"
 

@@ -25,6 +25,10 @@ File.Delete(path);
 var a = model.Forecast(data).Values;
 var b = loaded.Forecast(data).Values;
 if (!a.SequenceEqual(b)) { Console.WriteLine("SMOKE FAILED: reloaded forecasts differ"); return 1; }
+// A classifier written from the packages' public API (ThirdPartyClassifier.cs).
+var (accuracy, same) = ThirdParty.Mlp.MlpDemo.Run();
+if (accuracy < 0.9 || !same) { Console.WriteLine($"SMOKE FAILED: third-party classifier accuracy {accuracy}, same after reload {same}"); return 1; }
+Console.WriteLine($"Third-party classifier: macro accuracy {accuracy:F3}, same after reload");
 Console.WriteLine($"SMOKE OK: {model.Evaluate(data)}");
 return 0;
 

@@ -104,7 +104,7 @@ public abstract class TorchClassifierModel : TorchTransformerBase
 
     /// <summary>The load skeleton every classifier shares: builds the network, reads its weights, moves it to the
     /// device by ML.NET's rule and hands both to <paramref name="create"/>; the network is disposed if any step fails.</summary>
-    internal static TModel LoadNetwork<TNetwork, TModel>(IHostEnvironment env, BinaryReader reader, Func<TNetwork> build,
+    protected static TModel LoadNetwork<TNetwork, TModel>(IHostEnvironment env, BinaryReader reader, Func<TNetwork> build,
         Func<TNetwork, Device, TModel> create) where TNetwork : nn.Module
     {
         TorchRuntime.EnsureLoaded();

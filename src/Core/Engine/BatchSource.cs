@@ -6,13 +6,13 @@ namespace MLNet.Attention.Engine;
 /// <param name="Inputs">Model inputs; entries may be null for optional inputs.</param>
 /// <param name="Target">What the loss compares against.</param>
 /// <param name="Rows">Rows in the batch.</param>
-internal sealed record TrainingBatch(Tensor?[] Inputs, Tensor Target, int Rows);
+public sealed record TrainingBatch(Tensor?[] Inputs, Tensor Target, int Rows);
 
 /// <summary>
 /// Rows addressable by index, turned into batches on demand. The engine owns ordering (shuffling, drop-last);
 /// a source only knows how to build the tensors of a given set of rows.
 /// </summary>
-internal abstract class BatchSource
+public abstract class BatchSource
 {
     /// <summary>Number of rows.</summary>
     public abstract int Count { get; }

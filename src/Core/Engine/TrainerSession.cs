@@ -12,7 +12,7 @@ namespace MLNet.Attention.Engine;
 /// </summary>
 /// <param name="Seed">The run's seed (weights and shuffling).</param>
 /// <param name="Device">The device to train and score on.</param>
-internal readonly record struct TrainerSession(int Seed, Device Device)
+public readonly record struct TrainerSession(int Seed, Device Device)
 {
     /// <summary>Starts a session for a trainer named <paramref name="name"/>.</summary>
     public static TrainerSession Start(IHostEnvironment env, string name, TorchTrainerOptions options)

@@ -17,11 +17,11 @@ public sealed record TrainingSummary(IReadOnlyList<EpochReport> Epochs, int Best
 /// per epoch). Tensors belong to the step's dispose scope.</summary>
 /// <param name="Total">Scalar tensor to minimise.</param>
 /// <param name="Parts">Named scalar parts (e.g. ACMIL's slide, branch and diversity losses), or null.</param>
-internal sealed record TrainingLoss(Tensor Total, IReadOnlyList<(string Name, Tensor Value)>? Parts = null);
+public sealed record TrainingLoss(Tensor Total, IReadOnlyList<(string Name, Tensor Value)>? Parts = null);
 
 /// <summary>What a task plugs into <see cref="TrainingLoop"/>.</summary>
 /// <param name="Loss">Forward pass and loss of one batch.</param>
-internal sealed record TrainingHooks(Func<TrainingBatch, TrainingLoss> Loss)
+public sealed record TrainingHooks(Func<TrainingBatch, TrainingLoss> Loss)
 {
     /// <summary>Train-only per-batch augmentation (random crops, flips, ...): (batch, optimizer step) → batch. Never
     /// applied to validation batches. Draw randomness from a generator seeded by the trainer for reproducibility.</summary>
