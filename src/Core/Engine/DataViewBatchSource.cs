@@ -66,7 +66,8 @@ internal sealed class DataViewBatchSource : BatchSource
     {
         var needed = _indices.Select(i => _data.Schema[i]).ToArray();
         using var cursor = _data.GetRowCursor(needed);
-        int capacity = shuffle is null ? batchSize : Math.Max(_poolSize, 1);
+        // The pool never needs more slots than there are rows (a pool size "larger than the data" asks for a full shuffle).
+        int capacity = shuffle is null ? batchSize : Math.Max(1, Math.Min(_poolSize, Count));
         var staged = BatchScorer.ForReading(_columns, _indices, cursor, capacity, _rejectNonFinite);
         int inBatch = 0;
         if (shuffle is null)

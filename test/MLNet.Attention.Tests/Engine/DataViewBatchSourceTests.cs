@@ -67,6 +67,19 @@ public sealed class DataViewBatchSourceTests
     }
 
     [TestMethod]
+    public void APoolLargerThanTheDataIsAFullShuffleSizedToTheRows()
+    {
+        // A pool "larger than the data" (int.MaxValue) must not allocate int.MaxValue slots of a wide row.
+        var ml = new MLContext(1);
+        var data = ml.Data.LoadFromEnumerable(Rows(300));
+        var source = new DataViewBatchSource(data, new[] { TorchInputColumn.Single("Features", 3) }, TorchInputColumn.Single("Id"),
+            shufflePoolSize: int.MaxValue, rejectNonFinite: true, "test data");
+        var ids = Ids(source, new Random(3));
+        CollectionAssert.AreEquivalent(Enumerable.Range(0, 300).Select(i => (float)i).ToArray(), ids.ToArray());
+        Assert.IsTrue(ids.Take(30).Any(id => id >= 270), "a full shuffle draws from the whole data at once");
+    }
+
+    [TestMethod]
     public void KeyLabelsArriveAsClassIndicesAndBadRowsNameColumnAndRow()
     {
         var ml = new MLContext(1);
