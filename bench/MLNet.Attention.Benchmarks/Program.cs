@@ -5,6 +5,8 @@
 //       [--seed 2023] [--data-dir DIR] [--python /usr/bin/python3] [--out docs/benchmarks.md]
 //   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- modules [--blocks ELA,ULSAM] [--threads 2] [--min-seconds 1.0]
 //       (forward / forward+backward of every attention block vs our PyTorch references in bench/reference/modules, same run)
+//   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- images [--dataset cifar10|fashion-mnist] [--models ...]
+//       (image classifiers vs our PyTorch implementation, same recipe and pixels, same run: accuracy, images/s, RSS)
 //   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- soak [--epochs 20] [--windows 2000000]
 //       [--predictions 200000] [--width 128] [--gc-stress on|off] [--threads 2]
 //       (training, Transform and PredictionEngine under forced garbage collections; counts every error)
@@ -30,6 +32,9 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
           speed     [--dataset ETTh1] [--horizon 96] [--threads 2] [--seed 2023] [--data-dir DIR]
                     [--python /usr/bin/python3] [--out docs/benchmarks.md]
           soak      [--epochs 20] [--windows 2000000] [--predictions 200000] [--width 128] [--gc-stress on|off] [--threads 2]
+          images    [--dataset cifar10|fashion-mnist] [--models mbv2,mbv2-ela,mbv2-ulsam,resnet18,resnet18-ela]
+                    [--seeds 1,2,3] [--train-per-class 500] [--test-per-class 100] [--epochs 10] [--width 0.5]
+                    [--batch 64] [--lr 0.05] [--threads 2] [--reference on|off] [--python /usr/bin/python3]
           modules   [--blocks ELA,ULSAM,...] [--threads 2] [--min-seconds 1.0] [--allocator steady|default] [--python /usr/bin/python3]
                     [--out docs/benchmarks.md]
         """);
@@ -45,7 +50,8 @@ try
         "speed" => SpeedBenchmark.Run(options),
         "modules" => ModulesBenchmark.Run(options),
         "soak" => SoakBenchmark.Run(options),
-        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules' or 'soak'."),
+        "images" => ImageBenchmark.Run(options),
+        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak' or 'images'."),
     };
 }
 catch (UsageException ex)
