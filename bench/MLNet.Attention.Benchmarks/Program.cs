@@ -10,6 +10,10 @@
 //   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- soak [--epochs 20] [--windows 2000000]
 //       [--predictions 200000] [--width 128] [--gc-stress on|off] [--threads 2]
 //       (training, Transform and PredictionEngine under forced garbage collections; counts every error)
+//   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- heads [--train 5000] [--test 1000] [--seeds 1,2,3]
+//       [--max-epochs 15] [--daam-hidden 64] [--heads Daam,Linear,MultiHeadAttention] [--threads 2] [--onnx-batch 32]
+//       [--data cifar10_jpeg_all.tar] [--cache /tmp/mlnet-attention-heads] [--out docs/benchmarks.md]
+//       (DAAM vs linear vs MHA classifier heads on pooled per-stage features of the pretrained ResNet-18 ONNX, CIFAR-10)
 // Data: ETT files (date,HUFL,HULL,MUFL,MULL,LUFL,LULL,OT, gzipped) in ../shared/data/timeseries next to the repository,
 // or --data-dir. Missing data skips the benchmark with a message (exit code 0).
 using System.Globalization;
@@ -37,6 +41,9 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
                     [--batch 64] [--lr 0.05] [--threads 2] [--reference on|off] [--python /usr/bin/python3]
           modules   [--blocks ELA,ULSAM,...] [--threads 2] [--min-seconds 1.0] [--allocator steady|default] [--python /usr/bin/python3]
                     [--out docs/benchmarks.md]
+          heads     [--train 5000] [--test 1000] [--seeds 1,2,3] [--max-epochs 15] [--daam-hidden 64]
+                    [--heads Daam,Linear,MultiHeadAttention] [--threads 2] [--onnx-batch 32] [--data cifar10_jpeg_all.tar]
+                    [--cache /tmp/mlnet-attention-heads] [--out docs/benchmarks.md]
         """);
     return args.Length == 0 ? 2 : 0;
 }
@@ -51,7 +58,8 @@ try
         "modules" => ModulesBenchmark.Run(options),
         "soak" => SoakBenchmark.Run(options),
         "images" => ImageBenchmark.Run(options),
-        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak' or 'images'."),
+        "heads" => HeadsBenchmark.Run(options),
+        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images' or 'heads'."),
     };
 }
 catch (UsageException ex)

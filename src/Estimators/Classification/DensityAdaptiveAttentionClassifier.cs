@@ -12,6 +12,26 @@ using static TorchSharp.torch;
 namespace MLNet.Attention.Classification;
 
 /// <summary>
+/// The head of the DAAM classifier trainer, over the same per-layer features <c>Vector&lt;Single, L, D&gt;</c>, so that
+/// DAAM and its baselines train through the same trainer, engine and outputs (spec gaam.md §6: DAAM head vs linear
+/// head vs MHA head).
+/// </summary>
+public enum ClassifierHead
+{
+    /// <summary>The paper's head (<see cref="DaamClassifier"/>): multi-head density-adaptive attention over the layers,
+    /// two 3×3 convolutions over the h × w view of each layer's features, Linear(L·D → classes).</summary>
+    Daam,
+
+    /// <summary>A plain linear classifier on the flattened L·D features (<see cref="LinearLayerClassifier"/>).</summary>
+    Linear,
+
+    /// <summary>The paper's MHA baseline (<see cref="AttentionLayerClassifier"/>): a learned layer embedding, standard
+    /// multi-head self-attention over the L layer tokens (residual), mean over the layers, Linear(D → classes).
+    /// <see cref="DensityAdaptiveAttentionClassifierOptions.AttentionHeads"/> heads.</summary>
+    MultiHeadAttention,
+}
+
+/// <summary>
 /// Options of the DAAM classifier (the GAAM paper's head, spec gaam.md §5): per-layer features
 /// <c>Vector&lt;Single, L, D&gt;</c> (or a plain feature vector, L = 1) → multi-head density-adaptive attention over the
 /// features → two 3×3 convolutions over the h × w view of each layer's features → a linear layer.
@@ -36,6 +56,16 @@ public sealed class DensityAdaptiveAttentionClassifierOptions : TorchClassifierO
     /// <summary>Initial DAAM variance c (paper: 2).</summary>
     public double InitialVariance { get; set; } = 2.0;
 
+    /// <summary>The head: <see cref="ClassifierHead.Daam"/> (default, the paper's), or the baselines
+    /// <see cref="ClassifierHead.Linear"/> and <see cref="ClassifierHead.MultiHeadAttention"/>. <see cref="Heads"/>,
+    /// <see cref="Hidden"/>, <see cref="Height"/> and <see cref="InitialVariance"/> configure the DAAM head only;
+    /// <see cref="AttentionHeads"/> the MHA head only. The importance factor exists for the DAAM head only.</summary>
+    public ClassifierHead Head { get; set; } = ClassifierHead.Daam;
+
+    /// <summary>Attention heads of the <see cref="ClassifierHead.MultiHeadAttention"/> head; must divide the per-layer
+    /// feature size D (the paper's MHA baseline: 8).</summary>
+    public int AttentionHeads { get; set; } = 8;
+
     /// <inheritdoc/>
     public override void Validate()
     {
@@ -46,6 +76,8 @@ public sealed class DensityAdaptiveAttentionClassifierOptions : TorchClassifierO
         if (Hidden < 1) throw new ArgumentOutOfRangeException(nameof(Hidden), Hidden, "Hidden must be at least 1 (the paper uses 512).");
         if (Height < 0) throw new ArgumentOutOfRangeException(nameof(Height), Height, "Height must be positive, or 0 to choose it.");
         if (!(InitialVariance > 0)) throw new ArgumentOutOfRangeException(nameof(InitialVariance), InitialVariance, "InitialVariance must be positive.");
+        if (!Enum.IsDefined(Head)) throw new ArgumentOutOfRangeException(nameof(Head), Head, "Head must be Daam, Linear or MultiHeadAttention.");
+        if (AttentionHeads < 1) throw new ArgumentOutOfRangeException(nameof(AttentionHeads), AttentionHeads, "AttentionHeads must be at least 1 (the paper's MHA baseline uses 8).");
     }
 }
 
@@ -124,6 +156,10 @@ public sealed class DensityAdaptiveAttentionClassifierTrainer : IEstimator<Densi
 
     private DaamClassifierConfig Config(int features, int classes)
     {
+        if (_options.Head == ClassifierHead.MultiHeadAttention && features % _options.AttentionHeads != 0)
+            throw new ArgumentOutOfRangeException(nameof(DensityAdaptiveAttentionClassifierOptions.AttentionHeads), _options.AttentionHeads,
+                $"{Name}: AttentionHeads = {_options.AttentionHeads} must divide the per-layer feature size D = {features} of column " +
+                $"'{_options.FeatureColumnName}' (head width = D / heads); choose one of its divisors.");
         int height = _options.Height;
         if (height == 0)
         {
@@ -134,42 +170,55 @@ public sealed class DensityAdaptiveAttentionClassifierTrainer : IEstimator<Densi
             throw new ArgumentOutOfRangeException(nameof(DensityAdaptiveAttentionClassifierOptions.Height), height,
                 $"Height = {height} must divide the per-layer feature size D = {features} (h × w = D).");
         return new DaamClassifierConfig(_options.Layers, features, classes, height, features / height, _options.Heads,
-            _options.Hidden, _options.InitialVariance);
+            _options.Hidden, _options.InitialVariance, _options.Head, _options.AttentionHeads);
     }
 
-    private sealed class Architecture(TorchInputColumn features, DaamClassifierConfig config) : ClassifierArchitecture<DaamClassifier>
+    private sealed class Architecture(TorchInputColumn features, DaamClassifierConfig config)
+        : ClassifierArchitecture<nn.Module<Tensor, Tensor>>
     {
         public override IReadOnlyList<TorchInputColumn> Inputs { get; } = new[] { features };
 
-        public override DaamClassifier CreateNetwork(int classes) => (config with { Classes = classes }).Create();
+        public override nn.Module<Tensor, Tensor> CreateNetwork(int classes) => (config with { Classes = classes }).Create();
 
-        public override Tensor Logits(DaamClassifier network, Tensor?[] inputs, Device device) => network.call(inputs[0]!.to(device));
+        public override Tensor Logits(nn.Module<Tensor, Tensor> network, Tensor?[] inputs, Device device) =>
+            network.call(inputs[0]!.to(device));
     }
 }
 
-/// <summary>Hyper-parameters of a <see cref="DaamClassifier"/>.</summary>
+/// <summary>Hyper-parameters of the classifier network: a <see cref="DaamClassifier"/>, or a baseline head.</summary>
 /// <param name="Layers">Layers L.</param>
 /// <param name="Features">Per-layer features D.</param>
 /// <param name="Classes">Classes.</param>
-/// <param name="Height">Height of the 2-D feature view.</param>
-/// <param name="Width">Width of the 2-D feature view.</param>
-/// <param name="Heads">DAAM heads.</param>
-/// <param name="Hidden">First convolution's channels.</param>
-/// <param name="InitialVariance">Initial DAAM variance.</param>
+/// <param name="Height">Height of the 2-D feature view (DAAM head).</param>
+/// <param name="Width">Width of the 2-D feature view (DAAM head).</param>
+/// <param name="Heads">DAAM heads (DAAM head).</param>
+/// <param name="Hidden">First convolution's channels (DAAM head).</param>
+/// <param name="InitialVariance">Initial DAAM variance (DAAM head).</param>
+/// <param name="Head">Which head (models saved before the option existed are <see cref="ClassifierHead.Daam"/>).</param>
+/// <param name="AttentionHeads">Attention heads of the <see cref="ClassifierHead.MultiHeadAttention"/> head.</param>
 public sealed record DaamClassifierConfig(int Layers, int Features, int Classes, int Height, int Width, int Heads, int Hidden,
-    double InitialVariance)
+    double InitialVariance, ClassifierHead Head = ClassifierHead.Daam, int AttentionHeads = 8)
 {
-    internal DaamClassifier Create() => new(Layers, Features, Classes, Height, Width, Heads, Hidden, InitialVariance);
+    internal nn.Module<Tensor, Tensor> Create() => Head switch
+    {
+        ClassifierHead.Daam => new DaamClassifier(Layers, Features, Classes, Height, Width, Heads, Hidden, InitialVariance),
+        ClassifierHead.Linear => new LinearLayerClassifier(Layers, Features, Classes),
+        ClassifierHead.MultiHeadAttention => new AttentionLayerClassifier(Layers, Features, Classes, AttentionHeads),
+        _ => throw new ArgumentOutOfRangeException(nameof(Head), Head, "Head must be Daam, Linear or MultiHeadAttention."),
+    };
 }
 
 /// <summary>A trained DAAM classifier: <c>Features</c> in, <c>Score</c> and <c>PredictedLabel</c> out; see
 /// <see cref="TorchClassifierModel"/>. <see cref="ImportanceFactor"/> gives the paper's importance-factor explanation.</summary>
 public sealed class DensityAdaptiveAttentionClassifierModel : TorchClassifierModel
 {
-    private const int PayloadVersion = 1;
+    /// <summary>Version 2: the config with <see cref="DaamClassifierConfig.Head"/> and
+    /// <see cref="DaamClassifierConfig.AttentionHeads"/>. Version 1 (before the head option): the same layout with the
+    /// eight DAAM fields; still read, as a DAAM head.</summary>
+    private const int PayloadVersion = 2;
 
     internal DensityAdaptiveAttentionClassifierModel(IHostEnvironment env, DaamClassifierConfig config, ClassLabels labels,
-        DaamClassifier network, Device device, int batchSize, string featureColumnName = "Features", bool binary = false)
+        nn.Module<Tensor, Tensor> network, Device device, int batchSize, string featureColumnName = "Features", bool binary = false)
         : base(env, DensityAdaptiveAttentionClassifierTrainer.Name,
             new[] { TorchInputColumn.Single(featureColumnName, config.Layers, config.Features) }, labels, network, device, batchSize,
             binary)
@@ -183,17 +232,28 @@ public sealed class DensityAdaptiveAttentionClassifierModel : TorchClassifierMod
     /// <summary>Per-epoch history of the training run; null for a loaded model.</summary>
     public TrainingSummary? TrainingSummary { get; internal init; }
 
-    /// <summary>The DAAM network.</summary>
-    public new DaamClassifier Network => (DaamClassifier)base.Network;
+    /// <summary>The network: a <see cref="DaamClassifier"/> for the DAAM head, a <see cref="LinearLayerClassifier"/> or
+    /// an <see cref="AttentionLayerClassifier"/> for the baselines (<see cref="DaamClassifierConfig.Head"/>).</summary>
+    public new nn.Module<Tensor, Tensor> Network => (nn.Module<Tensor, Tensor>)base.Network;
+
+    /// <summary>The head this model was trained with.</summary>
+    public ClassifierHead Head => Config.Head;
 
     /// <summary>
     /// The paper's importance factor (spec gaam.md §5): the DAAM density weights averaged over the rows of
     /// <paramref name="data"/> and min-max normalised, [L, D] in [0, 1]: which layers and features the classifier attends to.
+    /// Defined for the <see cref="ClassifierHead.Daam"/> head only: the baselines have no density weights, and their
+    /// attention maps (MHA: layer × layer) are not the same quantity, so they throw.
     /// </summary>
+    /// <exception cref="InvalidOperationException">The model has a <see cref="ClassifierHead.Linear"/> or
+    /// <see cref="ClassifierHead.MultiHeadAttention"/> head.</exception>
     public float[,] ImportanceFactor(IDataView data)
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(data);
+        if (Network is not DaamClassifier daam)
+            throw new InvalidOperationException($"{Name}: the importance factor is the DAAM head's density weights (spec gaam.md §5); " +
+                $"this model was trained with Head = {Config.Head}, which has none. Train with Head = ClassifierHead.Daam to get it.");
         var column = data.Schema[InputColumns[0].Name];
         var batches = new List<Tensor>();
         using var scope = NewDisposeScope();
@@ -206,7 +266,7 @@ public sealed class DensityAdaptiveAttentionClassifierModel : TorchClassifierMod
             {
                 if (n == 0) return;
                 var x = tensor(staged.FloatInputs[0]!.AsSpan(0, n * InputColumns[0].Size).ToArray(), new long[] { n, Config.Layers, Config.Features });
-                batches.Add(Network.AttentionWeights(x.to(Device)));
+                batches.Add(daam.AttentionWeights(x.to(Device)));
                 n = 0;
             }
             while (cursor.MoveNext())
@@ -243,11 +303,13 @@ public sealed class DensityAdaptiveAttentionClassifierModel : TorchClassifierMod
     public static DensityAdaptiveAttentionClassifierModel Load(IHostEnvironment env, BinaryReader reader)
     {
         int version = reader.ReadInt32();
-        if (version != PayloadVersion)
-            throw new InvalidDataException($"This DAAM classifier was saved with format {version}; this MLNet.Attention reads format " +
-                $"{PayloadVersion}. Load it with the MLNet.Attention version that saved it, or retrain.");
+        if (version is < 1 or > PayloadVersion)
+            throw new InvalidDataException($"This DAAM classifier was saved with format {version}; this MLNet.Attention reads formats " +
+                $"1 to {PayloadVersion}. Load it with the MLNet.Attention version that saved it (or a newer one), or retrain.");
         string feature = reader.ReadString();
-        var config = ConfigPersistence.ReadConfig<DaamClassifierConfig>(reader);
+        var config = version == 1
+            ? ConfigPersistence.ReadConfig<Version1.DaamClassifierConfig>(reader).Upgrade()
+            : ConfigPersistence.ReadConfig<DaamClassifierConfig>(reader);
         int batchSize = reader.ReadInt32();
         bool binary = reader.ReadBoolean();
         var labels = ClassLabels.Read(reader);
@@ -255,5 +317,16 @@ public sealed class DensityAdaptiveAttentionClassifierModel : TorchClassifierMod
             throw new InvalidDataException("Corrupted DAAM classifier: class count or scoring batch size out of range.");
         return LoadNetwork(env, reader, config.Create, (network, device) =>
             new DensityAdaptiveAttentionClassifierModel(env, config, labels, network, device, batchSize, feature, binary));
+    }
+
+    /// <summary>The config record of payload version 1, by its stored name (ConfigPersistence checks the type name).</summary>
+    private static class Version1
+    {
+        public sealed record DaamClassifierConfig(int Layers, int Features, int Classes, int Height, int Width, int Heads,
+            int Hidden, double InitialVariance)
+        {
+            public Classification.DaamClassifierConfig Upgrade() =>
+                new(Layers, Features, Classes, Height, Width, Heads, Hidden, InitialVariance, ClassifierHead.Daam);
+        }
     }
 }

@@ -154,6 +154,124 @@ public sealed class DensityAdaptiveAttentionClassifierTests
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new DensityAdaptiveAttentionClassifierOptions { Heads = 3, Layers = 4 }.Validate()).Message, "Heads");
     }
 
+    [TestMethod]
+    [DataRow(ClassifierHead.Daam)]
+    [DataRow(ClassifierHead.Linear)]
+    [DataRow(ClassifierHead.MultiHeadAttention)]
+    public void EveryHeadTrainsOnStackedLayersAndRoundTrips(ClassifierHead head)
+    {
+        // Vector<Single, 4 layers, 4 features>: the class is in which features are high, in every layer.
+        var ml = new MLContext(seed: 11);
+        var train = ml.Data.LoadFromEnumerable(Blobs(240, 21));
+        var test = ml.Data.LoadFromEnumerable(Blobs(90, 22));
+        var options = Tiny();
+        options.Head = head;
+        options.AttentionHeads = 2;   // divides D = 4
+        if (head == ClassifierHead.MultiHeadAttention)
+        {
+            // Its mean over the layers blurs which layer a high value came from; the layer embedding and the
+            // attention have to learn it back, which takes more steps than the other heads need.
+            options.MaxEpochs = 30;
+            options.LearningRate = 1e-2;
+        }
+        var model = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.MulticlassClassification.Trainers.DensityAdaptiveAttention(options)).Fit(train);
+        var classifier = model.LastTransformer;
+        Assert.AreEqual(head, classifier.Head);
+        Assert.AreEqual(head, classifier.Config.Head);
+        Assert.AreEqual(2, classifier.Config.AttentionHeads);
+        Type expected = head switch
+        {
+            ClassifierHead.Daam => typeof(MLNet.Attention.Gaussian.DaamClassifier),
+            ClassifierHead.Linear => typeof(MLNet.Attention.Gaussian.LinearLayerClassifier),
+            _ => typeof(MLNet.Attention.Gaussian.AttentionLayerClassifier),
+        };
+        Assert.IsInstanceOfType(classifier.Network, expected);
+        var scored = model.Transform(test);
+        var metrics = ml.MulticlassClassification.Evaluate(scored);
+        Assert.IsTrue(metrics.MacroAccuracy > 0.9, $"{head}: macro accuracy {metrics.MacroAccuracy} on unseen rows");
+
+        if (head == ClassifierHead.Daam)
+            Assert.AreEqual(4, classifier.ImportanceFactor(test).GetLength(0));
+        else
+        {
+            var error = Assert.ThrowsExactly<InvalidOperationException>(() => classifier.ImportanceFactor(test));
+            StringAssert.Contains(error.Message, $"Head = {head}");
+            StringAssert.Contains(error.Message, "Head = ClassifierHead.Daam");
+        }
+
+        var path = Path.Combine(Path.GetTempPath(), $"daam-{head}-{Guid.NewGuid():N}.zip");
+        try
+        {
+            ml.Model.Save(model, train.Schema, path);
+            var loaded = ml.Model.Load(path, out _);
+            var loadedClassifier = ((TransformerChain<ITransformer>)loaded).OfType<DensityAdaptiveAttentionClassifierModel>().Single();
+            Assert.AreEqual(classifier.Config, loadedClassifier.Config);
+            Assert.IsInstanceOfType(loadedClassifier.Network, expected);
+            var before = scored.GetColumn<float[]>("Score").ToArray();
+            var after = loaded.Transform(test).GetColumn<float[]>("Score").ToArray();
+            for (int i = 0; i < before.Length; i++) CollectionAssert.AreEqual(before[i], after[i]);
+            (loaded as IDisposable)?.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+        model.Dispose();
+    }
+
+    [TestMethod]
+    public void AttentionHeadsThatDoNotDivideTheLayerWidthAreRefusedNamingTheColumn()
+    {
+        var ml = new MLContext(seed: 12);
+        var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(Blobs(30, 1)))
+            .Transform(ml.Data.LoadFromEnumerable(Blobs(30, 1)));
+        var options = Tiny();
+        options.Head = ClassifierHead.MultiHeadAttention;
+        options.AttentionHeads = 3;   // D = 16 / 4 layers = 4
+        var error = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            ml.MulticlassClassification.Trainers.DensityAdaptiveAttention(options).Fit(data));
+        StringAssert.Contains(error.Message, "AttentionHeads = 3 must divide the per-layer feature size D = 4 of column 'Features'");
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            new DensityAdaptiveAttentionClassifierOptions { Head = (ClassifierHead)7 }.Validate()).Message, "Head must be");
+    }
+
+    [TestMethod]
+    public void AModelSavedBeforeTheHeadOptionLoadsAsADaamHeadAndScoresAsBefore()
+    {
+        string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", name);
+        var expected = File.ReadAllLines(Fixture("daam-v1.scores.txt")).Single(l => l.StartsWith("score ")).Split(' ').Skip(1)
+            .Select(h => BitConverter.Int32BitsToSingle(int.Parse(h, System.Globalization.NumberStyles.HexNumber))).ToArray();
+        var ml = new MLContext(seed: 1);
+        var test = ml.Data.LoadFromEnumerable(Blobs(30, 2));
+        int threads = TorchSharp.torch.get_num_threads();
+        TorchSharp.torch.set_num_threads(1);   // as when the fixture was written
+        string resaved = Path.Combine(Path.GetTempPath(), $"daam-v2-{Guid.NewGuid():N}.zip");
+        try
+        {
+            var v1 = ml.Model.Load(Fixture("daam-v1.zip"), out var schema);
+            var classifier = ((TransformerChain<ITransformer>)v1).OfType<DensityAdaptiveAttentionClassifierModel>().Single();
+            Assert.AreEqual(new DaamClassifierConfig(4, 4, 3, 2, 2, Heads: 2, Hidden: 4, InitialVariance: 2.0,
+                ClassifierHead.Daam, AttentionHeads: 8), classifier.Config);
+            var scores = v1.Transform(test).GetColumn<float[]>("Score").SelectMany(v => v).ToArray();
+            Assert.AreEqual(expected.Length, scores.Length);
+            for (int i = 0; i < scores.Length; i++) Assert.AreEqual(expected[i], scores[i], 1e-5f, $"score[{i}]");
+            Assert.AreEqual(4, classifier.ImportanceFactor(test).GetLength(0));
+
+            ml.Model.Save(v1, schema, resaved);   // payload version 2
+            var v2 = new MLContext().Model.Load(resaved, out _);
+            Assert.AreEqual(classifier.Config, ((TransformerChain<ITransformer>)v2).OfType<DensityAdaptiveAttentionClassifierModel>().Single().Config);
+            CollectionAssert.AreEqual(scores, v2.Transform(test).GetColumn<float[]>("Score").SelectMany(v => v).ToArray());
+            (v1 as IDisposable)?.Dispose();
+            (v2 as IDisposable)?.Dispose();
+        }
+        finally
+        {
+            TorchSharp.torch.set_num_threads(threads);
+            File.Delete(resaved);
+        }
+    }
+
     public sealed class BinaryRow
     {
         [VectorType(D)] public float[] Features { get; set; } = new float[D];
