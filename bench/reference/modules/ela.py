@@ -62,6 +62,49 @@ class InvertedResidual(nn.Module):
         return x + y if self.identity else y
 
 
+
+def make_divisible(v, divisor=8):
+    """MobileNetV2's channel rounding: nearest multiple of divisor, at least divisor, never more than 10 % below."""
+    rounded = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * v else rounded
+
+
+def _conv_bn_relu6(inp, oup, k, stride):
+    return nn.Sequential(nn.Conv2d(inp, oup, k, stride, k // 2, bias=False), nn.BatchNorm2d(oup), nn.ReLU6())
+
+
+class MobileNetV2(nn.Module):
+    """The whole MobileNetV2 in the official ELA/CA flat layout (features.0 stem, features.1-17 blocks, conv final 1x1,
+    classifier = Dropout + Linear), with ELA (or nothing) inside every t != 1 block. cifar_stem: stride 1 in the stem
+    and the first 24-channel stage. State-dict names equal MLNet.Attention.Vision.MobileNetV2's."""
+
+    TABLE = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+
+    def __init__(self, num_classes=1000, width=1.0, dropout=0.1, variant="L", in_channels=3, cifar_stem=False):
+        super().__init__()
+        divisor = 4 if width == 0.1 else 8
+        channels = make_divisible(32 * width, divisor)
+        layers = [_conv_bn_relu6(in_channels, channels, 3, 1 if cifar_stem else 2)]
+        for stage, (t, c, n, s) in enumerate(self.TABLE):
+            if cifar_stem and stage == 1:
+                s = 1
+            out = make_divisible(c * width, divisor)
+            for i in range(n):
+                attention = None if variant is None else (lambda e: ELA(e, variant))
+                layers.append(InvertedResidual(channels, out, s if i == 0 else 1, t, attention))
+                channels = out
+        self.feature_width = make_divisible(1280 * width, divisor) if width > 1.0 else 1280
+        self.features = nn.Sequential(*layers)
+        self.conv = _conv_bn_relu6(channels, self.feature_width, 1, 1)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.feature_width, num_classes))
+
+    def forward_features(self, x):
+        """The pooled vector before the classifier: [B, C, H, W] -> [B, feature_width]."""
+        return self.conv(self.features(x)).mean(dim=(2, 3))
+
+    def forward(self, x):
+        return self.classifier(self.forward_features(x))
+
 def cases():
     ela = ELA(64, "L")
     block = InvertedResidual(64, 64, 1, 6, lambda c: ELA(c, "L")).train()

@@ -83,6 +83,10 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
     /// <summary>The host registered under <see cref="Name"/> (logging, randomness, cancellation).</summary>
     protected IHost Host { get; }
 
+    /// <summary>The environment of <see cref="Host"/>, for components built from this one (a featurizer from a
+    /// classifier).</summary>
+    internal IHostEnvironment Environment => Host;
+
     /// <summary>The input columns, in <see cref="Forward"/> order.</summary>
     public IReadOnlyList<TorchInputColumn> InputColumns => _inputs;
 

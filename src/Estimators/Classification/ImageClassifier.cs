@@ -165,13 +165,45 @@ public sealed class ImageClassifierNetwork : nn.Module<Tensor, Tensor>
     /// <summary>The backbone (MobileNetV2 or ResNet), with its reference state-dict names under <c>backbone.</c>.</summary>
     public nn.Module<Tensor, Tensor> Backbone => backbone;
 
+    /// <summary>The state-dict prefix of the backbone's classifier head (<c>classifier.</c> for MobileNetV2, <c>fc.</c>
+    /// for ResNet), relative to <see cref="Backbone"/>.</summary>
+    public string HeadPrefix => backbone is ResNet ? "fc." : "classifier.";
+
+    /// <summary>Width of the pooled feature vector in front of the head (MobileNetV2: 1280, or more for α &gt; 1;
+    /// ResNet-18: 512).</summary>
+    public int FeatureWidth => backbone switch
+    {
+        MobileNetV2 m => m.FeatureWidth,
+        ResNet r => r.FeatureWidth,
+        _ => throw new InvalidOperationException($"Unknown backbone {backbone.GetType().Name}."),
+    };
+
     /// <inheritdoc/>
     public override Tensor forward(Tensor pixels)
     {
         using var scope = NewDisposeScope();
+        return backbone.call(Normalise(pixels)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The backbone's globally pooled features, the head's input: [B, C·H·W] (CHW, raw pixels) →
+    /// [B, <see cref="FeatureWidth"/>].</summary>
+    public Tensor ForwardFeatures(Tensor pixels)
+    {
+        using var scope = NewDisposeScope();
+        var x = Normalise(pixels);
+        var features = backbone switch
+        {
+            MobileNetV2 m => m.ForwardFeatures(x),
+            ResNet r => r.ForwardFeatures(x),
+            _ => throw new InvalidOperationException($"Unknown backbone {backbone.GetType().Name}."),
+        };
+        return features.MoveToOuterDisposeScope();
+    }
+
+    private Tensor Normalise(Tensor pixels)
+    {
         var x = pixels.view(pixels.size(0), _config.Channels, _config.Height, _config.Width);
-        var normalised = x.mul(_scale.to(x.device)).add(_shift.to(x.device), TorchScalars.One);
-        return backbone.call(normalised).MoveToOuterDisposeScope();
+        return x.mul(_scale.to(x.device)).add(_shift.to(x.device), TorchScalars.One);
     }
 
     /// <inheritdoc/>

@@ -24,6 +24,7 @@ public sealed class InternalsIsolationTests
         typeof(TorchScalars).Assembly,                                  // MLNet.Attention.Modules
         typeof(TorchTransformerBase).Assembly,                          // MLNet.Attention.Core
         typeof(MLNet.Attention.ForecastingCatalogExtensions).Assembly,  // MLNet.Attention (estimators)
+        typeof(MLNet.Attention.TransformsCatalogExtensions).Assembly,   // MLNet.Attention.Transforms
     };
 
     private static readonly string s_moveHint =

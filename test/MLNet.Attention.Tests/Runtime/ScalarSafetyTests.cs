@@ -69,6 +69,7 @@ public sealed class ScalarSafetyTests
             typeof(TorchScalars).Assembly,          // MLNet.Attention.Modules
             typeof(TorchTransformerBase).Assembly,  // MLNet.Attention.Core
             typeof(MLNet.Attention.ForecastingCatalogExtensions).Assembly, // MLNet.Attention (estimators)
+            typeof(MLNet.Attention.TransformsCatalogExtensions).Assembly,  // MLNet.Attention.Transforms
         };
         var violations = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var assembly in assemblies)
