@@ -148,20 +148,46 @@ public sealed class EfficientLocalAttention : nn.Module<Tensor, Tensor>
         return 1;
     }
 
-    /// <summary>x: [B, C, H, W] → [B, C, H, W].</summary>
+    /// <summary>x: [B, C, H, W] → [B, C, H, W]. Records <c>a_h</c>, <c>a_w</c> into an open
+    /// <see cref="AttentionMapCapture"/> that asks for this block.</summary>
     public override Tensor forward(Tensor x)
+    {
+        CheckInput(x);
+        using var scope = NewDisposeScope();
+        var (ah, aw) = Maps(x);
+        AttentionMapCapture.For(this)?.RecordEla(this, ah, aw);
+        var y = x * ah * aw;
+        if (ExtraResidual) y = x.add(y, One);
+        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The two strip attentions the block multiplies its input by: <c>a_h = σ(GN(conv(mean over W)))</c> [B, C, H, 1]
+    /// and <c>a_w = σ(GN(conv(mean over H)))</c> [B, C, 1, W], values in (0, 1); the block's output is
+    /// <c>x ⊙ a_h ⊙ a_w</c>, so <c>a_h ⊗ a_w</c> is the factor applied at each position of each channel.
+    /// </summary>
+    public (Tensor Height, Tensor Width) AttentionMaps(Tensor x)
+    {
+        CheckInput(x);
+        using var scope = NewDisposeScope();
+        var (ah, aw) = Maps(x);
+        return (ah.MoveToOuterDisposeScope(), aw.MoveToOuterDisposeScope());
+    }
+
+    private (Tensor Height, Tensor Width) Maps(Tensor x)
+    {
+        var zh = x.mean(new long[] { 3 });                          // [B, C, H]: one value per row (mean over the width)
+        var zw = x.mean(new long[] { 2 });                          // [B, C, W]: one value per column (mean over the height)
+        var ah = gn.call(conv.call(zh)).sigmoid().unsqueeze(3);     // [B, C, H, 1]
+        var aw = gn.call(conv.call(zw)).sigmoid().unsqueeze(2);     // [B, C, 1, W]
+        return (ah, aw);
+    }
+
+    private void CheckInput(Tensor x)
     {
         if (x.dim() != 4 || x.shape[1] != Channels)
             throw new ArgumentException(
                 $"EfficientLocalAttention expects an input of shape [batch, {Channels} (channels), height, width]; got [{string.Join(", ", x.shape)}]. " +
                 $"Build the block with channels = the input's channel count.", nameof(x));
-        using var scope = NewDisposeScope();
-        var zh = x.mean(new long[] { 3 });                          // [B, C, H]: one value per row (mean over the width)
-        var zw = x.mean(new long[] { 2 });                          // [B, C, W]: one value per column (mean over the height)
-        var ah = gn.call(conv.call(zh)).sigmoid().unsqueeze(3);     // [B, C, H, 1]
-        var aw = gn.call(conv.call(zw)).sigmoid().unsqueeze(2);     // [B, C, 1, W]
-        var y = x * ah * aw;
-        if (ExtraResidual) y = x.add(y, One);
-        return y.MoveToOuterDisposeScope();
     }
 }

@@ -56,7 +56,8 @@ public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
     /// <summary>Multiply-adds as the paper counts them (depthwise + pointwise 1×1 only): 2·C·H·W.</summary>
     public static long MultiplyAdds(int channels, int height, int width) => 2L * channels * height * width;
 
-    /// <summary>x: [B, C, H, W] → [B, C, H, W].</summary>
+    /// <summary>x: [B, C, H, W] → [B, C, H, W]. Records the maps ([B, g, H, W]) into an open
+    /// <see cref="AttentionMapCapture"/> that asks for this block.</summary>
     /// <remarks>
     /// In evaluation mode all subspaces run at once (<see cref="ForwardFused"/>), saving ~12 small ops per subspace
     /// (g = 16 at 1024×7×7: 5.2 → 3.4 ms forward). Training mode keeps the per-subspace loop so every subspace's BatchNorm
@@ -67,7 +68,25 @@ public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
     {
         CheckInput(x);
         using var scope = NewDisposeScope();
-        return (training ? ForwardLoop(x) : ForwardFused(x)).MoveToOuterDisposeScope();
+        var capture = AttentionMapCapture.For(this);
+        if (capture is null) return (training ? ForwardLoop(x) : ForwardFused(x)).MoveToOuterDisposeScope();
+
+        // Recording for an AttentionMapCapture: the same computation, keeping the maps it makes on the way.
+        long b = x.shape[0], h = x.shape[2], w = x.shape[3];
+        Tensor y, maps;
+        if (training)
+        {
+            var perSubspace = new Tensor[SubspaceCount];
+            y = ForwardLoop(x, perSubspace);
+            maps = SubspaceCount == 1 ? perSubspace[0] : cat(perSubspace, 1);
+        }
+        else
+        {
+            maps = AttentionMapsFused(x);
+            y = ApplyMaps(x, maps);
+        }
+        capture.RecordUlsam(this, maps.view(b, SubspaceCount, h, w));
+        return y.MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -82,11 +101,19 @@ public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>The straightforward path, one subspace module after the other (any mode; the only one used in training).</summary>
-    internal Tensor ForwardLoop(Tensor x)
+    internal Tensor ForwardLoop(Tensor x) => ForwardLoop(x, null);
+
+    /// <param name="x">[B, C, H, W].</param>
+    /// <param name="maps">When given (length g), receives each subspace's map [B, 1, H·W].</param>
+    internal Tensor ForwardLoop(Tensor x, Tensor[]? maps)
     {
         var chunks = x.chunk(SubspaceCount, 1);
         var outputs = new Tensor[SubspaceCount];
-        for (int n = 0; n < SubspaceCount; n++) outputs[n] = subspaces[n].call(chunks[n]);
+        for (int n = 0; n < SubspaceCount; n++)
+        {
+            if (maps is null) outputs[n] = subspaces[n].call(chunks[n]);
+            else outputs[n] = subspaces[n].Apply(chunks[n], maps[n] = subspaces[n].Attention(chunks[n]));
+        }
         return SubspaceCount == 1 ? outputs[0] : cat(outputs, 1);
     }
 
@@ -99,13 +126,16 @@ public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Evaluation-mode path, all g subspaces in one pass (equal to <see cref="ForwardLoop"/> up to float rounding): x viewed
+    /// Evaluation-mode path, all g subspaces in one pass (equal to <see cref="ForwardLoop(Tensor)"/> up to float rounding): x viewed
     /// as [B, g, G, H·W] is rescaled by the g maps of <see cref="AttentionMapsFused"/>, as A ⊙ F + F.
     /// </summary>
-    internal Tensor ForwardFused(Tensor x)
+    internal Tensor ForwardFused(Tensor x) => ApplyMaps(x, AttentionMapsFused(x));
+
+    /// <summary>x [B, C, H, W] rescaled by the maps [B, g, H·W] as A ⊙ F + F, all subspaces at once.</summary>
+    private Tensor ApplyMaps(Tensor x, Tensor maps)
     {
         long b = x.shape[0], h = x.shape[2], w = x.shape[3];
-        var a = AttentionMapsFused(x).unsqueeze(2);                                  // [B, g, 1, H·W]
+        var a = maps.unsqueeze(2);                                                   // [B, g, 1, H·W]
         var f = x.reshape(b, SubspaceCount, Channels / SubspaceCount, h * w);       // [B, g, G, H·W]
         return addcmul(f, a, f, One).view(x.shape);                                  // F + A ⊙ F
     }
@@ -188,9 +218,12 @@ public sealed class UltraLightSubspaceAttention : nn.Module<Tensor, Tensor>
             return p.reshape(b, 1, h * w).softmax(-1);
         }
 
-        public override Tensor forward(Tensor f)
+        public override Tensor forward(Tensor f) => Apply(f, Attention(f));
+
+        /// <summary>F rescaled by its map A [B, 1, H·W].</summary>
+        public Tensor Apply(Tensor f, Tensor attention)
         {
-            var a = Attention(f).reshape(f.shape[0], 1, f.shape[2], f.shape[3]);
+            var a = attention.reshape(f.shape[0], 1, f.shape[2], f.shape[3]);
             return (a * f).add(f, One);   // (1 + A) ⊙ F, in the reference's order of operations
         }
     }
