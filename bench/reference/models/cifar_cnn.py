@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "modules"))
-from ela import ELA, InvertedResidual  # noqa: E402
+from ela import ELA, InvertedResidual, make_divisible, _conv_bn_relu6 as conv_bn_relu6  # noqa: E402
 from ulsam import Ulsam  # noqa: E402
 
 MEAN = (0.485, 0.456, 0.406)
@@ -31,19 +31,9 @@ STD = (0.229, 0.224, 0.225)
 TABLE = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
 
 
-def make_divisible(v, divisor=8):
-    rounded = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * v:
-        rounded += divisor
-    return rounded
-
-
-def conv_bn_relu6(cin, cout, k, s):
-    return nn.Sequential(nn.Conv2d(cin, cout, k, s, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU6())
-
-
 class MobileNetV2(nn.Module):
-    """torchvision's MobileNetV2 in the flat mbv2_ela72 layout; cifar_stem: stride 1 in the stem and in stage 1.
+    """ela.MobileNetV2 plus the ULSAM replacement and the reference initialisation (the training benchmark needs both):
+    torchvision's MobileNetV2 in the flat mbv2_ela72 layout; cifar_stem: stride 1 in the stem and in stage 1.
     attention: 'ela' (ELA-L in every t != 1 block) | 'ulsam' (features.12 replaced by ULSAM g) | None."""
 
     def __init__(self, classes, width=1.0, dropout=0.1, attention=None, subspaces=4, cifar_stem=True, in_channels=3):
