@@ -66,22 +66,28 @@ public static class ClassificationCatalogExtensions
     }
 
     /// <summary>
-    /// Image classifier: MobileNetV2 (CIFAR stem for small images) or ResNet-18 with ELA, ULSAM or no attention, trained
-    /// on the CHW pixel vectors of <c>ExtractPixels</c>; the label must be a Key (MapValueToKey).
+    /// Image classifier: MobileNetV2 (CIFAR stem for small images), ResNet-18 or MobileNet V1 with ELA, ULSAM or no
+    /// attention, trained on encoded image bytes (<c>LoadRawImageBytes</c>, as ML.NET's <c>ImageClassificationTrainer</c>),
+    /// ML.NET images (<c>LoadImages</c>) or the CHW pixel vectors of <c>ExtractPixels</c>; the label must be a Key
+    /// (MapValueToKey).
     /// </summary>
     /// <param name="catalog">mlContext.MulticlassClassification.Trainers.</param>
     /// <param name="labelColumnName">The Key label column.</param>
-    /// <param name="featureColumnName">The pixel vector column (ExtractPixels output).</param>
-    /// <param name="imageHeight">Image height after ResizeImages.</param>
-    /// <param name="imageWidth">Image width after ResizeImages.</param>
+    /// <param name="featureColumnName">The image column: bytes, Image or pixel vector.</param>
+    /// <param name="validationSet">Data scored after each epoch for early stopping; null: a stratified 10 % of the
+    /// training rows.</param>
+    /// <param name="imageHeight">Image height the network sees (images are resized to it).</param>
+    /// <param name="imageWidth">Image width the network sees.</param>
     /// <param name="attention">The attention inside the backbone.</param>
     /// <param name="maxEpochs">Upper bound on epochs.</param>
     /// <param name="batchSize">Images per step.</param>
     public static ImageClassifierTrainer ImageClassifier(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
-        string labelColumnName = "Label", string featureColumnName = "Features", int imageHeight = 32, int imageWidth = 32,
-        ImageAttention attention = ImageAttention.ElaL, int maxEpochs = 20, int batchSize = 64)
+        string labelColumnName = "Label", string featureColumnName = "Features", IDataView? validationSet = null,
+        int imageHeight = 32, int imageWidth = 32, ImageAttention attention = ImageAttention.ElaL, int maxEpochs = 20,
+        int batchSize = 64)
         => ImageClassifier(catalog, new ImageClassifierOptions
         {
+            ValidationSet = validationSet,
             LabelColumnName = labelColumnName,
             FeatureColumnName = featureColumnName,
             ImageHeight = imageHeight,

@@ -36,9 +36,12 @@ public abstract class TorchClassifierModel : TorchTransformerBase
     /// <param name="device">Device of the network.</param>
     /// <param name="batchSize">Rows per forward pass when scoring.</param>
     /// <param name="binary">Binary outputs (two classes, a Boolean label) instead of multiclass ones.</param>
+    /// <param name="extraOutputs">Output columns after the classifier's own (e.g. an explanation), filled by
+    /// <see cref="LogitsWithExtras"/>.</param>
     protected TorchClassifierModel(IHostEnvironment env, string name, IEnumerable<TorchInputColumn> inputs, ClassLabels labels,
-        nn.Module network, Device device, int batchSize, bool binary = false)
-        : base(env, name, inputs, Outputs(labels ?? throw new ArgumentNullException(nameof(labels)), binary), batchSize)
+        nn.Module network, Device device, int batchSize, bool binary = false, IEnumerable<TorchOutputColumn>? extraOutputs = null)
+        : base(env, name, inputs, Outputs(labels ?? throw new ArgumentNullException(nameof(labels)), binary)
+            .Concat(extraOutputs ?? Array.Empty<TorchOutputColumn>()), batchSize)
     {
         IsBinary = binary;
         Labels = labels;
@@ -73,19 +76,23 @@ public abstract class TorchClassifierModel : TorchTransformerBase
     /// order; move them to <see cref="Device"/>). Called in eval mode, inside a dispose scope and inference mode.</summary>
     protected abstract Tensor Logits(Tensor[] inputs);
 
+    /// <summary>The logits and the values of the extra output columns (one tensor [B, dims...] each, in their order);
+    /// by default <see cref="Logits"/> and none.</summary>
+    protected virtual (Tensor Logits, Tensor[] Extras) LogitsWithExtras(Tensor[] inputs) => (Logits(inputs), Array.Empty<Tensor>());
+
     /// <inheritdoc/>
     protected sealed override Tensor[] Forward(Tensor[] inputs)
     {
-        var logits = Logits(inputs);
+        var (logits, extras) = LogitsWithExtras(inputs);
         if (IsBinary)
         {
             var margin = logits.select(1, 1) - logits.select(1, 0);
             var probability = margin.sigmoid();
-            return new[] { margin, probability, probability.gt(TorchScalars.Of(0.5)).to(ScalarType.Float32) };
+            return new[] { margin, probability, probability.gt(TorchScalars.Of(0.5)).to(ScalarType.Float32) }.Concat(extras).ToArray();
         }
         var probabilities = nn.functional.softmax(logits, 1);
         var predicted = probabilities.argmax(1).to(ScalarType.Float32);
-        return new[] { probabilities, predicted };
+        return new[] { probabilities, predicted }.Concat(extras).ToArray();
     }
 
     /// <inheritdoc/>
@@ -95,9 +102,9 @@ public abstract class TorchClassifierModel : TorchTransformerBase
             {
                 0 => ClassLabels.BinaryScoreAnnotations("Score"),
                 1 => ClassLabels.BinaryScoreAnnotations("Probability"),
-                _ => null,
+                _ => null,   // PredictedLabel and extra outputs
             }
-            : outputIndex == 0 ? Labels.ScoreAnnotations() : Labels.PredictedLabelAnnotations();
+            : outputIndex == 0 ? Labels.ScoreAnnotations() : outputIndex == 1 ? Labels.PredictedLabelAnnotations() : null;
 
     /// <inheritdoc/>
     protected override void DisposeModule() => Network.Dispose();

@@ -85,6 +85,10 @@ internal sealed class BatchScorer : IDisposable
                     ticks[slot] = value.Ticks;
                 };
             }
+            else if (spec.IsImage)
+            {
+                _readers[i] = ImagePixels.Reader(spec, row, column, FloatInputs[i] = new float[checked(capacity * spec.Size)], At);
+            }
             else if (spec.IsScalar && column.Type is not VectorDataViewType)
             {
                 var values = FloatInputs[i] = new float[capacity];
@@ -184,7 +188,7 @@ internal sealed class BatchScorer : IDisposable
             var shape = new long[1 + spec.Dimensions.Count];
             shape[0] = Capacity;
             for (int d = 0; d < spec.Dimensions.Count; d++) shape[d + 1] = spec.Dimensions[d];
-            var type = spec.Kind == TorchColumnKind.Single ? torch.ScalarType.Float32 : torch.ScalarType.Int64;
+            var type = spec.IsFloat ? torch.ScalarType.Float32 : torch.ScalarType.Int64;
             tensors[i] = torch.empty(shape, type).DetachFromDisposeScope();
         }
         return _inputTensors = tensors;

@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 
 namespace MLNet.Attention.Data;
 
@@ -21,6 +22,17 @@ public enum TorchColumnKind
     /// <summary>A scalar <see cref="bool"/>: as an input (e.g. a binary label) fed as int64 <c>[B]</c> of 0/1; as an output
     /// the module returns float32 <c>[B]</c>, true where &gt; 0.5.</summary>
     Boolean = 3,
+
+    /// <summary>An ML.NET image (<see cref="MLImage"/>, from <c>LoadImages</c>, optionally <c>ResizeImages</c>). Fed to
+    /// the module as float32 <c>[B, C, H, W]</c> pixels in 0–255, RGB planes (as <c>ExtractPixels</c> writes them) or
+    /// one luminance plane; an image of another size is resized to cover H × W and centre-cropped (ML.NET's
+    /// <c>ResizeImages</c> default, <c>IsoCrop</c>).</summary>
+    Image = 4,
+
+    /// <summary>Encoded image bytes (JPEG, PNG, BMP, GIF, WebP: a <c>Vector&lt;Byte&gt;</c> from
+    /// <c>LoadRawImageBytes</c>), decoded and resized per row as for <see cref="Image"/>; bytes that do not decode are an
+    /// error naming column and row.</summary>
+    EncodedImage = 5,
 }
 
 /// <summary>
@@ -50,6 +62,8 @@ public sealed class TorchInputColumn
             TorchColumnKind.DateTime => DateTimeDataViewType.Instance,
             TorchColumnKind.Key => new KeyDataViewType(typeof(uint), ulong.MaxValue >> 32),
             TorchColumnKind.Boolean => BooleanDataViewType.Instance,
+            TorchColumnKind.Image => new ImageDataViewType(),
+            TorchColumnKind.EncodedImage => new VectorDataViewType(NumberDataViewType.Byte),
             _ => dimensions.Length == 0 ? NumberDataViewType.Single : new VectorDataViewType(NumberDataViewType.Single, dimensions),
         };
     }
@@ -74,8 +88,42 @@ public sealed class TorchInputColumn
     /// <param name="name">The column name in the input schema.</param>
     public static TorchInputColumn Boolean(string name) => new(name, TorchColumnKind.Boolean, Array.Empty<int>());
 
+    /// <summary>An image column (<see cref="TorchColumnKind.Image"/>) fed as float32 pixels
+    /// [<paramref name="channels"/>, <paramref name="height"/>, <paramref name="width"/>].</summary>
+    /// <param name="name">The column name in the input schema.</param>
+    /// <param name="channels">3 (RGB planes) or 1 (luminance).</param>
+    /// <param name="height">Pixel rows the module receives.</param>
+    /// <param name="width">Pixel columns the module receives.</param>
+    public static TorchInputColumn Image(string name, int channels, int height, int width) =>
+        new(name, TorchColumnKind.Image, ImageDimensions(channels, height, width));
+
+    /// <summary>An encoded-image column (<see cref="TorchColumnKind.EncodedImage"/>, e.g. from
+    /// <c>LoadRawImageBytes</c>) fed as float32 pixels [<paramref name="channels"/>, <paramref name="height"/>,
+    /// <paramref name="width"/>].</summary>
+    /// <param name="name">The column name in the input schema.</param>
+    /// <param name="channels">3 (RGB planes) or 1 (luminance).</param>
+    /// <param name="height">Pixel rows the module receives.</param>
+    /// <param name="width">Pixel columns the module receives.</param>
+    public static TorchInputColumn EncodedImage(string name, int channels, int height, int width) =>
+        new(name, TorchColumnKind.EncodedImage, ImageDimensions(channels, height, width));
+
+    private static int[] ImageDimensions(int channels, int height, int width)
+    {
+        if (channels is not (1 or 3))
+            throw new ArgumentOutOfRangeException(nameof(channels), channels, "Image columns have 3 (RGB) or 1 (grey) channels.");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
+        return new[] { channels, height, width };
+    }
+
     /// <summary>The column name.</summary>
     public string Name { get; }
+
+    /// <summary>True when the module receives float32 values (Single and image columns); false for the int64 kinds.</summary>
+    public bool IsFloat => Kind is TorchColumnKind.Single or TorchColumnKind.Image or TorchColumnKind.EncodedImage;
+
+    /// <summary>True for the image kinds (<see cref="TorchColumnKind.Image"/>, <see cref="TorchColumnKind.EncodedImage"/>).</summary>
+    public bool IsImage => Kind is TorchColumnKind.Image or TorchColumnKind.EncodedImage;
 
     /// <summary>The expected item type.</summary>
     public TorchColumnKind Kind { get; }
@@ -95,6 +143,8 @@ public sealed class TorchInputColumn
     public DataViewType ExpectedType { get; }
 
     internal string Describe() => Kind == TorchColumnKind.Key ? "a Key column (uint keys, e.g. from MapValueToKey)"
+        : Kind == TorchColumnKind.Image ? $"an Image column (LoadImages), fed as {_dimensions[0]} x {_dimensions[1]} x {_dimensions[2]} pixels"
+        : Kind == TorchColumnKind.EncodedImage ? $"encoded image bytes, Vector<Byte> (LoadRawImageBytes), fed as {_dimensions[0]} x {_dimensions[1]} x {_dimensions[2]} pixels"
         : Kind == TorchColumnKind.DateTime || IsScalar
         ? ExpectedType.ToString()!
         : _dimensions.Length == 1 ? ExpectedType.ToString()! : $"{ExpectedTypeFlat()} ({string.Join(" x ", _dimensions)})";

@@ -1,6 +1,7 @@
 using System.Text;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 using Microsoft.ML.Runtime;
 using MLNet.Attention.Persistence;
 using TorchSharp;
@@ -273,6 +274,24 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
             return column.Index;
         }
 
+        if (spec.Kind == TorchColumnKind.Image)
+        {
+            if (type is not ImageDataViewType)
+                throw SchemaError($"Column '{spec.Name}' has type {type}; expected {spec.Describe()}. " + (type is VectorDataViewType
+                    { ItemType: var item } && item == NumberDataViewType.Byte
+                    ? "It holds encoded bytes: this model reads decoded images; load them with mlContext.Transforms.LoadImages."
+                    : "Load the images with mlContext.Transforms.LoadImages(\"" + spec.Name + "\", imageFolder, pathColumn)."));
+            return column.Index;
+        }
+        if (spec.Kind == TorchColumnKind.EncodedImage)
+        {
+            if (type is not VectorDataViewType { ItemType: var item } || item != NumberDataViewType.Byte)
+                throw SchemaError($"Column '{spec.Name}' has type {type}; expected {spec.Describe()}. " + (type is ImageDataViewType
+                    ? "It holds decoded images: this model reads encoded bytes; use mlContext.Transforms.LoadRawImageBytes."
+                    : "Load the files with mlContext.Transforms.LoadRawImageBytes(\"" + spec.Name + "\", imageFolder, pathColumn)."));
+            return column.Index;
+        }
+
         var itemType = type is VectorDataViewType v ? v.ItemType : type;
         if (itemType != NumberDataViewType.Single)
             throw SchemaError($"Column '{spec.Name}' has type {type}; expected {spec.Describe()}. Convert it with " +
@@ -322,7 +341,7 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
         {
             var spec = _inputs[i];
             var tensor = staged[i];
-            if (spec.Kind != TorchColumnKind.Single)
+            if (!spec.IsFloat)
                 tensor.data<long>().CopyFrom(new ReadOnlySpan<long>(batch.TickInputs[i], 0, count), 0, 0);
             else
                 tensor.data<float>().CopyFrom(new ReadOnlySpan<float>(batch.FloatInputs[i], 0, count * spec.Size), 0, 0);

@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 using Microsoft.ML.Runtime;
 using MLNet.Attention.Data;
 using MLNet.Attention.Interop;
@@ -122,6 +123,8 @@ public abstract class TorchTrainerBase<TOptions, TModel> : IEstimator<TModel>
             TorchColumnKind.Key => found.IsKey,
             TorchColumnKind.Boolean => found.ItemType is BooleanDataViewType,
             TorchColumnKind.DateTime => found.ItemType is DateTimeDataViewType,
+            TorchColumnKind.Image => found.ItemType is ImageDataViewType,
+            TorchColumnKind.EncodedImage => found.ItemType == NumberDataViewType.Byte && found.Kind != SchemaShape.Column.VectorKind.Scalar,
             _ => found.ItemType == NumberDataViewType.Single &&
                  (column.IsScalar ? found.Kind == SchemaShape.Column.VectorKind.Scalar : found.Kind != SchemaShape.Column.VectorKind.Scalar),
         };

@@ -6,6 +6,7 @@ using MLNet.Attention.Engine;
 using MLNet.Attention.Interop;
 using MLNet.Attention.Runtime;
 using MLNet.Attention.Vision;
+using Microsoft.ML.Transforms.Image;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -18,6 +19,23 @@ public enum ImageBackbone
     MobileNetV2,
     /// <summary>The CIFAR ResNet-18 (3×3 stem, no max-pool).</summary>
     ResNet18,
+    /// <summary>MobileNet V1 (the ULSAM paper's backbone; stride-2 stem, 13 depthwise-separable layers). Attention:
+    /// <see cref="ImageAttention.None"/> or <see cref="ImageAttention.Ulsam"/> (replacing the last of the five repeated
+    /// 512-channel layers, the paper's 14 × 14 setting); ELA has no official MobileNet V1 placement.</summary>
+    MobileNetV1,
+}
+
+/// <summary>What the feature column of an image classifier holds (detected from its type when training).</summary>
+public enum ImageInputKind
+{
+    /// <summary>CHW float pixels, <c>Vector&lt;Single, C·H·W&gt;</c> (<c>LoadImages → ResizeImages → ExtractPixels</c>).</summary>
+    PixelVector,
+    /// <summary>An ML.NET <c>Image</c> column (<c>LoadImages</c>, optionally <c>ResizeImages</c>); resized inside when
+    /// its size differs.</summary>
+    Image,
+    /// <summary>Encoded bytes, <c>Vector&lt;Byte&gt;</c> (<c>LoadRawImageBytes</c>): decoded and resized inside, as
+    /// ML.NET's own <c>ImageClassificationTrainer</c> takes them.</summary>
+    EncodedBytes,
 }
 
 /// <summary>The attention inside the backbone.</summary>
@@ -33,26 +51,36 @@ public enum ImageAttention
     ElaS,
     /// <summary>ELA-L (kernel 7, grouped conv, GroupNorm 16; the official MobileNetV2 model).</summary>
     ElaL,
-    /// <summary>ULSAM with <see cref="ImageClassifierOptions.UlsamSubspaces"/> subspaces (MobileNetV2 only: the block at
-    /// features.12, the paper's 14 × 14 placement).</summary>
+    /// <summary>ULSAM with <see cref="ImageClassifierOptions.UlsamSubspaces"/> subspaces: in MobileNetV2 replacing the
+    /// block at features.12, in MobileNet V1 replacing layer 10 (both the paper's 14 × 14 placement).</summary>
     Ulsam,
 }
 
 /// <summary>
-/// Options of the image classifier. Input: a CHW float vector per image, as ML.NET's <c>ExtractPixels</c> writes it
-/// (<c>LoadImages → ResizeImages → ExtractPixels</c>); pixels are scaled by <see cref="PixelScale"/> and normalised with
-/// <see cref="Mean"/> / <see cref="Std"/> inside the model, so scoring needs the same pipeline and nothing else.
+/// Options of the image classifier. The feature column may hold encoded image bytes (<c>LoadRawImageBytes</c>, as for
+/// ML.NET's <c>ImageClassificationTrainer</c>), ML.NET images (<c>LoadImages</c>) or CHW float pixels
+/// (<c>ExtractPixels</c>); see <see cref="ImageInputKind"/>. Images are decoded and resized to
+/// <see cref="ImageHeight"/> × <see cref="ImageWidth"/> inside; pixels are scaled by <see cref="PixelScale"/> and
+/// normalised with <see cref="Mean"/> / <see cref="Std"/> inside the model, so scoring needs the same pipeline and
+/// nothing else.
 /// </summary>
 public sealed class ImageClassifierOptions : TorchClassifierOptions
 {
-    /// <summary>The pixel column: Vector&lt;Single, Channels × Height × Width&gt; in CHW order.</summary>
+    /// <summary>The image column: encoded bytes (Vector&lt;Byte&gt;), an Image, or Vector&lt;Single, Channels × Height ×
+    /// Width&gt; in CHW order.</summary>
     public string FeatureColumnName { get; set; } = "Features";
 
-    /// <summary>Image height (after ResizeImages).</summary>
+    /// <summary>Image height the network sees (images are resized to it; a pixel vector must already have it).</summary>
     public int ImageHeight { get; set; } = 32;
 
-    /// <summary>Image width (after ResizeImages).</summary>
+    /// <summary>Image width the network sees (images are resized to it; a pixel vector must already have it).</summary>
     public int ImageWidth { get; set; } = 32;
+
+    /// <summary>Name of an extra output column with the attention map of the deepest ELA/ULSAM block, resized to
+    /// <see cref="ImageHeight"/> × <see cref="ImageWidth"/> (Vector&lt;Single, H, W&gt;, see
+    /// <see cref="CapturedAttentionMaps.SpatialMap"/>); null (the default) for none. Write it over the image with
+    /// <see cref="AttentionOverlay"/>.</summary>
+    public string? AttentionMapColumnName { get; set; }
 
     /// <summary>Channels: 3 for RGB, 1 for grey-scale.</summary>
     public int Channels { get; set; } = 3;
@@ -103,8 +131,12 @@ public sealed class ImageClassifierOptions : TorchClassifierOptions
         if (!(PixelScale > 0)) throw new ArgumentOutOfRangeException(nameof(PixelScale), PixelScale, "PixelScale must be positive (1/255 for 0–255 pixels).");
         if (RandomCropPadding < 0) throw new ArgumentOutOfRangeException(nameof(RandomCropPadding), RandomCropPadding, "RandomCropPadding cannot be negative.");
         if (!(WidthMultiplier > 0)) throw new ArgumentOutOfRangeException(nameof(WidthMultiplier), WidthMultiplier, "WidthMultiplier must be positive.");
-        if (Attention == ImageAttention.Ulsam && Backbone != ImageBackbone.MobileNetV2)
-            throw new ArgumentOutOfRangeException(nameof(Attention), Attention, "ULSAM is placed in MobileNetV2 here; choose Backbone = MobileNetV2 or an ELA variant.");
+        if (Attention == ImageAttention.Ulsam && Backbone == ImageBackbone.ResNet18)
+            throw new ArgumentOutOfRangeException(nameof(Attention), Attention, "ULSAM is placed in MobileNetV2 or MobileNet V1; choose one of them, or an ELA variant for ResNet-18.");
+        if (Backbone == ImageBackbone.MobileNetV1 && Attention is not (ImageAttention.None or ImageAttention.Ulsam))
+            throw new ArgumentOutOfRangeException(nameof(Attention), Attention, "MobileNet V1 takes Attention = None or Ulsam (ELA has no official MobileNet V1 placement); use MobileNetV2 or ResNet18 for ELA.");
+        if (AttentionMapColumnName is not null && Attention == ImageAttention.None)
+            throw new ArgumentOutOfRangeException(nameof(AttentionMapColumnName), AttentionMapColumnName, "An attention map needs an attention block; set Attention to an ELA variant or Ulsam, or AttentionMapColumnName = null.");
         if (!Enum.IsDefined(Backbone)) throw new ArgumentOutOfRangeException(nameof(Backbone), Backbone, "Unknown backbone.");
         if (!Enum.IsDefined(Attention)) throw new ArgumentOutOfRangeException(nameof(Attention), Attention, "Unknown attention.");
     }
@@ -138,6 +170,9 @@ public sealed class ImageClassifierNetwork : nn.Module<Tensor, Tensor>
             ImageBackbone.ResNet18 => config.Attention == ImageAttention.None
                 ? new ResNet(config.Classes, inputChannels: config.Channels)
                 : ResNet.ResNet18WithEla(Ela(config.Attention), config.Classes, config.Channels),
+            ImageBackbone.MobileNetV1 => new MobileNetV1(config.Classes, config.WidthMultiplier,
+                config.Attention == ImageAttention.Ulsam ? UlsamPlacement.ReplacingRepeated512(config.UlsamSubspaces) : null,
+                config.Channels),
             _ => config.Attention switch
             {
                 ImageAttention.None => new MobileNetV2(config.Classes, config.WidthMultiplier, config.Dropout, inputChannels: config.Channels, cifarStem: config.CifarStem),
@@ -170,11 +205,12 @@ public sealed class ImageClassifierNetwork : nn.Module<Tensor, Tensor>
     public string HeadPrefix => backbone is ResNet ? "fc." : "classifier.";
 
     /// <summary>Width of the pooled feature vector in front of the head (MobileNetV2: 1280, or more for α &gt; 1;
-    /// ResNet-18: 512).</summary>
+    /// ResNet-18: 512; MobileNet V1: 1024·α).</summary>
     public int FeatureWidth => backbone switch
     {
         MobileNetV2 m => m.FeatureWidth,
         ResNet r => r.FeatureWidth,
+        MobileNetV1 v => v.FeatureChannels,
         _ => throw new InvalidOperationException($"Unknown backbone {backbone.GetType().Name}."),
     };
 
@@ -195,9 +231,23 @@ public sealed class ImageClassifierNetwork : nn.Module<Tensor, Tensor>
         {
             MobileNetV2 m => m.ForwardFeatures(x),
             ResNet r => r.ForwardFeatures(x),
+            MobileNetV1 v => v.Features(x).mean(new long[] { 2, 3 }),
             _ => throw new InvalidOperationException($"Unknown backbone {backbone.GetType().Name}."),
         };
         return features.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Logits and the attention map of the deepest ELA/ULSAM block for each image, resized to the input size:
+    /// [B, C·H·W] → ([B, classes], [B, H, W]). Without attention blocks the map is all zeros.</summary>
+    public (Tensor Logits, Tensor Map) ForwardWithAttentionMap(Tensor pixels)
+    {
+        using var scope = NewDisposeScope();
+        using var capture = new AttentionMapCapture();
+        var logits = forward(pixels);
+        var map = capture.Maps.Count == 0
+            ? zeros(pixels.size(0), _config.Height, _config.Width, device: pixels.device)
+            : capture.Maps[^1].SpatialMap(_config.Height, _config.Width);
+        return (logits.MoveToOuterDisposeScope(), map.MoveToOuterDisposeScope());
     }
 
     private Tensor Normalise(Tensor pixels)
@@ -216,7 +266,8 @@ public sealed class ImageClassifierNetwork : nn.Module<Tensor, Tensor>
 
 /// <summary>
 /// Trains an image classifier (MobileNetV2 or ResNet-18, with ELA, ULSAM or no attention) on
-/// <c>mlContext.MulticlassClassification.Trainers.ImageClassifier(...)</c>: the pipeline ML.NET users know,
+/// <c>mlContext.MulticlassClassification.Trainers.ImageClassifier(...)</c>: the pipelines ML.NET users know,
+/// <c>LoadRawImageBytes → MapValueToKey → ours → MapKeyToValue</c> (as for ML.NET's ImageClassificationTrainer) or
 /// <c>LoadImages → ResizeImages → ExtractPixels → MapValueToKey → ours → MapKeyToValue</c>.
 /// </summary>
 public sealed class ImageClassifierTrainer : IEstimator<ImageClassifierModel>
@@ -236,50 +287,93 @@ public sealed class ImageClassifierTrainer : IEstimator<ImageClassifierModel>
     public ImageClassifierModel Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        CheckPixels(input.Schema);
-        var architecture = new Architecture(_options);
+        var kind = DetectInput(input.Schema);
+        var architecture = new Architecture(_options, kind);
         var (network, labels, device, summary) = ClassifierTraining.Train(_env, Name, _options, input, architecture);
-        return new ImageClassifierModel(_env, network.Config, labels, network, device, _options.ScoringBatchSize,
-            _options.FeatureColumnName) { TrainingSummary = summary };
+        try
+        {
+            return new ImageClassifierModel(_env, network.Config, labels, network, device, _options.ScoringBatchSize,
+                _options.FeatureColumnName, kind, _options.AttentionMapColumnName) { TrainingSummary = summary };
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
     }
 
-    private void CheckPixels(DataViewSchema schema)
+    private const string InputHelp = "Use encoded bytes (mlContext.Transforms.LoadRawImageBytes), images " +
+        "(mlContext.Transforms.LoadImages) or CHW float pixels (LoadImages → ResizeImages → ExtractPixels).";
+
+    private ImageInputKind DetectInput(DataViewSchema schema)
+    {
+        var column = schema.GetColumnOrNull(_options.FeatureColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"{Name}: image column '{_options.FeatureColumnName}' was not " +
+                $"found. {InputHelp} Available columns: {string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => $"'{c.Name}'"))}.");
+        switch (column.Type)
+        {
+            case ImageDataViewType:
+                return ImageInputKind.Image;
+            case VectorDataViewType { ItemType: var item } when item == NumberDataViewType.Byte:
+                return ImageInputKind.EncodedBytes;
+            case VectorDataViewType { ItemType: var item } when item == NumberDataViewType.Single:
+                CheckPixels(column);
+                return ImageInputKind.PixelVector;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(schema), $"{Name}: image column '{_options.FeatureColumnName}' has " +
+                    $"type {column.Type}. {InputHelp}");
+        }
+    }
+
+    private void CheckPixels(DataViewSchema.Column column)
     {
         int expected = _options.Channels * _options.ImageHeight * _options.ImageWidth;
-        var column = schema.GetColumnOrNull(_options.FeatureColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"{Name}: pixel column '{_options.FeatureColumnName}' was not found. " +
-                "Build it with mlContext.Transforms.LoadImages → ResizeImages → ExtractPixels (CHW, the default order).");
-        if (column.Type is not VectorDataViewType { ItemType: var item, Size: var size } || item != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(nameof(schema), $"{Name}: pixel column '{_options.FeatureColumnName}' has type {column.Type}; " +
-                $"expected Vector<Single, {expected}> (ExtractPixels output). An Image column must go through ExtractPixels first.");
+        int size = ((VectorDataViewType)column.Type).Size;
         if (size != expected)
         {
-            string hint = size == 0 ? "It has an unknown size: resize the images first (ResizeImages) so every image has the same size."
+            string hint = size == 0 ? "It has an unknown size: resize the images first (ResizeImages) so every image has the same size, " +
+                    "or pass the Image column (LoadImages) itself, which the trainer resizes."
                 : size * 3 == expected ? $"It holds {size} values: one channel where {_options.Channels} are expected (grey-scale images: set Channels = 1, or ExtractPixels with colors: ImagePixelExtractingEstimator.ColorBits.Rgb)."
                 : size == expected * 3 ? $"It holds {size} values: three channels where one is expected (RGB images: set Channels = 3, or extract one channel)."
                 : $"It holds {size} values; check ImageHeight/ImageWidth/Channels against ResizeImages and ExtractPixels.";
-            throw new ArgumentOutOfRangeException(nameof(schema), $"{Name}: pixel column '{_options.FeatureColumnName}' should hold " +
+            throw new ArgumentOutOfRangeException("schema", $"{Name}: pixel column '{_options.FeatureColumnName}' should hold " +
                 $"{_options.Channels} × {_options.ImageHeight} × {_options.ImageWidth} = {expected} values per image. {hint}");
         }
     }
 
-    /// <summary>Checks the pixel and label columns and describes the outputs (Score, PredictedLabel).</summary>
+    /// <summary>Checks the image and label columns and describes the outputs (Score, PredictedLabel, and the attention
+    /// map when asked for).</summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         var result = inputSchema.ToDictionary(c => c.Name);
-        if (!result.TryGetValue(_options.FeatureColumnName, out var pixels) || pixels.Kind == SchemaShape.Column.VectorKind.Scalar)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: pixel column '{_options.FeatureColumnName}' must be a float vector (ExtractPixels).");
+        if (!result.TryGetValue(_options.FeatureColumnName, out var pixels) ||
+            !(pixels.ItemType is ImageDataViewType ||
+              pixels.Kind != SchemaShape.Column.VectorKind.Scalar &&
+              (pixels.ItemType == NumberDataViewType.Single || pixels.ItemType == NumberDataViewType.Byte)))
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: image column '{_options.FeatureColumnName}' " +
+                (pixels.Name is null ? "was not found. " : $"has item type {pixels.ItemType}. ") + InputHelp);
         if (!result.TryGetValue(_options.LabelColumnName, out var label) || !label.IsKey)
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: label column '{_options.LabelColumnName}' must be a Key; " +
                 $"add mlContext.Transforms.Conversion.MapValueToKey(\"{_options.LabelColumnName}\") before the trainer.");
-        return ClassifierTraining.OutputSchema(inputSchema, binary: false);
+        var output = ClassifierTraining.OutputSchema(inputSchema, binary: false);
+        if (_options.AttentionMapColumnName is not { } map) return output;
+        var columns = output.ToDictionary(c => c.Name);
+        columns[map] = HostSettings.SchemaColumn(map, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single);
+        return new SchemaShape(columns.Values);
     }
 
-    private sealed class Architecture(ImageClassifierOptions options) : ClassifierArchitecture<ImageClassifierNetwork>
+    internal static TorchInputColumn InputColumn(string name, ImageInputKind kind, int channels, int height, int width) => kind switch
+    {
+        ImageInputKind.Image => TorchInputColumn.Image(name, channels, height, width),
+        ImageInputKind.EncodedBytes => TorchInputColumn.EncodedImage(name, channels, height, width),
+        _ => TorchInputColumn.Single(name, channels * height * width),
+    };
+
+    private sealed class Architecture(ImageClassifierOptions options, ImageInputKind kind) : ClassifierArchitecture<ImageClassifierNetwork>
     {
         public override IReadOnlyList<TorchInputColumn> Inputs { get; } =
-            new[] { TorchInputColumn.Single(options.FeatureColumnName, options.Channels * options.ImageHeight * options.ImageWidth) };
+            new[] { InputColumn(options.FeatureColumnName, kind, options.Channels, options.ImageHeight, options.ImageWidth) };
 
         public override ImageClassifierNetwork CreateNetwork(int classes) => options.ToConfig(classes).Create();
 
@@ -313,22 +407,33 @@ public sealed class ImageClassifierTrainer : IEstimator<ImageClassifierModel>
     }
 }
 
-/// <summary>A trained image classifier: pixels in, <c>Score</c> and <c>PredictedLabel</c> out (see
-/// <see cref="TorchClassifierModel"/>).</summary>
+/// <summary>A trained image classifier: images (bytes, Image or pixels, as it was trained) in, <c>Score</c> and
+/// <c>PredictedLabel</c> out (see <see cref="TorchClassifierModel"/>), and optionally an attention-map column.</summary>
 public sealed class ImageClassifierModel : TorchClassifierModel
 {
-    private const int PayloadVersion = 1;
+    // 1: pixel vectors only; 2: + input kind and attention-map column.
+    private const int PayloadVersion = 2;
 
     internal ImageClassifierModel(IHostEnvironment env, ImageClassifierConfig config, ClassLabels labels, ImageClassifierNetwork network,
-        Device device, int batchSize, string featureColumnName)
-        : base(env, ImageClassifierTrainer.Name, new[] { TorchInputColumn.Single(featureColumnName, config.Channels * config.Height * config.Width) },
-            labels, network, device, batchSize)
+        Device device, int batchSize, string featureColumnName, ImageInputKind inputKind, string? attentionMapColumnName)
+        : base(env, ImageClassifierTrainer.Name,
+            new[] { ImageClassifierTrainer.InputColumn(featureColumnName, inputKind, config.Channels, config.Height, config.Width) },
+            labels, network, device, batchSize,
+            extraOutputs: attentionMapColumnName is null ? null : new[] { new TorchOutputColumn(attentionMapColumnName, config.Height, config.Width) })
     {
         Config = config;
+        InputKind = inputKind;
+        AttentionMapColumnName = attentionMapColumnName;
     }
 
     /// <summary>The network's configuration.</summary>
     public ImageClassifierConfig Config { get; }
+
+    /// <summary>What the feature column holds.</summary>
+    public ImageInputKind InputKind { get; }
+
+    /// <summary>The attention-map output column, or null.</summary>
+    public string? AttentionMapColumnName { get; }
 
     /// <summary>Per-epoch history of the training run; null for a loaded model.</summary>
     public TrainingSummary? TrainingSummary { get; internal init; }
@@ -340,30 +445,51 @@ public sealed class ImageClassifierModel : TorchClassifierModel
     protected override Tensor Logits(Tensor[] inputs) => Network.call(inputs[0].to(Device));
 
     /// <inheritdoc/>
+    protected override (Tensor Logits, Tensor[] Extras) LogitsWithExtras(Tensor[] inputs)
+    {
+        if (AttentionMapColumnName is null) return base.LogitsWithExtras(inputs);
+        var (logits, map) = Network.ForwardWithAttentionMap(inputs[0].to(Device));
+        return (logits, new[] { map });
+    }
+
+    /// <inheritdoc/>
     protected override void SavePayload(BinaryWriter writer)
     {
         writer.Write(PayloadVersion);
         writer.Write(InputColumns[0].Name);
+        writer.Write((int)InputKind);
+        writer.Write(AttentionMapColumnName ?? "");
         ConfigPersistence.WriteConfig(writer, Config);
         writer.Write(BatchSize);
         Labels.Write(writer);
         Network.save(writer);
     }
 
-    /// <summary>Reads a model written by <see cref="SavePayload"/>; called by the persistence bridge.</summary>
+    /// <summary>Reads a model written by <see cref="SavePayload"/> (format 2, or format 1 of the first release);
+    /// called by the persistence bridge.</summary>
     public static ImageClassifierModel Load(IHostEnvironment env, BinaryReader reader)
     {
         int version = reader.ReadInt32();
-        if (version != PayloadVersion)
-            throw new InvalidDataException($"This image classifier was saved with format {version}; this MLNet.Attention reads format " +
-                $"{PayloadVersion}. Load it with the MLNet.Attention version that saved it, or retrain.");
+        if (version is < 1 or > PayloadVersion)
+            throw new InvalidDataException($"This image classifier was saved with format {version}; this MLNet.Attention reads formats " +
+                $"1 to {PayloadVersion}. Load it with the MLNet.Attention version that saved it, or retrain.");
         string feature = reader.ReadString();
+        var kind = ImageInputKind.PixelVector;
+        string? map = null;
+        if (version >= 2)
+        {
+            int k = reader.ReadInt32();
+            if (!Enum.IsDefined((ImageInputKind)k))
+                throw new InvalidDataException($"Corrupted image classifier: unknown input kind {k}.");
+            kind = (ImageInputKind)k;
+            map = reader.ReadString() is { Length: > 0 } name ? name : null;
+        }
         var config = ConfigPersistence.ReadConfig<ImageClassifierConfig>(reader);
         int batchSize = reader.ReadInt32();
         var labels = ClassLabels.Read(reader);
         if (labels.Count != config.Classes || batchSize < 1)
             throw new InvalidDataException("Corrupted image classifier: class count or scoring batch size out of range.");
         return LoadNetwork(env, reader, config.Create, (network, device) =>
-            new ImageClassifierModel(env, config, labels, network, device, batchSize, feature));
+            new ImageClassifierModel(env, config, labels, network, device, batchSize, feature, kind, map));
     }
 }
