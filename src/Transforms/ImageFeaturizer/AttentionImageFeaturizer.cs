@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 using Microsoft.ML.Runtime;
 using MLNet.Attention.Checkpoints;
 using MLNet.Attention.Classification;
@@ -147,10 +148,10 @@ public sealed class AttentionImageFeaturizerEstimator : IEstimator<AttentionImag
     public AttentionImageFeaturizerTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        AttentionImageFeaturizerTransformer.CheckPixels(input.Schema, _input, _config);
+        var kind = AttentionImageFeaturizerTransformer.DetectInput(input.Schema, _input, _config);
         return _classifier is not null
-            ? AttentionImageFeaturizerTransformer.FromClassifier(_env, _classifier, _output, _input, _batchSize)
-            : AttentionImageFeaturizerTransformer.FromCheckpoint(_env, _options!);
+            ? AttentionImageFeaturizerTransformer.FromClassifier(_env, _classifier, _output, _input, _batchSize, kind)
+            : AttentionImageFeaturizerTransformer.FromCheckpoint(_env, _options!, kind);
     }
 
     /// <summary>Checks the pixel column and adds the feature column (Vector&lt;Single&gt; of the feature width).</summary>
@@ -158,11 +159,12 @@ public sealed class AttentionImageFeaturizerEstimator : IEstimator<AttentionImag
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         var result = inputSchema.ToDictionary(c => c.Name);
-        if (!result.TryGetValue(_input, out var pixels) || pixels.Kind != SchemaShape.Column.VectorKind.Vector ||
-            pixels.ItemType != NumberDataViewType.Single)
+        if (!result.TryGetValue(_input, out var pixels) || !(pixels.ItemType is ImageDataViewType ||
+                pixels.Kind == SchemaShape.Column.VectorKind.VariableVector && pixels.ItemType == NumberDataViewType.Byte ||
+                pixels.Kind == SchemaShape.Column.VectorKind.Vector && pixels.ItemType == NumberDataViewType.Single))
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"{AttentionImageFeaturizerTransformer.ComponentName}: pixel column '{_input}' must be a known-size float vector " +
-                "(LoadImages → ResizeImages → ExtractPixels).");
+                $"{AttentionImageFeaturizerTransformer.ComponentName}: image column '{_input}' must hold encoded bytes " +
+                "(LoadRawImageBytes), images (LoadImages) or a known-size float vector (LoadImages → ResizeImages → ExtractPixels).");
         result[_output] = HostSettings.SchemaColumn(_output, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single);
         return new SchemaShape(result.Values);
     }
@@ -177,25 +179,27 @@ public sealed class AttentionImageFeaturizerEstimator : IEstimator<AttentionImag
 /// <para>A featurizer made from a trained <see cref="ImageClassifierModel"/> holds its own copy of the backbone's
 /// weights (a few MB): disposing the classifier does not affect the featurizer, nor the other way round, and training
 /// or loading another classifier later changes neither.</para>
-/// <para>Input: the pixel column as ExtractPixels writes it (a CHW float vector). Image and raw-byte inputs will plug in
-/// in front of the same network (the shared column reader of the classifier); the network itself only sees
-/// normalised <c>[B, C, H, W]</c> tensors.</para>
+/// <para>Input: encoded bytes (<c>LoadRawImageBytes</c>), an Image column (<c>LoadImages</c>) or the pixel column as
+/// ExtractPixels writes it (a CHW float vector), detected when fitting; images are decoded and resized by the classifier's
+/// shared column reader (<see cref="MLNet.Attention.Data.ImagePixels"/>).</para>
 /// </remarks>
 public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
 {
     internal const string ComponentName = "AttentionImageFeaturizer";
-    private const int PayloadVersion = 1;
+    // 1: pixel vectors only; 2: + input kind.
+    private const int PayloadVersion = 2;
     private readonly ImageClassifierNetwork _network;
 
     private AttentionImageFeaturizerTransformer(IHostEnvironment env, ImageClassifierNetwork network, Device device,
-        string inputColumnName, string outputColumnName, int batchSize, string weightsSource)
+        string inputColumnName, string outputColumnName, int batchSize, string weightsSource, ImageInputKind inputKind)
         : base(env, ComponentName,
-            new[] { TorchInputColumn.Single(inputColumnName, network.Config.Channels * network.Config.Height * network.Config.Width) },
+            new[] { InputColumn(inputColumnName, inputKind, network.Config) },
             new[] { new TorchOutputColumn(outputColumnName, network.FeatureWidth) }, batchSize)
     {
         _network = network;
         Device = device;
         WeightsSource = weightsSource;
+        InputKind = inputKind;
         RejectNonFinite = true;
         network.eval();
     }
@@ -211,6 +215,9 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
 
     /// <summary>Where the weights came from: the checkpoint file, or "ImageClassifierModel".</summary>
     public string WeightsSource { get; }
+
+    /// <summary>What the input column holds (detected when fitting).</summary>
+    public ImageInputKind InputKind { get; }
 
     /// <summary>Features of a batch of CHW pixel vectors [B, C·H·W] (on any device; not normalised) →
     /// [B, <see cref="FeatureWidth"/>], outside any ML.NET pipeline.</summary>
@@ -234,16 +241,26 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
     /// <inheritdoc/>
     protected override void DisposeModule() => _network.Dispose();
 
-    internal static void CheckPixels(DataViewSchema schema, string name, ImageClassifierConfig config)
+    private static TorchInputColumn InputColumn(string name, ImageInputKind kind, ImageClassifierConfig config) => kind switch
+    {
+        ImageInputKind.Image => TorchInputColumn.Image(name, config.Channels, config.Height, config.Width),
+        ImageInputKind.EncodedBytes => TorchInputColumn.EncodedImage(name, config.Channels, config.Height, config.Width),
+        _ => TorchInputColumn.Single(name, config.Channels * config.Height * config.Width),
+    };
+
+    internal static ImageInputKind DetectInput(DataViewSchema schema, string name, ImageClassifierConfig config)
     {
         int expected = config.Channels * config.Height * config.Width;
         var column = schema.GetColumnOrNull(name)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"{ComponentName}: pixel column '{name}' was not found. " +
-                "Build it with mlContext.Transforms.LoadImages → ResizeImages → ExtractPixels (CHW, the default order).");
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"{ComponentName}: image column '{name}' was not found. " +
+                "Load it with mlContext.Transforms.LoadRawImageBytes or LoadImages, or build pixels with LoadImages → " +
+                "ResizeImages → ExtractPixels (CHW, the default order).");
+        if (column.Type is ImageDataViewType) return ImageInputKind.Image;
+        if (column.Type is VectorDataViewType { ItemType: var bytes } && bytes == NumberDataViewType.Byte) return ImageInputKind.EncodedBytes;
         if (column.Type is not VectorDataViewType { ItemType: var item, Size: var size } || item != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(nameof(schema), $"{ComponentName}: pixel column '{name}' has type {column.Type}; " +
-                $"expected Vector<Single, {expected}> (ExtractPixels output). An Image column must go through ExtractPixels first.");
-        if (size == expected) return;
+            throw new ArgumentOutOfRangeException(nameof(schema), $"{ComponentName}: image column '{name}' has type {column.Type}; " +
+                $"expected encoded bytes (LoadRawImageBytes), an Image (LoadImages) or Vector<Single, {expected}> (ExtractPixels output).");
+        if (size == expected) return ImageInputKind.PixelVector;
         string hint = size == 0 ? "It has an unknown size: resize the images first (ResizeImages) so every image has the same size."
             : size * 3 == expected ? $"It holds {size} values: one channel where {config.Channels} are expected (grey-scale images: a featurizer with Channels = 1, or ExtractPixels with the RGB colors)."
             : size == expected * 3 ? $"It holds {size} values: three channels where one is expected."
@@ -252,7 +269,8 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
             $"{config.Channels} × {config.Height} × {config.Width} = {expected} values per image. {hint}");
     }
 
-    internal static AttentionImageFeaturizerTransformer FromCheckpoint(IHostEnvironment env, AttentionImageFeaturizerOptions options)
+    internal static AttentionImageFeaturizerTransformer FromCheckpoint(IHostEnvironment env, AttentionImageFeaturizerOptions options,
+        ImageInputKind kind = ImageInputKind.PixelVector)
     {
         var config = options.ToConfig();
         string path = options.CheckpointPath!;
@@ -274,11 +292,11 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
                     $"(its classifier head '{network.HeadPrefix}*' is ignored). {ex.Message} Set Backbone, Attention, " +
                     "WidthMultiplier, UlsamSubspaces and Channels to those of the network the checkpoint was saved from.", ex);
             }
-        }, options.InputColumnName, options.OutputColumnName, options.BatchSize, Path.GetFullPath(path));
+        }, options.InputColumnName, options.OutputColumnName, options.BatchSize, Path.GetFullPath(path), kind);
     }
 
     internal static AttentionImageFeaturizerTransformer FromClassifier(IHostEnvironment env, ImageClassifierModel classifier,
-        string outputColumnName, string? inputColumnName, int batchSize)
+        string outputColumnName, string? inputColumnName, int batchSize, ImageInputKind? kind = null)
     {
         ArgumentNullException.ThrowIfNull(classifier);
         ObjectDisposedException.ThrowIf(classifier.IsDisposed, classifier);
@@ -297,11 +315,12 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
                                                         $"shape [{string.Join(", ", target.shape)}]; it is not an image classifier of {Describe(config)}.");
                 target.copy_(from);
             }
-        }, inputColumnName ?? classifier.InputColumns[0].Name, outputColumnName, batchSize, nameof(ImageClassifierModel));
+        }, inputColumnName ?? classifier.InputColumns[0].Name, outputColumnName, batchSize, nameof(ImageClassifierModel),
+            kind ?? classifier.InputKind);
     }
 
     private static AttentionImageFeaturizerTransformer Build(IHostEnvironment env, ImageClassifierConfig config,
-        Action<ImageClassifierNetwork> loadWeights, string input, string output, int batchSize, string source)
+        Action<ImageClassifierNetwork> loadWeights, string input, string output, int batchSize, string source, ImageInputKind kind)
     {
         TorchRuntime.EnsureLoaded();
         var network = new ImageClassifierNetwork(config);
@@ -311,7 +330,7 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
             var (gpu, fallback) = HostSettings.GpuSettings(env);
             var device = TorchRuntime.ResolveDevice(gpu, fallback);
             network.to(device);
-            return new AttentionImageFeaturizerTransformer(env, network, device, input, output, batchSize, source);
+            return new AttentionImageFeaturizerTransformer(env, network, device, input, output, batchSize, source, kind);
         }
         catch
         {
@@ -323,7 +342,7 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
     private static string Describe(ImageClassifierConfig c) =>
         c.Backbone == ImageBackbone.ResNet18
             ? $"ResNet-18 with {c.Attention} attention ({c.Channels} channels)"
-            : $"MobileNetV2 with {c.Attention} attention (width {c.WidthMultiplier}, {c.Channels} channels)";
+            : $"{c.Backbone} with {c.Attention} attention (width {c.WidthMultiplier}, {c.Channels} channels)";
 
     /// <inheritdoc/>
     protected override void SavePayload(BinaryWriter writer)
@@ -333,6 +352,7 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
         writer.Write(OutputColumns[0].Name);
         writer.Write(BatchSize);
         writer.Write(WeightsSource);
+        writer.Write((int)InputKind);
         ConfigPersistence.WriteConfig(writer, Config);
         TorchModelPersistence.WriteModule(writer, _network);
     }
@@ -341,16 +361,23 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
     public static AttentionImageFeaturizerTransformer Load(IHostEnvironment env, BinaryReader reader)
     {
         int version = reader.ReadInt32();
-        if (version != PayloadVersion)
+        if (version is < 1 or > PayloadVersion)
             throw new InvalidDataException($"This image featurizer was saved with format {version}; this MLNet.Attention reads " +
-                $"format {PayloadVersion}. Load it with the MLNet.Attention version that saved it.");
+                $"formats 1 to {PayloadVersion}. Load it with the MLNet.Attention version that saved it.");
         string input = reader.ReadString();
         string output = reader.ReadString();
         int batchSize = reader.ReadInt32();
         string source = reader.ReadString();
+        var kind = ImageInputKind.PixelVector;
+        if (version >= 2)
+        {
+            int k = reader.ReadInt32();
+            kind = Enum.IsDefined((ImageInputKind)k) ? (ImageInputKind)k
+                : throw new InvalidDataException($"Corrupted image featurizer: unknown input kind {k}.");
+        }
         var config = ConfigPersistence.ReadConfig<ImageClassifierConfig>(reader);
         if (batchSize < 1 || config.Classes < 1)
             throw new InvalidDataException("Corrupted image featurizer: batch size or class count out of range.");
-        return Build(env, config, network => TorchModelPersistence.ReadModule(reader, network), input, output, batchSize, source);
+        return Build(env, config, network => TorchModelPersistence.ReadModule(reader, network), input, output, batchSize, source, kind);
     }
 }

@@ -92,6 +92,80 @@ public sealed class AttentionImageFeaturizerTests
         Assert.IsFalse(featurizer.IsDisposed, "the prediction engine's dispose does not free the featurizer");
     }
 
+    public sealed class BytesRow
+    {
+        public byte[] Image { get; set; } = Array.Empty<byte>();
+    }
+
+    /// <summary>CHW 0–255 pixels → PNG bytes (lossless, so the decoded image is the same pixels).</summary>
+    private static byte[] Png(float[] chw, string path)
+    {
+        var rgba = new byte[Side * Side * 4];
+        for (int i = 0; i < Side * Side; i++)
+        {
+            for (int c = 0; c < 3; c++) rgba[4 * i + c] = (byte)chw[c * Side * Side + i];
+            rgba[4 * i + 3] = 255;
+        }
+        using (var image = MLImage.CreateFromPixels(Side, Side, MLPixelFormat.Rgba32, rgba)) image.Save(path);
+        return File.ReadAllBytes(path);
+    }
+
+    private static AttentionImageFeaturizerOptions ImageColumnOptions()
+    {
+        var options = FixtureOptions();
+        options.InputColumnName = "Image";
+        return options;
+    }
+
+    [TestMethod]
+    public void EncodedBytesAndImageColumnsGiveThePyTorchFeaturesToo()
+    {
+        var (pixels, expected) = Reference();
+        string folder = Path.Combine(Path.GetTempPath(), $"featurizer-png-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(folder);
+        try
+        {
+            var files = pixels.Select((p, i) => Path.Combine(folder, $"{i}.png")).ToArray();
+            var rows = pixels.Select((p, i) => new BytesRow { Image = Png(p, files[i]) }).ToArray();
+            var ml = new MLContext(seed: 1);
+            var bytes = ml.Data.LoadFromEnumerable(rows);
+            using var fromBytes = ml.Transforms.AttentionImageFeaturizer(ImageColumnOptions())
+                .Fit(bytes);
+            Assert.AreEqual(ImageInputKind.EncodedBytes, fromBytes.InputKind);
+            double diff = MaxAbsDiff(expected, fromBytes.Transform(bytes).GetColumn<float[]>("Features").ToArray());
+            Console.WriteLine($"encoded PNG bytes: max |Δ| vs PyTorch {diff:E2}");
+            Assert.IsTrue(diff <= 1e-5, $"bytes: max |Δ| {diff}");
+
+            var paths = ml.Data.LoadFromEnumerable(files.Select(f => new PathRow { Path = f }));
+            var images = ml.Transforms.LoadImages("Image", imageFolder: null, inputColumnName: "Path").Fit(paths).Transform(paths);
+            using var fromImages = ml.Transforms.AttentionImageFeaturizer(ImageColumnOptions())
+                .Fit(images);
+            Assert.AreEqual(ImageInputKind.Image, fromImages.InputKind);
+            Assert.IsTrue(MaxAbsDiff(expected, fromImages.Transform(images).GetColumn<float[]>("Features").ToArray()) <= 1e-5);
+
+            string model = Path.Combine(folder, "featurizer.zip");
+            ml.Model.Save(fromBytes, bytes.Schema, model);
+            using var loaded = (AttentionImageFeaturizerTransformer)new MLContext().Model.Load(model, out _);
+            Assert.AreEqual(ImageInputKind.EncodedBytes, loaded.InputKind);
+            Assert.IsTrue(MaxAbsDiff(expected, loaded.Transform(bytes).GetColumn<float[]>("Features").ToArray()) <= 1e-5);
+
+            var broken = ml.Data.LoadFromEnumerable(rows.Take(2).Append(new BytesRow { Image = new byte[] { 1, 2, 3 } }));
+            var error = Assert.ThrowsExactly<InvalidOperationException>(() =>
+                fromBytes.Transform(broken).GetColumn<float[]>("Features").ToArray());
+            StringAssert.Contains(error.Message, "Column 'Image'");
+            StringAssert.Contains(error.Message, "do not decode as an image");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    public sealed class PathRow
+    {
+        public string Path { get; set; } = "";
+    }
+
     [TestMethod]
     public void ACheckpointOfAnotherNetworkListsMissingUnexpectedAndMisShapedKeys()
     {
@@ -149,7 +223,7 @@ public sealed class AttentionImageFeaturizerTests
         var renamed = FixtureOptions();
         renamed.InputColumnName = "Image";
         StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.AttentionImageFeaturizer(renamed).Fit(data)).Message,
-            "pixel column 'Image' was not found");
+            "image column 'Image' was not found");
 
         // A fitted featurizer applied to data of another size: the base schema check names the column.
         using var featurizer = ml.Transforms.AttentionImageFeaturizer(FixtureOptions()).Fit(data);
