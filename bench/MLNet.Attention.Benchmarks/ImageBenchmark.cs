@@ -130,7 +130,8 @@ public static class ImageBenchmark
         var metrics = ml.MulticlassClassification.Evaluate(fitted.Transform(test));
         double scoreSeconds = clock.Elapsed.TotalSeconds;
         // Single-image latency through a PredictionEngine: median of 200 predictions after 20 warm-up calls.
-        var images = ml.Data.CreateEnumerable<PixelRow>(test, reuseRowObject: false).Take(220).ToArray();
+        var labelsAsText = ml.Transforms.Conversion.MapKeyToValue("Label").Fit(test).Transform(test);
+        var images = ml.Data.CreateEnumerable<PixelRow>(labelsAsText, reuseRowObject: false).Take(220).ToArray();
         using var engine = ml.Model.CreatePredictionEngine<PixelRow, ScoreOut>(fitted, inputSchemaDefinition: Schema(shape, 0));
         var output = new ScoreOut();
         var times = new List<double>();
