@@ -64,7 +64,7 @@ public enum ImageAttention
 /// normalised with <see cref="Mean"/> / <see cref="Std"/> inside the model, so scoring needs the same pipeline and
 /// nothing else.
 /// </summary>
-public sealed class ImageClassifierOptions : TorchClassifierOptions
+public sealed class ImageClassifierOptions : TorchClassifierOptions, IImageNetworkOptions
 {
     /// <summary>The image column: encoded bytes (Vector&lt;Byte&gt;), an Image, or Vector&lt;Single, Channels × Height ×
     /// Width&gt; in CHW order.</summary>
@@ -123,27 +123,13 @@ public sealed class ImageClassifierOptions : TorchClassifierOptions
     public override void Validate()
     {
         base.Validate();
-        if (ImageHeight < 8 || ImageWidth < 8) throw new ArgumentOutOfRangeException(nameof(ImageHeight), $"{ImageHeight} × {ImageWidth}", "Images must be at least 8 × 8 pixels.");
-        if (Channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(Channels), Channels, "Channels must be 3 (RGB) or 1 (grey-scale).");
-        if (Mean is null || Std is null || Mean.Length != Channels || Std.Length != Channels)
-            throw new ArgumentOutOfRangeException(nameof(Mean), $"Mean and Std need one value per channel ({Channels}); for grey-scale use e.g. Mean = {{ 0.5f }}, Std = {{ 0.5f }}.");
-        if (Std.Any(s => !(s > 0))) throw new ArgumentOutOfRangeException(nameof(Std), "Every Std value must be positive.");
-        if (!(PixelScale > 0)) throw new ArgumentOutOfRangeException(nameof(PixelScale), PixelScale, "PixelScale must be positive (1/255 for 0–255 pixels).");
+        ImageNetworkOptions.Validate(this);
         if (RandomCropPadding < 0) throw new ArgumentOutOfRangeException(nameof(RandomCropPadding), RandomCropPadding, "RandomCropPadding cannot be negative.");
-        if (!(WidthMultiplier > 0)) throw new ArgumentOutOfRangeException(nameof(WidthMultiplier), WidthMultiplier, "WidthMultiplier must be positive.");
-        if (Attention == ImageAttention.Ulsam && Backbone == ImageBackbone.ResNet18)
-            throw new ArgumentOutOfRangeException(nameof(Attention), Attention, "ULSAM is placed in MobileNetV2 or MobileNet V1; choose one of them, or an ELA variant for ResNet-18.");
-        if (Backbone == ImageBackbone.MobileNetV1 && Attention is not (ImageAttention.None or ImageAttention.Ulsam))
-            throw new ArgumentOutOfRangeException(nameof(Attention), Attention, "MobileNet V1 takes Attention = None or Ulsam (ELA has no official MobileNet V1 placement); use MobileNetV2 or ResNet18 for ELA.");
         if (AttentionMapColumnName is not null && Attention == ImageAttention.None)
             throw new ArgumentOutOfRangeException(nameof(AttentionMapColumnName), AttentionMapColumnName, "An attention map needs an attention block; set Attention to an ELA variant or Ulsam, or AttentionMapColumnName = null.");
-        if (!Enum.IsDefined(Backbone)) throw new ArgumentOutOfRangeException(nameof(Backbone), Backbone, "Unknown backbone.");
-        if (!Enum.IsDefined(Attention)) throw new ArgumentOutOfRangeException(nameof(Attention), Attention, "Unknown attention.");
     }
 
-    internal ImageClassifierConfig ToConfig(int classes) => new(Backbone, Attention, UlsamSubspaces, WidthMultiplier, Dropout,
-        CifarStem ?? Math.Max(ImageHeight, ImageWidth) <= 64, Channels, ImageHeight, ImageWidth, PixelScale, Mean.ToArray(),
-        Std.ToArray(), classes);
+    internal ImageClassifierConfig ToConfig(int classes) => ImageNetworkOptions.ToConfig(this, Dropout, classes);
 }
 
 /// <summary>Everything needed to rebuild an image classifier's network (persisted with the weights).</summary>

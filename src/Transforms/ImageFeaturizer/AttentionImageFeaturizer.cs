@@ -19,7 +19,7 @@ namespace MLNet.Attention.Transforms;
 /// <c>ExtractPixels</c> writes it (<c>LoadImages → ResizeImages → ExtractPixels</c>), scaled by
 /// <see cref="PixelScale"/> and normalised with <see cref="Mean"/> / <see cref="Std"/> inside the featurizer.
 /// </summary>
-public sealed class AttentionImageFeaturizerOptions
+public sealed class AttentionImageFeaturizerOptions : IImageNetworkOptions
 {
     /// <summary>The pixel column: Vector&lt;Single, Channels × Height × Width&gt; in CHW order (ExtractPixels' default).</summary>
     public string InputColumnName { get; set; } = "Pixels";
@@ -79,18 +79,7 @@ public sealed class AttentionImageFeaturizerOptions
     {
         if (string.IsNullOrWhiteSpace(InputColumnName)) throw new ArgumentOutOfRangeException(nameof(InputColumnName), "Name the pixel column.");
         if (string.IsNullOrWhiteSpace(OutputColumnName)) throw new ArgumentOutOfRangeException(nameof(OutputColumnName), "Name the output column.");
-        if (ImageHeight < 8 || ImageWidth < 8)
-            throw new ArgumentOutOfRangeException(nameof(ImageHeight), $"{ImageHeight} × {ImageWidth}", "Images must be at least 8 × 8 pixels.");
-        if (Channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(Channels), Channels, "Channels must be 3 (RGB) or 1 (grey-scale).");
-        if (Mean is null || Std is null || Mean.Length != Channels || Std.Length != Channels)
-            throw new ArgumentOutOfRangeException(nameof(Mean), $"Mean and Std need one value per channel ({Channels}).");
-        if (Std.Any(s => !(s > 0))) throw new ArgumentOutOfRangeException(nameof(Std), "Every Std value must be positive.");
-        if (!(PixelScale > 0)) throw new ArgumentOutOfRangeException(nameof(PixelScale), PixelScale, "PixelScale must be positive (1/255 for 0–255 pixels).");
-        if (!(WidthMultiplier > 0)) throw new ArgumentOutOfRangeException(nameof(WidthMultiplier), WidthMultiplier, "WidthMultiplier must be positive.");
-        if (!Enum.IsDefined(Backbone)) throw new ArgumentOutOfRangeException(nameof(Backbone), Backbone, "Unknown backbone.");
-        if (!Enum.IsDefined(Attention)) throw new ArgumentOutOfRangeException(nameof(Attention), Attention, "Unknown attention.");
-        if (Attention == ImageAttention.Ulsam && Backbone != ImageBackbone.MobileNetV2)
-            throw new ArgumentOutOfRangeException(nameof(Attention), Attention, "ULSAM is placed in MobileNetV2 here; choose Backbone = MobileNetV2.");
+        ImageNetworkOptions.Validate(this);
         if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
         if (string.IsNullOrWhiteSpace(CheckpointPath))
             throw new ArgumentOutOfRangeException(nameof(CheckpointPath), "Set CheckpointPath to a .pth file written by " +
@@ -99,9 +88,7 @@ public sealed class AttentionImageFeaturizerOptions
     }
 
     // One class: the head is never used (the featurizer stops before it); dropout is inactive in eval mode.
-    internal ImageClassifierConfig ToConfig() => new(Backbone, Attention, UlsamSubspaces, WidthMultiplier, 0,
-        CifarStem ?? Math.Max(ImageHeight, ImageWidth) <= 64, Channels, ImageHeight, ImageWidth, PixelScale, Mean.ToArray(),
-        Std.ToArray(), 1);
+    internal ImageClassifierConfig ToConfig() => ImageNetworkOptions.ToConfig(this, dropout: 0, classes: 1);
 }
 
 /// <summary>

@@ -266,6 +266,48 @@ public sealed class AttentionImageFeaturizerTests
     }
 
     [TestMethod]
+    public void TheFeaturizerAcceptsAndRefusesExactlyTheClassifiersNetworks()
+    {
+        // One validation for both option classes: every backbone × attention pair (and bad sizes, channels,
+        // normalisation) is accepted by both or refused by both with the same message.
+        var cases = new List<Action<dynamic>>();   // the same settings written into either option class
+        foreach (var backbone in Enum.GetValues<ImageBackbone>())
+            foreach (var attention in Enum.GetValues<ImageAttention>())
+                cases.Add(o => { o.Backbone = backbone; o.Attention = attention; });
+        cases.Add(o => o.ImageHeight = 4);
+        cases.Add(o => o.Channels = 2);
+        cases.Add(o => o.Channels = 1);                       // Mean/Std still have three values
+        cases.Add(o => o.Std = new[] { 1f, 0f, 1f });
+        cases.Add(o => o.PixelScale = float.NaN);
+        cases.Add(o => o.WidthMultiplier = 0);
+        cases.Add(o => { o.Attention = ImageAttention.Ulsam; o.UlsamSubspaces = 0; });
+        int refused = 0;
+        foreach (var change in cases)
+        {
+            var classifier = new ImageClassifierOptions();
+            var featurizer = new AttentionImageFeaturizerOptions { CheckpointPath = "weights.pth" };
+            change(classifier);
+            change(featurizer);
+            string? classifierError = Record(classifier.Validate), featurizerError = Record(featurizer.Validate);
+            Assert.AreEqual(classifierError, featurizerError,
+                $"{classifier.Backbone}/{classifier.Attention}: the two option classes disagree");
+            if (classifierError is not null) refused++;
+        }
+        // ResNet-18 + ULSAM, MobileNet V1 + four ELA variants, and the seven bad values.
+        Assert.AreEqual(1 + 4 + 7, refused);
+        Assert.IsNull(Record(new AttentionImageFeaturizerOptions
+        {
+            CheckpointPath = "weights.pth", Backbone = ImageBackbone.MobileNetV1, Attention = ImageAttention.Ulsam,
+        }.Validate), "MobileNet V1 + ULSAM is a classifier network, so the featurizer takes it too");
+
+        static string? Record(Action validate)
+        {
+            try { validate(); return null; }
+            catch (ArgumentOutOfRangeException e) { return e.Message; }
+        }
+    }
+
+    [TestMethod]
     public void AClassifiersFeaturizerFeedsAnMLNetTrainerAndOutlivesTheClassifier()
     {
         var ml = new MLContext(seed: 1);
