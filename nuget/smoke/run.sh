@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Uses the packed packages exactly as a user would. Packs the four MLNet.Attention packages into a temporary folder
+# Uses the packed packages exactly as a user would. Packs the five MLNet.Attention packages into a temporary folder
 # (a unique pre-release version per run keeps stale copies in the NuGet cache out of the picture), then for each app:
 # `dotnet new console` in a temporary folder, `dotnet add package` from that folder (through a nuget.config, other
 # packages from the usual feed), build (the output must show the src/Native patch step), run, check its output.
 #   ReadmeApp        the C# example of the MLNet.Attention package README, taken from the package as restored (not
 #                    from the repository), compiled verbatim and run on ETTh1 (samples/data/ETTh1.csv.gz)
 #   ModulesReadmeApp the same for the MLNet.Attention.Modules package README
+#   TransformsReadmeApp  the same for MLNet.Attention.Transforms (classifier backbone → featurizer → SDCA, reload)
 #   App              tiny forecaster: train, save, reload in a new MLContext, identical forecasts (smoke/App)
 #   ModulesApp       references only MLNet.Attention.Modules: every block forward and backward (smoke/ModulesApp)
 #   TorchSharpApp    Microsoft.ML.TorchSharp 0.23.1 next to MLNet.Attention in one process (smoke/TorchSharpApp)
@@ -24,13 +25,14 @@ step() { echo "== $* ($((SECONDS - start)) s)"; }
 cat > "$work/packages.slnf" <<JSON
 { "solution": { "path": "$root/MLNet.Attention.sln", "projects": [
   "src/Native/MLNet.Attention.Native.csproj", "src/Modules/MLNet.Attention.Modules.csproj",
-  "src/Core/MLNet.Attention.Core.csproj", "src/Estimators/MLNet.Attention.Estimators.csproj" ] } }
+  "src/Core/MLNet.Attention.Core.csproj", "src/Estimators/MLNet.Attention.Estimators.csproj",
+  "src/Transforms/MLNet.Attention.Transforms.csproj" ] } }
 JSON
 step "pack $version"
 dotnet pack "$work/packages.slnf" -c Release -p:Version="$version" -o "$work/packages" --nologo -v quiet
 ls "$work/packages"
 packages=(MLNet.Attention.Native MLNet.Attention.Modules MLNet.Attention.Core MLNet.Attention)
-for p in "${packages[@]}"; do [ -f "$work/packages/$p.$version.nupkg" ] || fail "$p.$version.nupkg was not packed"; done
+for p in "${packages[@]}" MLNet.Attention.Transforms; do [ -f "$work/packages/$p.$version.nupkg" ] || fail "$p.$version.nupkg was not packed"; done
 
 # Without -p:Version the version comes from git: 0.1.0-dev.<commit count>.g<sha8> (Directory.Build.targets).
 if git -C "$root" rev-parse HEAD > /dev/null 2>&1; then
@@ -83,7 +85,9 @@ build_and_run() {
 # The packages as restored: nuspec versions and dependencies, and the README each one ships.
 step "ReadmeApp: the MLNet.Attention package README example"
 new_app ReadmeApp MLNet.Attention
-for p in "${packages[@]}"; do
+# check_restored PACKAGE: its nuspec (version, dependency versions) and README as a fresh app restored them.
+check_restored() {
+  local p=$1 dir nuspec readme
   dir="$cache/${p,,}/$version"
   nuspec="$dir/${p,,}.nuspec"
   [ -f "$nuspec" ] || fail "$p $version was not restored into $cache"
@@ -95,7 +99,8 @@ for p in "${packages[@]}"; do
   fi
   grep -qE '\]\((src|test|docs|samples|\.\./)' "$dir/$readme" && fail "$p: $readme links into the repository"
   echo "$p $version: readme $readme, $(grep -c '<dependency ' "$nuspec") dependencies"
-done
+}
+for p in "${packages[@]}"; do check_restored "$p"; done
 
 # extract_example PACKAGE FILE: the first ```csharp block of the package's README, verbatim.
 extract_example() {
@@ -116,6 +121,16 @@ new_app ModulesReadmeApp MLNet.Attention.Modules
 extract_example MLNet.Attention.Modules "$work/ModulesReadmeApp/Program.cs"
 build_and_run ModulesReadmeApp
 grep -q "^ELA 8x64x56x56, ACMIL slide logits 2x2$" "$work/ModulesReadmeApp.log" || fail "ModulesReadmeApp: output"
+
+step "TransformsReadmeApp: the MLNet.Attention.Transforms package README example"
+new_app TransformsReadmeApp MLNet.Attention.Transforms
+check_restored MLNet.Attention.Transforms
+extract_example MLNet.Attention.Transforms "$work/TransformsReadmeApp/Program.cs"
+build_and_run TransformsReadmeApp
+grep -q "^Features per image: Vector<Single, [0-9]*>$" "$work/TransformsReadmeApp.log" \
+  || fail "TransformsReadmeApp: no Features vector column"
+grep -q "^Same predictions after reload: True$" "$work/TransformsReadmeApp.log" \
+  || fail "TransformsReadmeApp: reloaded predictions differ"
 
 step "App: train, save, reload"
 new_app App MLNet.Attention
