@@ -27,8 +27,13 @@ public sealed record ForecastMetrics
     /// <summary>MSE in scaled space per variate, in column order.</summary>
     public IReadOnlyList<double> MeanSquaredErrorPerVariate { get; init; } = Array.Empty<double>();
 
+    /// <summary>The paper metrics and the bounded original-unit ones. MAPE is left out on purpose: one actual value
+    /// near zero makes it arbitrarily large (401,637,460 % on ETTm2), so a summary line shows sMAPE (0–200 %) instead;
+    /// <see cref="MeanAbsolutePercentageError"/> still holds it.</summary>
     public override string ToString() =>
-        $"windows {Windows}: MSE {MeanSquaredError:F4}, MAE {MeanAbsoluteError:F4} (scaled); MAE {MeanAbsoluteErrorOriginal:G4}, RMSE {RootMeanSquaredErrorOriginal:G4}, MAPE {MeanAbsolutePercentageError:F2}%, sMAPE {SymmetricMeanAbsolutePercentageError:F2}% (original units)";
+        $"windows {Windows}: MSE {MeanSquaredError:F4}, MAE {MeanAbsoluteError:F4} (scaled); " +
+        $"MAE {MeanAbsoluteErrorOriginal:G4}, RMSE {RootMeanSquaredErrorOriginal:G4}, " +
+        $"sMAPE {SymmetricMeanAbsolutePercentageError:F2}% (original units)";
 }
 
 /// <summary>Accumulates forecast errors batch by batch (in double) and produces <see cref="ForecastMetrics"/>.</summary>

@@ -29,7 +29,16 @@ public sealed record ForecastSplit(int TrainEnd, int ValidationEnd, int TestEnd)
         return new ForecastSplit(trainRows, rows - testRows, rows);
     }
 
+    /// <summary>The custom-dataset protocol on a loaded series: its rows are counted (a text-loaded view does not know
+    /// its row count), then as <see cref="FromFractions(int, double, double)"/>.</summary>
+    public static ForecastSplit FromFractions(IDataView data, double train = 0.7, double test = 0.2)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        return FromFractions(checked((int)CountRows(data)), train, test);
+    }
+
     /// <summary>Cuts <paramref name="data"/> into the three views (validation and test start <paramref name="lookback"/> rows early).</summary>
+    /// <exception cref="ArgumentException">The series is shorter than <see cref="TestEnd"/> rows.</exception>
     public (IDataView Train, IDataView Validation, IDataView Test) Apply(MLContext mlContext, IDataView data, int lookback)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
@@ -37,7 +46,22 @@ public sealed record ForecastSplit(int TrainEnd, int ValidationEnd, int TestEnd)
         if (lookback < 1 || lookback > TrainEnd) throw new ArgumentOutOfRangeException(nameof(lookback), lookback, $"The lookback must be in [1, {TrainEnd}].");
         if (!(0 < TrainEnd && TrainEnd < ValidationEnd && ValidationEnd < TestEnd))
             throw new InvalidOperationException($"Split borders must increase: train end {TrainEnd}, validation end {ValidationEnd}, test end {TestEnd}.");
+        long rows = CountRows(data);
+        if (rows < TestEnd)
+            throw new ArgumentException($"This split needs {TestEnd} rows (training ends at row {TrainEnd}, validation at " +
+                $"{ValidationEnd}, test at {TestEnd}) but the series has {rows}. For a series of another length use " +
+                $"ForecastSplit.FromFractions(data) (70 / 10 / 20 %) or give the borders: new ForecastSplit(trainEnd, " +
+                "validationEnd, testEnd).", nameof(data));
         IDataView Rows(int start, int end) => mlContext.Data.TakeRows(start == 0 ? data : mlContext.Data.SkipRows(data, start), end - start);
         return (Rows(0, TrainEnd), Rows(TrainEnd - lookback, ValidationEnd), Rows(ValidationEnd - lookback, TestEnd));
+    }
+
+    private static long CountRows(IDataView data)
+    {
+        if (data.GetRowCount() is long known) return known;
+        long rows = 0;
+        using var cursor = data.GetRowCursor(Array.Empty<Microsoft.ML.DataViewSchema.Column>());
+        while (cursor.MoveNext()) rows++;
+        return rows;
     }
 }

@@ -151,4 +151,90 @@ public sealed class ForecastingToolkitTests
             TimeSeriesFrame.FromDataView(View(ml, new Row { When = "2020-01-02" }, new Row { When = "2020-01-01" }), new[] { "A" }, "When", false, "Trainer data"));
         StringAssert.Contains(unordered.Message, "not strictly increasing at row 1");
     }
+
+    [TestMethod]
+    public void ASummaryLineShowsSmapeNotAnExplodingMape()
+    {
+        // An actual value of 1e-6 against a forecast of 1 (original units): MAPE ~ 1e8 %, sMAPE bounded by 200 %.
+        var scaler = new SeriesScaler(new[] { 0f }, new[] { 1f });
+        var acc = new ForecastMetricsAccumulator(scaler);
+        acc.AddScaled(new[] { 1f }, new[] { 1e-6f }, 1);
+        var m = acc.Result();
+        Assert.IsTrue(m.MeanAbsolutePercentageError > 1e7, "MAPE is still computed");
+        string line = m.ToString();
+        StringAssert.Contains(line, $"sMAPE {m.SymmetricMeanAbsolutePercentageError:F2}%");
+        Assert.IsFalse(line.Replace("sMAPE", "").Contains("MAPE"), line);
+    }
+
+    [TestMethod]
+    public void ASplitRefusesASeriesShorterThanItsBordersAndFractionsCountATextLoadedView()
+    {
+        var ml = new MLContext(seed: 1);
+        string csv = Path.Combine(Path.GetTempPath(), $"split-{Guid.NewGuid():N}.csv");
+        File.WriteAllLines(csv, new[] { "Date,A" }.Concat(Enumerable.Range(0, 7588)
+            .Select(i => $"{new DateTime(2020, 1, 1).AddHours(i):yyyy-MM-dd HH:mm:ss},{i % 13}")));
+        try
+        {
+            var data = ml.Data.LoadFromTextFile(csv, new[]
+            {
+                new TextLoader.Column("Date", DataKind.String, 0), new TextLoader.Column("A", DataKind.Single, 1),
+            }, separatorChar: ',', hasHeader: true);
+            Assert.IsNull(data.GetRowCount(), "a text-loaded view does not know its row count");
+
+            // The ETT protocol needs 14,400 rows: refused before any view is built, with the alternatives.
+            var error = Assert.ThrowsExactly<ArgumentException>(() => ForecastSplit.Ett().Apply(ml, data, lookback: 96));
+            StringAssert.Contains(error.Message, "needs 14400 rows");
+            StringAssert.Contains(error.Message, "the series has 7588");
+            StringAssert.Contains(error.Message, "ForecastSplit.FromFractions(data)");
+
+            // The papers' custom protocol on the same view: ⌊0.7·7588⌋ = 5311 training rows, ⌊0.2·7588⌋ = 1517 test rows.
+            var split = ForecastSplit.FromFractions(data);
+            Assert.AreEqual(new ForecastSplit(5311, 7588 - 1517, 7588), split);
+            var (train, validation, test) = split.Apply(ml, data, lookback: 96);
+            Assert.AreEqual(5311, train.GetColumn<float>("A").Count());
+            Assert.AreEqual(7588 - 1517 - 5311 + 96, validation.GetColumn<float>("A").Count());
+            Assert.AreEqual(1517 + 96, test.GetColumn<float>("A").Count());
+        }
+        finally
+        {
+            File.Delete(csv);
+        }
+    }
+
+    [TestMethod]
+    public void SeriesCsvReadsAGzippedHeaderAndWideOddlyNamedColumns()
+    {
+        var ml = new MLContext(seed: 1);
+        var ett = SeriesCsv.Load(ml, Path.Combine(AppContext.BaseDirectory, "data", "ETTh1.csv.gz"));
+        Assert.AreEqual("date", ett.TimestampColumnName);
+        CollectionAssert.AreEqual(EttData.Variates, ett.VariateColumnNames.ToArray());
+        var expected = EttData.Load(ml).GetColumn<float>("OT").ToArray();
+        CollectionAssert.AreEqual(expected, ett.Data.GetColumn<float>("OT").ToArray(), "the same values as a typed loader");
+        Assert.AreEqual(17420, expected.Length);
+
+        // A Weather-like file: quoted header names with spaces, dots and slashes; an empty field is a missing value.
+        string csv = Path.Combine(Path.GetTempPath(), $"wide-{Guid.NewGuid():N}.csv");
+        File.WriteAllLines(csv, new[]
+        {
+            "\"p (mbar)\",\"max. wv (m/s)\",\"Date Time\",T (degC)",
+            "1008.89,1.5,2020-01-01 00:10:00,0.71",
+            "1008.76,,2020-01-01 00:20:00,0.75",
+        });
+        try
+        {
+            var wide = SeriesCsv.Load(ml, csv, timestampColumnName: "Date Time");
+            CollectionAssert.AreEqual(new[] { "p (mbar)", "max. wv (m/s)", "T (degC)" }, wide.VariateColumnNames.ToArray());
+            var wv = wide.Data.GetColumn<float>("max. wv (m/s)").ToArray();
+            Assert.AreEqual(1.5f, wv[0]);
+            Assert.IsTrue(float.IsNaN(wv[1]), "an empty field loads as NaN, never as 0");
+            var error = Assert.ThrowsExactly<ArgumentException>(() => SeriesCsv.Load(ml, csv, timestampColumnName: "Date"));
+            StringAssert.Contains(error.Message, "'Date Time'");
+            Assert.AreEqual("Date Time", SeriesCsv.Load(ml, csv).TimestampColumnName,
+                "a column whose first value parses as a date is detected");
+        }
+        finally
+        {
+            File.Delete(csv);
+        }
+    }
 }
