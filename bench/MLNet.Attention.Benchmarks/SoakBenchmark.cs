@@ -40,7 +40,8 @@ public static class SoakBenchmark
 
         // (1) Training: every epoch runs; a failed Fit is counted and retried, so the rate covers all epochs.
         var trainerOptions = PaperOptions("ETTh1", 96, 2023, validation);
-        trainerOptions.ModelWidth = trainerOptions.FeedForwardWidth = width;
+        trainerOptions.ModelWidth = width;
+        trainerOptions.FeedForwardWidth = width;
         trainerOptions.MaxEpochs = epochs;
         trainerOptions.EarlyStoppingPatience = null;
         trainerOptions.LearningRateSchedule = Engine.LearningRateSchedule.Constant;

@@ -20,9 +20,15 @@ public static class ForecastingCatalogExtensions
     /// <param name="batchSize">Windows per step.</param>
     /// <param name="learningRate">Initial learning rate (halved every epoch from the third).</param>
     /// <param name="validationSet">Optional validation series; otherwise the last 20% of the rows validate.</param>
+    /// <param name="modelWidth">Token width D (d_model): 256 is the paper's ETTh1 setting, 128 ETTh2/ETTm/Exchange,
+    /// 512 Weather/ECL/Traffic (see <see cref="InvertedTransformerOptions.PaperRecipe"/>).</param>
+    /// <param name="layers">Encoder layers E (2 for ETT, 3 Weather/ECL, 4 Traffic).</param>
+    /// <param name="feedForwardWidth">Feed-forward width d_ff; null: equal to <paramref name="modelWidth"/>, as in the
+    /// paper's scripts.</param>
     public static InvertedTransformerTrainer InvertedTransformer(this ForecastingCatalog.Forecasters catalog,
         string[] variateColumnNames, int lookback = 96, int horizon = 96, string? timestampColumnName = null,
-        int maxEpochs = 10, int batchSize = 32, double learningRate = 1e-4, IDataView? validationSet = null)
+        int maxEpochs = 10, int batchSize = 32, double learningRate = 1e-4, IDataView? validationSet = null,
+        int modelWidth = 256, int layers = 2, int? feedForwardWidth = null)
         => InvertedTransformer(catalog, new InvertedTransformerOptions
         {
             VariateColumnNames = variateColumnNames,
@@ -33,6 +39,9 @@ public static class ForecastingCatalogExtensions
             BatchSize = batchSize,
             LearningRate = learningRate,
             ValidationSet = validationSet,
+            ModelWidth = modelWidth,
+            Layers = layers,
+            FeedForwardWidth = feedForwardWidth,
         });
 
     /// <summary>iTransformer multivariate forecaster with all options.</summary>

@@ -352,4 +352,38 @@ public sealed class InvertedTransformerTrainerTests
         Assert.IsTrue(output.Any(c => c.Name == "Forecast"));
     }
 
+
+    [TestMethod]
+    public void PaperRecipesGiveEachDatasetsScriptSettingsAndDffFollowsTheWidth()
+    {
+        var etth1Long = InvertedTransformerOptions.PaperRecipe("etth1", 336);
+        Assert.AreEqual((2, 512, 1e-4, 32), (etth1Long.Layers, etth1Long.ModelWidth, etth1Long.LearningRate, etth1Long.BatchSize));
+        Assert.AreEqual(512, etth1Long.ToConfig().FeedForwardWidth, "D = d_ff unless d_ff is set");
+        Assert.AreEqual(256, InvertedTransformerOptions.PaperRecipe("ETTh1", 96).ModelWidth);
+        var traffic = InvertedTransformerOptions.PaperRecipe("Traffic", 720);
+        Assert.AreEqual((4, 512, 1e-3, 16), (traffic.Layers, traffic.ModelWidth, traffic.LearningRate, traffic.BatchSize));
+        Assert.IsFalse(InvertedTransformerOptions.PaperRecipe("PEMS08", 48).UseNorm);
+        Assert.IsTrue(InvertedTransformerOptions.PaperRecipe("PEMS08", 12).UseNorm);
+        Assert.AreEqual(1, InvertedTransformerOptions.PaperRecipe("Exchange", 336).MaxEpochs);
+        Assert.AreEqual(CalendarFeatures.None, InvertedTransformerOptions.PaperRecipe("Solar", 96).CalendarFeatures);
+        var unknown = Assert.ThrowsExactly<ArgumentException>(() => InvertedTransformerOptions.PaperRecipe("ILI", 24));
+        StringAssert.Contains(unknown.Message, "ETTh1, ETTh2");
+
+        // Width alone: d_ff follows it; an explicit d_ff still wins.
+        Assert.AreEqual(64, new InvertedTransformerOptions { ModelWidth = 64 }.ToConfig().FeedForwardWidth);
+        Assert.AreEqual(32, new InvertedTransformerOptions { ModelWidth = 64, FeedForwardWidth = 32 }.ToConfig().FeedForwardWidth);
+    }
+
+    [TestMethod]
+    public void TheSimpleOverloadSetsWidthLayersAndFeedForwardWidth()
+    {
+        var ml = new MLContext(seed: 5);
+        var data = ml.Data.LoadFromEnumerable(Series(300));
+        using var model = ml.Forecasting.Trainers.InvertedTransformer(new[] { "A", "B", "C" }, lookback: L, horizon: S,
+            maxEpochs: 1, modelWidth: 16, layers: 1).Fit(data);
+        Assert.AreEqual((16, 1, 16), (model.Config.ModelWidth, model.Config.Layers, model.Config.FeedForwardWidth));
+        using var wider = ml.Forecasting.Trainers.InvertedTransformer(new[] { "A", "B", "C" }, lookback: L, horizon: S,
+            maxEpochs: 1, modelWidth: 16, layers: 1, feedForwardWidth: 24).Fit(data);
+        Assert.AreEqual(24, wider.Config.FeedForwardWidth);
+    }
 }
