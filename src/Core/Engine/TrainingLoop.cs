@@ -191,6 +191,13 @@ internal static class TrainingLoop
                 channel.Info(MessageSensitivity.None, $"{componentName}: restored the weights and buffers of epoch {bestEpoch} (validation {metricName} {bestValue:G5}).");
             }
             else if (best is null && validation is not null) bestEpoch = reports.Count;
+            if (options.BatchNormRecalibrationBatches > 0)
+            {
+                int used = RecalibrateBatchNorm(module, hooks, train, options, device, new Random(shuffleSeed + 1));
+                if (used > 0)
+                    channel.Info(MessageSensitivity.None, $"{componentName}: BatchNorm running statistics recomputed " +
+                        $"over {used} training batches.");
+            }
         }
         finally
         {
@@ -258,6 +265,50 @@ internal static class TrainingLoop
     }
 
     /// <summary>Copies the whole state (parameters and buffers, e.g. BatchNorm running statistics and batch counters).</summary>
+    /// <summary>Precise BN: resets every BatchNorm layer's running statistics and re-accumulates them as a cumulative
+    /// average (momentum null) over up to <see cref="TorchTrainerOptions.BatchNormRecalibrationBatches"/> shuffled
+    /// training batches in training mode, without gradients or augmentation; momenta are restored afterwards.</summary>
+    /// <returns>The number of batches used; 0 when the network has no BatchNorm layer.</returns>
+    private static int RecalibrateBatchNorm(nn.Module module, TrainingHooks hooks, BatchSource train,
+        TorchTrainerOptions options, Device device, Random shuffle)
+    {
+        var norms = module.modules().OfType<TorchSharp.Modules.BatchNorm>()
+            .Where(bn => bn.track_running_stats && bn.running_mean is not null && bn.running_var is not null).ToList();
+        if (norms.Count == 0) return 0;
+        var momenta = norms.Select(bn => bn.momentum).ToList();
+        int used = 0;
+        try
+        {
+            using (no_grad())
+            {
+                foreach (var bn in norms)
+                {
+                    bn.running_mean!.zero_();
+                    bn.running_var!.fill_(Runtime.TorchScalars.One);
+                    bn.num_batches_tracked?.zero_();
+                    bn.momentum = null;   // cumulative average of the batches below
+                }
+                module.train();
+                // As in training: full batches only (a batch of one has no batch variance), one batch for tiny data.
+                bool dropLast = train.Count > options.BatchSize;
+                using var batches = train.EpochBatches(options.BatchSize, dropLast, shuffle, device).GetEnumerator();
+                while (used < options.BatchNormRecalibrationBatches)
+                {
+                    options.CancellationToken.ThrowIfCancellationRequested();
+                    using var scope = NewDisposeScope();   // before the batch is built, so its tensors are freed here
+                    if (!batches.MoveNext()) break;
+                    hooks.Loss(batches.Current);
+                    used++;
+                }
+            }
+        }
+        finally
+        {
+            for (int i = 0; i < norms.Count; i++) norms[i].momentum = momenta[i];
+        }
+        return used;
+    }
+
     private static Dictionary<string, Tensor> Snapshot(nn.Module module, Dictionary<string, Tensor>? reuse)
     {
         var snapshot = reuse ?? new Dictionary<string, Tensor>();

@@ -119,6 +119,10 @@ public sealed class ImageClassifierOptions : TorchClassifierOptions, IImageNetwo
     /// <summary>Train-only random horizontal flip (probability 0.5).</summary>
     public bool RandomHorizontalFlip { get; set; } = true;
 
+    /// <summary>Options with the image classifier's defaults; BatchNorm statistics are recomputed over 50 training
+    /// batches after training (<see cref="Engine.TorchTrainerOptions.BatchNormRecalibrationBatches"/>).</summary>
+    public ImageClassifierOptions() => BatchNormRecalibrationBatches = 50;
+
     /// <inheritdoc/>
     public override void Validate()
     {
@@ -238,7 +242,11 @@ public sealed class ImageClassifierNetwork : nn.Module<Tensor, Tensor>
 
     private Tensor Normalise(Tensor pixels)
     {
-        var x = pixels.view(pixels.size(0), _config.Channels, _config.Height, _config.Width);
+        // Channels-last memory layout (NHWC strides, NCHW shape): libtorch's oneDNN convolutions keep it through the
+        // whole network, and its depthwise/pointwise kernels are much faster so (MobileNetV2-0.35 at 32 × 32, 2 cores:
+        // batch-64 eval 260 → 140 ms, training step 618 → 495 ms; with ELA-L 1362 → 887 ms). Same values.
+        var x = pixels.view(pixels.size(0), _config.Channels, _config.Height, _config.Width)
+            .permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
         return x.mul(_scale.to(x.device)).add(_shift.to(x.device), TorchScalars.One);
     }
 

@@ -82,6 +82,41 @@ public sealed class TrainingEngineTests
     }
 
     [TestMethod]
+    public void BatchNormRecalibrationMakesTheRunningStatisticsThoseOfTheFinalWeights()
+    {
+        var (x, y) = Regression(96, 1);
+        Sequential Train(int recalibrationBatches)
+        {
+            random.manual_seed(3);
+            var net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1));
+            var options = new Options
+            {
+                BatchSize = 16, MaxEpochs = 4, LearningRate = 0.05, EarlyStoppingPatience = null,
+                BatchNormRecalibrationBatches = recalibrationBatches,
+            };
+            TrainingLoop.Run(new MLContext(1), "test", net, b => Mse(net, b), new TensorSource(x, y, 4, 1), null, options, CPU, 7);
+            return net;
+        }
+        var net = Train(100);   // more than the 6 batches of an epoch: each of the 96 rows once
+        var bn = (BatchNorm1d)net.children().ElementAt(1);
+        var lagging = (BatchNorm1d)Train(0).children().ElementAt(1);
+        Assert.AreEqual(0.1, bn.momentum, "the layer's momentum is restored after the recalibration");
+        Assert.AreEqual(6L, bn.num_batches_tracked!.item<long>(), "counted from zero over the recalibration batches");
+        using (no_grad())
+        {
+            // The exact mean of the final first layer's output over all training rows, and about its variance.
+            var h = ((Linear)net.children().First()).call(tensor(x, new long[] { 96, 4 }));
+            var mean = h.mean(new long[] { 0 });
+            Assert.IsTrue(bn.running_mean!.allclose(mean, rtol: 0, atol: 1e-5), "running mean = the final weights' mean");
+            var ratio = (bn.running_var! / h.var(0)).data<float>().ToArray();
+            Assert.IsTrue(ratio.All(r => r is > 0.8f and < 1.25f), $"running variance ~ the rows' variance: {string.Join(", ", ratio)}");
+            Assert.IsFalse(lagging.running_mean!.allclose(mean, rtol: 0, atol: 1e-3), "without it the statistics lag");
+        }
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            new Options { BatchNormRecalibrationBatches = -1 }.Validate()).Message, "BatchNormRecalibrationBatches");
+    }
+
+    [TestMethod]
     public void GradientAccumulationOfTwoHalfBatchesEqualsOneFullBatch()
     {
         var (x, y) = Regression(64, 4);
