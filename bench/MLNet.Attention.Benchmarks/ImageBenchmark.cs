@@ -67,15 +67,31 @@ public static class ImageBenchmark
         var (train, test, classes, dataDir) = prepared.Value;
         string command = $"images --dataset {dataset} --models {string.Join(',', models)} --seeds {string.Join(',', seeds)} " +
             $"--train-per-class {trainPerClass} --test-per-class {testPerClass} --epochs {epochs} --width {width} --batch {batch} " +
-            $"--lr {lr} --threads {threads}";
+            $"--lr {lr} --threads {threads}" + (options.Get("section") is { } section ? $" --section {section}" : "");
         Console.WriteLine($"{command}\n  {train.Count} train / {test.Count} test images of {train.Channels}×{train.Size}², {classes} classes; out {outPath}");
 
+        // Each of our trials runs in a fresh child process (this command with --trial), as each PyTorch trial does,
+        // so that peak RSS compares one training with one training.
+        string? trialOnly = options.Get("trial");
+        if (trialOnly is null && options.Get("in-process", "off") != "on")
+        {
+            return RunTrialsInChildren(options, models, seeds, dataDir, classes, train, test, command, dataset, outPath,
+                python, reference, width, epochs, batch, lr, threads);
+        }
         var ml = new MLContext(seed: 1);
         // Keys in class order (class00 … class09) through the usual MapValueToKey.
         var keys = ml.Transforms.Conversion.MapValueToKey("Label", keyOrdinality: Microsoft.ML.Transforms.ValueToKeyMappingEstimator.KeyOrdinality.ByValue)
             .Fit(ml.Data.LoadFromEnumerable(Rows(train), Schema(train, classes)));
         var trainView = ml.Data.Cache(keys.Transform(ml.Data.LoadFromEnumerable(Rows(train), Schema(train, classes))));
         var testView = ml.Data.Cache(keys.Transform(ml.Data.LoadFromEnumerable(Rows(test), Schema(test, classes))));
+        if (trialOnly is not null)
+        {
+            var parts = trialOnly.Split(':');
+            var one = TrainOurs(ml, trainView, testView, parts[0], int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture),
+                train, epochs, batch, width, lr, threads);
+            File.WriteAllText(options.Get("trial-out")!, JsonSerializer.Serialize(one));
+            return 0;
+        }
         var trials = new List<Trial>();
         string? skipped = null;
         var started = DateTime.Now;
@@ -85,21 +101,78 @@ public static class ImageBenchmark
                 trials.Add(TrainOurs(ml, trainView, testView, model, seed, train, epochs, batch, width, lr, threads));
                 Console.WriteLine($"  {trials[^1]}");
                 if (!reference || skipped is not null) continue;
-                var args = new[] { "--data", dataDir, "--model", model, "--classes", classes.ToString(), "--width", Str(width),
-                    "--epochs", epochs.ToString(), "--batch", batch.ToString(), "--lr", Str(lr), "--seed", seed.ToString(),
-                    "--threads", threads.ToString(), "--channels", train.Channels.ToString(), "--size", train.Size.ToString() };
-                var (result, why) = PythonReference.Run(python, Path.Combine(RepoRoot(), "bench/reference/models/cifar_cnn.py"), args,
-                    TimeSpan.FromHours(2));
-                if (result is not { } r) { skipped = why; Console.WriteLine($"  PyTorch reference skipped: {why}"); continue; }
-                trials.Add(new Trial(model, "PyTorch", seed, r.GetProperty("accuracy").GetDouble(), r.GetProperty("train_seconds").GetDouble(),
-                    r.GetProperty("train_images_per_second").GetDouble(), r.GetProperty("score_images_per_second").GetDouble(),
-                    r.GetProperty("latency_ms").GetDouble(), r.GetProperty("peak_rss_mb").GetDouble()));
+                var (r, why) = TrainReference(python, dataDir, model, classes, width, epochs, batch, lr, seed, threads, train);
+                if (r is null) { skipped = why; Console.WriteLine($"  PyTorch reference skipped: {why}"); continue; }
+                trials.Add(r);
                 Console.WriteLine($"  {trials[^1]}");
             }
-        var md = Markdown(trials, command, dataset, train, test, classes, started, skipped);
+        var md = Markdown(trials, command, dataset, train, test, classes, started, skipped, childProcesses: false);
         Console.WriteLine(md);
-        WriteSection(outPath, $"images-{dataset}", md);
+        WriteSection(outPath, options.Get("section", $"images-{dataset}"), md);
         return 0;
+    }
+
+    private static int RunTrialsInChildren(CommandLine options, string[] models, int[] seeds, string dataDir, int classes,
+        Split train, Split test, string command, string dataset, string outPath, string python, bool reference, double width,
+        int epochs, int batch, double lr, int threads)
+    {
+        var trials = new List<Trial>();
+        string? skipped = null;
+        var started = DateTime.Now;
+        foreach (var model in models)
+            foreach (var seed in seeds)
+            {
+                trials.Add(TrainOursInChild(options, model, seed));
+                Console.WriteLine($"  {trials[^1]}");
+                if (!reference || skipped is not null) continue;
+                var (r, why) = TrainReference(python, dataDir, model, classes, width, epochs, batch, lr, seed, threads, train);
+                if (r is null) { skipped = why; Console.WriteLine($"  PyTorch reference skipped: {why}"); continue; }
+                trials.Add(r);
+                Console.WriteLine($"  {trials[^1]}");
+            }
+        var md = Markdown(trials, command, dataset, train, test, classes, started, skipped, childProcesses: true);
+        Console.WriteLine(md);
+        WriteSection(outPath, options.Get("section", $"images-{dataset}"), md);
+        return 0;
+    }
+
+    /// <summary>Re-runs this program for one (model, seed) with the same options; the child writes its trial as JSON.</summary>
+    private static Trial TrainOursInChild(CommandLine options, string model, int seed)
+    {
+        string resultFile = Path.Combine(Path.GetTempPath(), $"mlnet-attention-trial-{Environment.ProcessId}-{model}-{seed}.json");
+        string self = Environment.ProcessPath!;
+        var start = new ProcessStartInfo(self) { UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet") start.ArgumentList.Add(typeof(ImageBenchmark).Assembly.Location);
+        start.ArgumentList.Add("images");
+        foreach (var (name, value) in options.All)
+            if (name is not ("trial" or "trial-out" or "out"))
+            {
+                start.ArgumentList.Add("--" + name);
+                start.ArgumentList.Add(value);
+            }
+        foreach (var arg in new[] { "--trial", $"{model}:{seed}", "--trial-out", resultFile, "--out", "/dev/null" })
+            start.ArgumentList.Add(arg);
+        using var child = Process.Start(start)!;
+        child.WaitForExit();
+        if (child.ExitCode != 0 || !File.Exists(resultFile))
+            throw new InvalidOperationException($"Our trial {model} seed {seed} failed in its child process (exit {child.ExitCode}).");
+        var trial = JsonSerializer.Deserialize<Trial>(File.ReadAllText(resultFile))!;
+        File.Delete(resultFile);
+        return trial;
+    }
+
+    private static (Trial?, string?) TrainReference(string python, string dataDir, string model, int classes, double width,
+        int epochs, int batch, double lr, int seed, int threads, Split train)
+    {
+        var args = new[] { "--data", dataDir, "--model", model, "--classes", classes.ToString(), "--width", Str(width),
+            "--epochs", epochs.ToString(), "--batch", batch.ToString(), "--lr", Str(lr), "--seed", seed.ToString(),
+            "--threads", threads.ToString(), "--channels", train.Channels.ToString(), "--size", train.Size.ToString() };
+        var (result, why) = PythonReference.Run(python, Path.Combine(RepoRoot(), "bench/reference/models/cifar_cnn.py"), args,
+            TimeSpan.FromHours(2));
+        if (result is not { } r) return (null, why);
+        return (new Trial(model, "PyTorch", seed, r.GetProperty("accuracy").GetDouble(), r.GetProperty("train_seconds").GetDouble(),
+            r.GetProperty("train_images_per_second").GetDouble(), r.GetProperty("score_images_per_second").GetDouble(),
+            r.GetProperty("latency_ms").GetDouble(), r.GetProperty("peak_rss_mb").GetDouble()), null);
     }
 
     private static string Str(double v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -265,15 +338,16 @@ public static class ImageBenchmark
     }
 
     private static string Markdown(List<Trial> trials, string command, string dataset, Split train, Split test, int classes,
-        DateTime started, string? skipped)
+        DateTime started, string? skipped, bool childProcesses)
     {
         var md = new StringBuilder();
         md.AppendLine($"## Image classifiers on {(dataset == "cifar10" ? "CIFAR-10" : "Fashion-MNIST")} vs our PyTorch implementation (same recipe, same run)\n");
         md.AppendLine($"`dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- {command}`  ");
         md.AppendLine($"{started:yyyy-MM-dd HH:mm}, {Machine()}; PyTorch {PyTorchVersion()} (bench/reference/models/cifar_cnn.py).  ");
         md.AppendLine($"Data: {train.Count} training / {test.Count} test images ({train.Channels}×{train.Size}×{train.Size}, {classes} " +
-            "classes, the first images of each class in file order), decoded once with ML.NET's LoadImages → ResizeImages → " +
-            "ExtractPixels; both sides train on these pixels. Recipe: SGD + Nesterov 0.9, warm-up 1 epoch then cosine per step, " +
+            "classes, the first images of each class in file order), " + (dataset == "cifar10"
+                ? "decoded once with ML.NET's LoadImages → ResizeImages → ExtractPixels" : "Debian's IDX files as they are") +
+            "; both sides train on these pixels. Recipe: SGD + Nesterov 0.9, warm-up 1 epoch then cosine per step, " +
             "L2 5e-4 except norms and biases, random crop (pad 4) + horizontal flip, cross-entropy, no validation split.");
         if (skipped is not null) md.AppendLine($"\nPyTorch reference skipped: {skipped}");
         md.AppendLine();
@@ -302,8 +376,11 @@ public static class ImageBenchmark
                 $"{Median(torch.Select(t => t.LatencyMs)) / Median(ours.Select(t => t.LatencyMs)):F2}× | " +
                 $"{ours.Max(t => t.PeakRssMb) / torch.Max(t => t.PeakRssMb):F2}× |");
         }
-        md.AppendLine("\nPeak RSS of ours is the benchmark process's (data, ML.NET pipeline and every trial so far); PyTorch's is " +
-            "one child process per trial.");
+        md.AppendLine(childProcesses
+            ? "\nPeak RSS: each trial on either side is one fresh child process (its data, pipeline or script, training, " +
+              "scoring and the latency loop); the table gives the largest over seeds."
+            : "\nPeak RSS of ours is the benchmark process's (--in-process on: data, pipeline and every trial so far); " +
+              "PyTorch's is one child process per trial.");
         return md.ToString();
     }
 

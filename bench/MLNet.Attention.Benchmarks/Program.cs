@@ -10,6 +10,8 @@
 //   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- soak [--epochs 20] [--windows 2000000]
 //       [--predictions 200000] [--width 128] [--gc-stress on|off] [--threads 2]
 //       (training, Transform and PredictionEngine under forced garbage collections; counts every error)
+//   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- crib [--datasets ETTh1] [--patterns point]
+//       [--rates 0.2] [--seeds 1,2,3] [--models crib,itransformer] (forecasting from incomplete series, CRIB protocol)
 //   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- heads [--train 5000] [--test 1000] [--seeds 1,2,3]
 //       [--max-epochs 15] [--daam-hidden 64] [--heads Daam,Linear,MultiHeadAttention] [--threads 2] [--onnx-batch 32]
 //       [--data cifar10_jpeg_all.tar] [--cache /tmp/mlnet-attention-heads] [--out docs/benchmarks.md]
@@ -39,8 +41,11 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
           images    [--dataset cifar10|fashion-mnist] [--models mbv2,mbv2-ela,mbv2-ulsam,resnet18,resnet18-ela]
                     [--seeds 1,2,3] [--train-per-class 500] [--test-per-class 100] [--epochs 10] [--width 0.5]
                     [--batch 64] [--lr 0.05] [--threads 2] [--reference on|off] [--python /usr/bin/python3]
+                    [--section NAME] (markdown section; default images-DATASET) [--in-process on] (no child processes)
           modules   [--blocks ELA,ULSAM,...] [--threads 2] [--min-seconds 1.0] [--allocator steady|default] [--python /usr/bin/python3]
                     [--out docs/benchmarks.md]
+          crib      [--datasets ETTh1] [--patterns point,block,column] [--rates 0.2,0.4,0.7] [--seeds 1,2,3]
+                    [--models crib,itransformer] [--lookback 24] [--horizon 24] [--epochs 10] [--threads 2] [--out ...]
           heads     [--train 5000] [--test 1000] [--seeds 1,2,3] [--max-epochs 15] [--daam-hidden 64]
                     [--heads Daam,Linear,MultiHeadAttention] [--threads 2] [--onnx-batch 32] [--data cifar10_jpeg_all.tar]
                     [--cache /tmp/mlnet-attention-heads] [--out docs/benchmarks.md]
@@ -59,7 +64,8 @@ try
         "soak" => SoakBenchmark.Run(options),
         "images" => ImageBenchmark.Run(options),
         "heads" => HeadsBenchmark.Run(options),
-        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images' or 'heads'."),
+        "crib" => MissingDataBenchmark.Run(options),
+        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads' or 'crib'."),
     };
 }
 catch (UsageException ex)
@@ -106,6 +112,7 @@ namespace MLNet.Attention.Benchmarks
             return new CommandLine(values);
         }
 
+        public IEnumerable<(string Name, string Value)> All => _values.Select(kv => (kv.Key, kv.Value));
         public string? Get(string name) => _values.GetValueOrDefault(name);
         public string Get(string name, string fallback) => _values.GetValueOrDefault(name) ?? fallback;
         public int Int(string name, int fallback) => _values.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
