@@ -44,6 +44,50 @@ public static class ForecastingCatalogExtensions
             FeedForwardWidth = feedForwardWidth,
         });
 
+    /// <summary>
+    /// CRIB forecaster for series with missing values (Yang et al., arXiv 2509.23494): trains, evaluates and forecasts
+    /// straight from a series whose numeric columns may hold NaN (missing), without imputing them. Defaults are the
+    /// reference's ETTh1 setting (24 → 24, patch 8, D 32, 3 layers, Adam lr 1e-3, batch 32, 10 epochs).
+    /// </summary>
+    /// <param name="catalog">mlContext.Forecasting.Trainers.</param>
+    /// <param name="variateColumnNames">Numeric scalar columns holding the series (all are forecast; NaN = missing).</param>
+    /// <param name="lookback">Rows of history per forecast; a multiple of <paramref name="patchLength"/>.</param>
+    /// <param name="horizon">Steps forecast at once.</param>
+    /// <param name="timestampColumnName">Optional timestamp column (checked for order, gaps and duplicates).</param>
+    /// <param name="maxEpochs">Epochs (the last one is kept, as in the reference).</param>
+    /// <param name="batchSize">Windows per step.</param>
+    /// <param name="learningRate">Adam learning rate.</param>
+    /// <param name="validationSet">Optional validation series; otherwise the last 20% of the rows validate.</param>
+    /// <param name="patchLength">Patch length L.</param>
+    /// <param name="modelWidth">Token width D (even).</param>
+    /// <param name="layers">Encoder layers E.</param>
+    public static CribTrainer Crib(this ForecastingCatalog.Forecasters catalog, string[] variateColumnNames,
+        int lookback = 24, int horizon = 24, string? timestampColumnName = null, int maxEpochs = 10, int batchSize = 32,
+        double learningRate = 1e-3, IDataView? validationSet = null, int patchLength = 8, int modelWidth = 32,
+        int layers = 3)
+        => Crib(catalog, new CribOptions
+        {
+            VariateColumnNames = variateColumnNames,
+            Lookback = lookback,
+            Horizon = horizon,
+            TimestampColumnName = timestampColumnName,
+            MaxEpochs = maxEpochs,
+            BatchSize = batchSize,
+            LearningRate = learningRate,
+            ValidationSet = validationSet,
+            PatchLength = patchLength,
+            ModelWidth = modelWidth,
+            Layers = layers,
+        });
+
+    /// <summary>CRIB forecaster with all options.</summary>
+    public static CribTrainer Crib(this ForecastingCatalog.Forecasters catalog, CribOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new CribTrainer(HostSettings.EnvironmentOf(catalog), options);
+    }
+
     /// <summary>iTransformer multivariate forecaster with all options.</summary>
     public static InvertedTransformerTrainer InvertedTransformer(this ForecastingCatalog.Forecasters catalog, InvertedTransformerOptions options)
     {

@@ -20,7 +20,7 @@ internal sealed class BatchScorer : IDisposable
     internal BatchScorer(TorchTransformerBase owner, BoundSchema bound, DataViewRow row, int capacity,
         bool predictionEngine = false)
         : this(owner.InputColumns, bound.ModelInputIndices, row, capacity, owner.RejectNonFiniteValues, predictionEngine,
-            owner)
+            owner, owner.AllowNaNValues, owner.NonFiniteHintText)
     {
     }
 
@@ -32,10 +32,11 @@ internal sealed class BatchScorer : IDisposable
     /// <param name="capacity">Slots.</param>
     /// <param name="rejectNonFinite">Throw on NaN/infinity in float columns, naming column and row.</param>
     internal static BatchScorer ForReading(IReadOnlyList<TorchInputColumn> inputs, int[] columnIndices, DataViewRow row,
-        int capacity, bool rejectNonFinite) => new(inputs, columnIndices, row, capacity, rejectNonFinite, false, null);
+        int capacity, bool rejectNonFinite) => new(inputs, columnIndices, row, capacity, rejectNonFinite, false, null,
+        allowNaN: false, hint: null);
 
     private BatchScorer(IReadOnlyList<TorchInputColumn> inputs, int[] columnIndices, DataViewRow row, int capacity,
-        bool rejectNonFinite, bool predictionEngine, TorchTransformerBase? owner)
+        bool rejectNonFinite, bool predictionEngine, TorchTransformerBase? owner, bool allowNaN, string? hint)
     {
         _owner = owner!;
         _positionIsPrediction = predictionEngine;
@@ -99,8 +100,8 @@ internal sealed class BatchScorer : IDisposable
                     float value = 0;
                     getter(ref value);
                     values[slot] = value;
-                    if (reject && !float.IsFinite(value))
-                        throw NonFinite(spec, value, At(position), -1);
+                    if (reject && !float.IsFinite(value) && !(allowNaN && float.IsNaN(value)))
+                        throw NonFinite(spec, value, At(position), -1, hint);
                 };
             }
             else
@@ -133,8 +134,8 @@ internal sealed class BatchScorer : IDisposable
                     if (reject)
                     {
                         for (int k = 0; k < destination.Length; k++)
-                            if (!float.IsFinite(destination[k]))
-                                throw NonFinite(spec, destination[k], At(position), k);
+                            if (!float.IsFinite(destination[k]) && !(allowNaN && float.IsNaN(destination[k])))
+                                throw NonFinite(spec, destination[k], At(position), k, hint);
                     }
                 };
             }
@@ -237,10 +238,12 @@ internal sealed class BatchScorer : IDisposable
         ? $"at prediction {position + 1} (counting this prediction engine's Predict calls from 1)"
         : $"at row {position}";
 
-    private static InvalidOperationException NonFinite(TorchInputColumn spec, float value, string at, int index) =>
+    private static InvalidOperationException NonFinite(TorchInputColumn spec, float value, string at, int index,
+        string? hint) =>
         new($"Column '{spec.Name}' has a non-finite value ({value.ToString(System.Globalization.CultureInfo.InvariantCulture)}) {at}" +
             (index >= 0 ? $", element {index}" : "") +
-            ". This transformer rejects NaN and infinity in its inputs. Clean the data first, e.g. with " +
+            (float.IsNaN(value) ? ". This transformer rejects NaN and infinity in its inputs. " : ". This transformer rejects infinity in its inputs. ") +
+            (hint is null ? "" : hint + " Or clean") + (hint is null ? "Clean" : "") + " the data first, e.g. with " +
             $"mlContext.Transforms.ReplaceMissingValues(\"{spec.Name}\"), or filter those rows out " +
             "(mlContext.Data.FilterRowsByMissingValues).");
 }

@@ -107,6 +107,18 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
 
     internal bool RejectNonFiniteValues => RejectNonFinite;
 
+    /// <summary>With <see cref="RejectNonFinite"/>: NaN (a missing value the model handles) passes to
+    /// <see cref="Forward"/> and only infinity is refused.</summary>
+    protected bool AllowNaN { get; set; }
+
+    internal bool AllowNaNValues => AllowNaN;
+
+    /// <summary>A sentence added to the error on a refused NaN/infinity (e.g. the training option that accepts
+    /// missing values), or null.</summary>
+    protected virtual string? NonFiniteHint => null;
+
+    internal string? NonFiniteHintText => NonFiniteHint;
+
     /// <summary>True once <see cref="Dispose()"/> has been called.</summary>
     public bool IsDisposed => _disposed;
 

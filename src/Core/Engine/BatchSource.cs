@@ -6,7 +6,12 @@ namespace MLNet.Attention.Engine;
 /// <param name="Inputs">Model inputs; entries may be null for optional inputs.</param>
 /// <param name="Target">What the loss compares against.</param>
 /// <param name="Rows">Rows in the batch.</param>
-public sealed record TrainingBatch(Tensor?[] Inputs, Tensor Target, int Rows);
+public sealed record TrainingBatch(Tensor?[] Inputs, Tensor Target, int Rows)
+{
+    /// <summary>1 where <see cref="Target"/> is observed, 0 where it is missing (same shape, float); null when every
+    /// target is observed. Losses and metrics leave the missing entries out (forecasting with missing values).</summary>
+    public Tensor? TargetMask { get; init; }
+}
 
 /// <summary>
 /// Rows addressable by index, turned into batches on demand. The engine owns ordering (shuffling, drop-last);

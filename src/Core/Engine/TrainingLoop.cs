@@ -33,6 +33,11 @@ public sealed record TrainingHooks(Func<TrainingBatch, TrainingLoss> Loss)
 
     /// <summary>Number of classes, with <see cref="ValidationScores"/>.</summary>
     public int Classes { get; init; }
+
+    /// <summary>The validation loss of a batch (reported, and early-stopped on with EarlyStoppingMetric.Loss) when it
+    /// should differ from the training objective, e.g. CRIB's forecast error without its regularisers; null: the
+    /// total of <see cref="Loss"/>.</summary>
+    public Func<TrainingBatch, Tensor>? ValidationLoss { get; init; }
 }
 
 /// <summary>
@@ -227,7 +232,8 @@ internal static class TrainingLoop
             using var scope = NewDisposeScope();
             if (!batches.MoveNext()) break;
             var batch = batches.Current;
-            sum += hooks.Loss(batch).Total.item<float>() * batch.Rows;
+            var loss = hooks.ValidationLoss is { } validationLoss ? validationLoss(batch) : hooks.Loss(batch).Total;
+            sum += loss.item<float>() * batch.Rows;
             rows += batch.Rows;
             if (hooks.ValidationScores is { } score)
             {
@@ -235,11 +241,11 @@ internal static class TrainingLoop
                 labels!.AddRange(batch.Target.to(ScalarType.Int64).cpu().data<long>().ToArray().Select(l => (int)l));
             }
         }
-        double loss = sum / Math.Max(1, rows);
+        double meanLoss = sum / Math.Max(1, rows);
         var metrics = scores is null ? new Dictionary<string, double>()
             : ClassificationMetrics.Compute(scores.ToArray(), labels!.ToArray(), hooks.Classes);
-        metrics[nameof(EarlyStoppingMetric.Loss)] = loss;
-        return new ValidationResult(loss, metrics);
+        metrics[nameof(EarlyStoppingMetric.Loss)] = meanLoss;
+        return new ValidationResult(meanLoss, metrics);
     }
 
     /// <summary>Mean loss over all rows of <paramref name="data"/> (row-weighted), in eval mode without gradients.</summary>

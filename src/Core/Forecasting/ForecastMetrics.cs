@@ -24,8 +24,14 @@ public sealed record ForecastMetrics
     public double MeanAbsolutePercentageError { get; init; }
     /// <summary>Symmetric MAPE in percent (0–200), points where both actual and forecast are zero count as 0.</summary>
     public double SymmetricMeanAbsolutePercentageError { get; init; }
-    /// <summary>MSE in scaled space per variate, in column order.</summary>
+    /// <summary>MSE in scaled space per variate, in column order (NaN for a variate with no observed target).</summary>
     public IReadOnlyList<double> MeanSquaredErrorPerVariate { get; init; } = Array.Empty<double>();
+    /// <summary>Target values (window × step × variate) that entered the metrics: the observed ones.</summary>
+    public long ObservedTargets { get; init; }
+    /// <summary>Target values left out because they are missing (NaN in the series).</summary>
+    public long MissingTargets { get; init; }
+    /// <summary>Windows not scored because their lookback or their target holds no observed value at all.</summary>
+    public int SkippedWindows { get; init; }
 
     /// <summary>The paper metrics and the bounded original-unit ones. MAPE is left out on purpose: one actual value
     /// near zero makes it arbitrarily large (401,637,460 % on ETTm2), so a summary line shows sMAPE (0–200 %) instead;
@@ -33,7 +39,9 @@ public sealed record ForecastMetrics
     public override string ToString() =>
         $"windows {Windows}: MSE {MeanSquaredError:F4}, MAE {MeanAbsoluteError:F4} (scaled); " +
         $"MAE {MeanAbsoluteErrorOriginal:G4}, RMSE {RootMeanSquaredErrorOriginal:G4}, " +
-        $"sMAPE {SymmetricMeanAbsolutePercentageError:F2}% (original units)";
+        $"sMAPE {SymmetricMeanAbsolutePercentageError:F2}% (original units)" +
+        (MissingTargets > 0 || SkippedWindows > 0
+            ? $"; {MissingTargets} missing targets left out, {SkippedWindows} windows skipped" : "");
 }
 
 /// <summary>Accumulates forecast errors batch by batch (in double) and produces <see cref="ForecastMetrics"/>.</summary>
@@ -42,23 +50,34 @@ internal sealed class ForecastMetricsAccumulator
     private readonly SeriesScaler _scaler;
     private readonly int _variates;
     private readonly double[] _sqPerVariate;
+    private readonly long[] _countPerVariate;
     private double _sq, _abs, _absOrig, _sqOrig, _ape, _smape;
-    private long _count, _apeCount;
-    private int _windows;
+    private long _count, _apeCount, _missing;
+    private int _windows, _skipped;
 
     public ForecastMetricsAccumulator(SeriesScaler scaler)
     {
         _scaler = scaler;
         _variates = scaler.Mean.Count;
         _sqPerVariate = new double[_variates];
+        _countPerVariate = new long[_variates];
     }
 
-    /// <summary>Adds windows given in scaled space, each [horizon × variates] row-major.</summary>
-    public void AddScaled(ReadOnlySpan<float> forecast, ReadOnlySpan<float> actual, int windows)
+    /// <summary>Counts windows that could not be scored (no observed lookback or target value).</summary>
+    public void SkipWindows(int windows) => _skipped += windows;
+
+    /// <summary>Adds windows given in scaled space, each [horizon × variates] row-major; entries where
+    /// <paramref name="observed"/> is 0 (missing targets) are left out.</summary>
+    public void AddScaled(ReadOnlySpan<float> forecast, ReadOnlySpan<float> actual, int windows, ReadOnlySpan<float> observed = default)
     {
+        bool masked = !observed.IsEmpty;
+        long counted = 0;
         for (int i = 0; i < forecast.Length; i++)
         {
+            if (masked && observed[i] == 0) { _missing++; continue; }
+            counted++;
             int n = i % _variates;
+            _countPerVariate[n]++;
             double f = forecast[i], a = actual[i], e = f - a;
             _sq += e * e; _abs += Math.Abs(e); _sqPerVariate[n] += e * e;
             double fo = f * _scaler.Std[n] + _scaler.Mean[n], ao = a * _scaler.Std[n] + _scaler.Mean[n], eo = fo - ao;
@@ -67,14 +86,17 @@ internal sealed class ForecastMetricsAccumulator
             double denominator = Math.Abs(ao) + Math.Abs(fo);
             if (denominator > 0) _smape += 2 * Math.Abs(eo) / denominator;
         }
-        _count += forecast.Length;
+        _count += counted;
         _windows += windows;
     }
 
     public ForecastMetrics Result()
     {
-        if (_count == 0) throw new InvalidOperationException("No forecast windows were evaluated: the series must have at least lookback + horizon rows.");
-        long perVariate = _count / _variates;
+        if (_count == 0)
+            throw new InvalidOperationException(_skipped > 0 || _missing > 0
+                ? $"No observed target could be scored: {_skipped} windows have no observed lookback or target value " +
+                  $"and {_missing} target values are missing. Evaluate on a series with observed values."
+                : "No forecast windows were evaluated: the series must have at least lookback + horizon rows.");
         return new ForecastMetrics
         {
             Windows = _windows,
@@ -84,7 +106,10 @@ internal sealed class ForecastMetricsAccumulator
             RootMeanSquaredErrorOriginal = Math.Sqrt(_sqOrig / _count),
             MeanAbsolutePercentageError = _apeCount == 0 ? double.NaN : 100 * _ape / _apeCount,
             SymmetricMeanAbsolutePercentageError = 100 * _smape / _count,
-            MeanSquaredErrorPerVariate = _sqPerVariate.Select(s => s / perVariate).ToArray(),
+            MeanSquaredErrorPerVariate = _sqPerVariate.Select((s, n) => _countPerVariate[n] > 0 ? s / _countPerVariate[n] : double.NaN).ToArray(),
+            ObservedTargets = _count,
+            MissingTargets = _missing,
+            SkippedWindows = _skipped,
         };
     }
 }

@@ -69,20 +69,25 @@ internal sealed record ForecastingModelInfo(
 /// </summary>
 internal sealed class ForecastScorer : IDisposable
 {
-    private readonly Func<Tensor, Tensor?, Tensor> _forecastScaled;
+    private readonly Func<Tensor, Tensor?, Tensor?, Tensor> _forecastScaled;
     private readonly Tensor _mean, _std;
 
     public ForecastingModelInfo Info { get; }
+    public ForecastingPolicies Policies { get; }
     public nn.Module Network { get; }
     public Device Device { get; }
 
     /// <param name="info">Model description (variates, sizes, scaler, calendar).</param>
     /// <param name="network">The trained network; owned (disposed) by the scorer.</param>
     /// <param name="device">Device the network lives on.</param>
-    /// <param name="forecastScaled">Network forward on scaled windows [B, L, N] (+ covariates [B, L, M]) → [B, S, N], on <paramref name="device"/>.</param>
-    public ForecastScorer(ForecastingModelInfo info, nn.Module network, Device device, Func<Tensor, Tensor?, Tensor> forecastScaled)
+    /// <param name="policies">Missing-value and duplicate-timestamp policies the model was trained with.</param>
+    /// <param name="forecastScaled">Network forward on scaled windows [B, L, N] (missing entries 0, + covariates
+    /// [B, L, M], + observed mask [B, L, N] or null) → [B, S, N], on <paramref name="device"/>.</param>
+    public ForecastScorer(ForecastingModelInfo info, ForecastingPolicies policies, nn.Module network, Device device,
+        Func<Tensor, Tensor?, Tensor?, Tensor> forecastScaled)
     {
         Info = info;
+        Policies = policies;
         Network = network;
         Device = device;
         _forecastScaled = forecastScaled;
@@ -107,6 +112,25 @@ internal sealed class ForecastScorer : IDisposable
         using var scope = NewDisposeScope();
         var onDevice = windows.device == Device ? windows : windows.to(Device);
         var scaled = (onDevice - _mean) / _std;
+        Tensor? observed = null;
+        if (Policies.AllowsMissing)
+        {
+            var missing = scaled.isnan();
+            if (missing.any().item<bool>())
+            {
+                var usable = missing.logical_not().flatten(1).any(1);
+                if (!usable.all().item<bool>())
+                {
+                    long first = usable.logical_not().nonzero()[0, 0].item<long>();
+                    throw new InvalidOperationException(
+                        $"Window {first} of this batch (0-based) has no observed value: all {Info.Lookback} × " +
+                        $"{Info.VariateCount} lookback values are missing (NaN), so there is nothing to forecast from. " +
+                        "Drop such windows, or give the model a longer history that reaches observed values.");
+                }
+                observed = missing.logical_not().to(ScalarType.Float32);
+                scaled = scaled.masked_fill(missing, Zero);
+            }
+        }
         Tensor? covariates = null;
         if (Info.Calendar != CalendarFeatures.None)
         {
@@ -114,12 +138,24 @@ internal sealed class ForecastScorer : IDisposable
                 throw new InvalidOperationException($"This model uses calendar covariates: every window needs the timestamp of its last lookback row (column '{Info.WindowTimestampColumnName}').");
             covariates = WindowCovariates(lastTicks, (int)windows.size(0));
         }
-        var y = _forecastScaled(scaled, covariates).mul(_std).add(_mean, One);
+        var y = CheckFinite(_forecastScaled(scaled, covariates, observed)).mul(_std).add(_mean, One);
         return (y.device_type == DeviceType.CPU ? y : y.cpu()).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Forecasts in scaled space for already-scaled windows and covariates (evaluation path).</summary>
-    public Tensor ForecastScaled(Tensor scaledWindows, Tensor? covariates) => _forecastScaled(scaledWindows, covariates);
+    /// <summary>Forecasts in scaled space for already-scaled, zero-filled windows with covariates and observed mask
+    /// (evaluation path).</summary>
+    public Tensor ForecastScaled(Tensor scaledWindows, Tensor? covariates, Tensor? observedMask) =>
+        CheckFinite(_forecastScaled(scaledWindows, covariates, observedMask));
+
+    // A forecast is never NaN: a non-finite output means diverged weights, not a missing input (those are handled).
+    private static Tensor CheckFinite(Tensor forecast)
+    {
+        if (!forecast.isfinite().all().item<bool>())
+            throw new InvalidOperationException(
+                "The network produced a non-finite forecast (NaN or infinity) from finite inputs: its weights have " +
+                "diverged. Retrain with a lower LearningRate or with GradientClipNorm set.");
+        return forecast;
+    }
 
     private Tensor WindowCovariates(ReadOnlySpan<long> lastTicks, int batch)
     {

@@ -47,9 +47,28 @@ public abstract class ForecasterOptions : TorchTrainerOptions
     /// </summary>
     public TimestampGapPolicy TimestampGapPolicy { get; set; } = TimestampGapPolicy.Warn;
 
+    /// <summary>
+    /// Missing values (NaN) in the series: <see cref="MissingValuePolicy.Refuse"/> (default; CRIB's options default to
+    /// <see cref="MissingValuePolicy.ZeroFill"/>) throws naming the column and row; <see cref="MissingValuePolicy.ZeroFill"/>
+    /// trains, evaluates and forecasts through them (zero after scaling, an observed mask with every window, missing
+    /// targets masked out of the loss and the metrics). The fitted model keeps the policy for scoring.
+    /// </summary>
+    public MissingValuePolicy MissingValues { get; set; } = MissingValuePolicy.Refuse;
+
+    /// <summary>Rows whose timestamp repeats the previous row's: refuse (default), keep them (the papers keep
+    /// Weather's duplicate) or drop all but the first. Needs <see cref="TimestampColumnName"/>.</summary>
+    public DuplicateTimestampPolicy DuplicateTimestamps { get; set; } = DuplicateTimestampPolicy.Refuse;
+
+    internal ForecastingPolicies Policies => new(MissingValues, DuplicateTimestamps);
+
     public override void Validate()
     {
         base.Validate();
+        if (!Enum.IsDefined(MissingValues))
+            throw new ArgumentOutOfRangeException(nameof(MissingValues), MissingValues, "MissingValues must be Refuse or ZeroFill.");
+        if (!Enum.IsDefined(DuplicateTimestamps))
+            throw new ArgumentOutOfRangeException(nameof(DuplicateTimestamps), DuplicateTimestamps,
+                "DuplicateTimestamps must be Refuse, Keep or Drop.");
         if (VariateColumnNames is null || VariateColumnNames.Length == 0)
             throw new ArgumentException("Name at least one variate column (VariateColumnNames).", nameof(VariateColumnNames));
         if (Lookback < 1) throw new ArgumentOutOfRangeException(nameof(Lookback), Lookback, "Lookback must be at least 1.");

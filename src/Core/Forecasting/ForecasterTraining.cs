@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 using MLNet.Attention.Engine;
 using MLNet.Attention.Interop;
@@ -8,16 +9,43 @@ using static TorchSharp.torch;
 
 namespace MLNet.Attention.Forecasting;
 
-/// <summary>What a forecasting trainer supplies, typed by its network: how to build it and how it forecasts scaled
-/// windows. A new forecaster implements these two members; the toolkit does the rest.</summary>
+/// <summary>What a forecasting trainer supplies, typed by its network: how to build it, how it forecasts scaled
+/// windows and (optionally) its training loss. A new forecaster implements these members; the toolkit does the rest.</summary>
 /// <typeparam name="TNetwork">The network module.</typeparam>
 internal abstract class ForecastingArchitecture<TNetwork> where TNetwork : nn.Module
 {
     /// <summary>Builds a freshly initialised network for the model description (weights drawn after seeding).</summary>
     public abstract TNetwork CreateNetwork(ForecastingModelInfo info);
 
-    /// <summary>Forward pass: scaled windows [B, L, N] and covariates [B, L, M] or null → [B, S, N].</summary>
-    public abstract Tensor ForecastScaled(TNetwork network, Tensor windows, Tensor? covariates);
+    /// <summary>Forward pass: scaled windows [B, L, N] (missing entries 0), covariates [B, L, M] or null, and the
+    /// observed mask [B, L, N] (1 = observed) or null when nothing is missing → [B, S, N].</summary>
+    public abstract Tensor ForecastScaled(TNetwork network, Tensor windows, Tensor? covariates, Tensor? observedMask);
+
+    /// <summary>Training loss of a batch (inputs: window, covariates, observed mask): MSE over the observed targets.</summary>
+    public virtual TrainingLoss Loss(TNetwork network, TrainingBatch batch) =>
+        new(MaskedLoss.SquaredError(ForecastScaled(network, batch.Inputs[0]!, batch.Inputs[1], batch.Inputs[2]),
+            batch.Target, batch.TargetMask));
+
+    /// <summary>True when <see cref="ValidationLoss"/> replaces the training objective on validation batches.</summary>
+    public virtual bool HasValidationLoss => false;
+
+    /// <summary>The validation loss of a batch when <see cref="HasValidationLoss"/> (e.g. the forecast error alone).</summary>
+    public virtual Tensor ValidationLoss(TNetwork network, TrainingBatch batch) => Loss(network, batch).Total;
+}
+
+/// <summary>Losses over observed targets only: a missing target neither pulls the forecast nor dilutes the mean.</summary>
+internal static class MaskedLoss
+{
+    /// <summary>Mean squared error over the entries where <paramref name="mask"/> is 1 (all entries when null).</summary>
+    public static Tensor SquaredError(Tensor forecast, Tensor target, Tensor? mask) =>
+        mask is null ? nn.functional.mse_loss(forecast, target) : Masked(forecast.sub(target).pow(TorchScalars.Of(2L)), mask);
+
+    /// <summary>Mean absolute error over the entries where <paramref name="mask"/> is 1 (all entries when null).</summary>
+    public static Tensor AbsoluteError(Tensor forecast, Tensor target, Tensor? mask) =>
+        mask is null ? nn.functional.l1_loss(forecast, target) : Masked(forecast.sub(target).abs(), mask);
+
+    private static Tensor Masked(Tensor errors, Tensor mask) =>
+        errors.mul(mask).sum().div(mask.sum().clamp_min(TorchScalars.One));
 }
 
 /// <summary>Turns a series view into a trained <see cref="ForecastScorer"/> through the shared training loop.</summary>
@@ -29,12 +57,16 @@ internal static class ForecasterTraining
         ArgumentNullException.ThrowIfNull(data);
         options.Validate();
         int l = options.Lookback, s = options.Horizon;
-        var frame = TimeSeriesFrame.FromDataView(data, options.VariateColumnNames, options.TimestampColumnName, allowMissing: false, $"{name} training data");
+        var policies = options.Policies;
+        var frame = TimeSeriesFrame.FromDataView(data, options.VariateColumnNames, options.TimestampColumnName,
+            policies.AllowsMissing, $"{name} training data", duplicateTimestamps: policies.DuplicateTimestamps);
 
         TimeSeriesFrame train = frame, validation;
         string heldOut = "";
         if (options.ValidationSet is not null)
-            validation = TimeSeriesFrame.FromDataView(options.ValidationSet, options.VariateColumnNames, options.TimestampColumnName, allowMissing: false, $"{name} validation data");
+            validation = TimeSeriesFrame.FromDataView(options.ValidationSet, options.VariateColumnNames,
+                options.TimestampColumnName, policies.AllowsMissing, $"{name} validation data",
+                duplicateTimestamps: policies.DuplicateTimestamps);
         else if (options.ValidationFraction > 0)
         {
             int validationRows = (int)Math.Ceiling(frame.Rows * options.ValidationFraction);
@@ -52,6 +84,12 @@ internal static class ForecasterTraining
         if (validation is not null && validation.Rows < l + s)
             throw new InvalidOperationException($"{name}: the validation data has {validation.Rows} rows{heldOut}, fewer than lookback + horizon = {l + s}, so it holds no complete window. Use a larger ValidationFraction or ValidationSet, or a shorter Lookback/Horizon.");
 
+        for (int n = 0; n < train.Columns.Count; n++)
+            if (train.ObservedCount(n) == 0)
+                throw new InvalidOperationException(
+                    $"{name} training data: column '{train.Columns[n]}' has no observed value in its {train.Rows} " +
+                    $"training rows{heldOut} (every value is NaN), so it cannot be scaled or learnt. Remove it from " +
+                    "VariateColumnNames, or supply rows where it was measured.");
         var calendar = options.ResolvedCalendar;
         if (calendar != CalendarFeatures.None && frame.Timestamps is null)
             throw new ArgumentException($"{name}: calendar covariates need TimestampColumnName.");
@@ -75,9 +113,13 @@ internal static class ForecasterTraining
             using var trainSource = Windows(train, scaler, calendar, l, s);
             using var validationSource = validation is null ? null : Windows(validation, scaler, calendar, l, s);
             var summary = TrainingLoop.Run(env, name, network,
-                batch => nn.functional.mse_loss(architecture.ForecastScaled(network, batch.Inputs[0]!, batch.Inputs[1]), batch.Target),
+                new TrainingHooks(batch => architecture.Loss(network, batch))
+                {
+                    ValidationLoss = architecture.HasValidationLoss ? batch => architecture.ValidationLoss(network, batch) : null,
+                },
                 trainSource, validationSource, options, device, seed);
-            var scorer = new ForecastScorer(info, network, device, (x, c) => architecture.ForecastScaled(network, x, c));
+            var scorer = new ForecastScorer(info, policies, network, device,
+                (x, c, m) => architecture.ForecastScaled(network, x, c, m));
             return (scorer, summary);
         }
         catch
@@ -105,6 +147,30 @@ internal static class ForecasterTraining
         channel.Warning(MessageSensitivity.None,
             $"{what}. Windows across a gap treat non-consecutive rows as consecutive. Insert the missing rows (e.g. by " +
             "interpolation), or set TimestampGapPolicy = Refuse to make this an error, or Ignore to silence it.");
+    }
+
+    /// <summary>The estimator contract shared by every forecaster: checks that the series columns exist and are
+    /// numeric, and describes the fitted model's window-scoring columns (<c>Lookback</c> [+ <c>Timestamp</c>] in,
+    /// <c>Forecast</c> out).</summary>
+    public static SchemaShape OutputSchema(string name, ForecasterOptions options, SchemaShape inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        var byName = inputSchema.ToDictionary(c => c.Name);
+        foreach (var variate in options.VariateColumnNames)
+        {
+            if (!byName.TryGetValue(variate, out var column))
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: variate column '{variate}' was not found in the input schema.");
+            if (column.Kind != SchemaShape.Column.VectorKind.Scalar || column.ItemType is not NumberDataViewType)
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: variate column '{variate}' has type {column.ItemType} ({column.Kind}); expected a numeric scalar (Single).");
+        }
+        var result = new List<SchemaShape.Column>
+        {
+            HostSettings.SchemaColumn(options.LookbackColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single),
+            HostSettings.SchemaColumn(options.ForecastColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single),
+        };
+        if (options.ResolvedCalendar != CalendarFeatures.None)
+            result.Insert(1, HostSettings.SchemaColumn(options.WindowTimestampColumnName, SchemaShape.Column.VectorKind.Scalar, DateTimeDataViewType.Instance));
+        return new SchemaShape(result);
     }
 
     internal static WindowBatchSource Windows(TimeSeriesFrame frame, SeriesScaler scaler, CalendarFeatures calendar, int lookback, int horizon)

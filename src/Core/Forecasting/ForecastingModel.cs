@@ -40,17 +40,27 @@ public abstract class ForecastingModel : TorchTransformerBase
         : base(env, name, ScoringInputs(scorer.Info), ScoringOutputs(scorer.Info), scoringBatchSize)
     {
         Scorer = scorer;
-        // A NaN in a window would silently turn its whole forecast into NaN; models that handle gaps (CRIB) opt out.
-        RejectNonFinite = !AcceptsMissingValues;
+        // A NaN in a window would silently turn its whole forecast into NaN unless the model was trained to treat it
+        // as missing (MissingValues = ZeroFill); infinity is always refused.
+        RejectNonFinite = true;
+        AllowNaN = scorer.Policies.AllowsMissing;
     }
+
+    /// <summary>What the model does with missing (NaN) values in windows and series (from the training options).</summary>
+    public MissingValuePolicy MissingValues => Scorer.Policies.MissingValues;
+
+    /// <summary>What the model does with rows whose timestamp repeats the previous row's (from the training options).</summary>
+    public DuplicateTimestampPolicy DuplicateTimestamps => Scorer.Policies.DuplicateTimestamps;
+
+    /// <inheritdoc />
+    protected override string? NonFiniteHint => Scorer.Policies.AllowsMissing ? null
+        : "This model was trained with MissingValues = Refuse; train it with MissingValues = MissingValuePolicy.ZeroFill " +
+          "(or use the CRIB forecaster) to score windows with missing values.";
 
     /// <inheritdoc />
     protected override string? MissingColumnHint(TorchInputColumn column) =>
         $"{Name} scores one window per row. Turn a series (one row per timestamp) into windows with " +
         "model.CreateWindows(mlContext, series), or call model.Forecast(history) / model.Evaluate(series) on the series directly.";
-
-    /// <summary>True for architectures that forecast from windows with missing (NaN) values.</summary>
-    private protected virtual bool AcceptsMissingValues => false;
 
     private static TorchInputColumn[] ScoringInputs(ForecastingModelInfo info)
     {
@@ -82,12 +92,16 @@ public abstract class ForecastingModel : TorchTransformerBase
         var info = Scorer.Info;
         // Only the lookback is needed: the horizon is what gets forecast.
         string need = $"at least {info.Lookback} rows (the model's lookback; the horizon is forecast, not read)";
-        var frame = TimeSeriesFrame.FromDataView(history, info.Variates, TimestampColumnForReading, allowMissing: false,
-            $"{Name} history", need);
+        var frame = ReadSeries(history, $"{Name} history", need);
         if (frame.Rows < info.Lookback)
             throw new InvalidOperationException(
                 $"{Name}: the history has {frame.Rows} rows; expected {need}. Pass a longer history.");
         var window = frame.Slice(frame.Rows - info.Lookback, info.Lookback);
+        if (Array.TrueForAll(window.Values, float.IsNaN))
+            throw new InvalidOperationException(
+                $"{Name}: the last {info.Lookback} rows of the history (rows {frame.Rows - info.Lookback} to " +
+                $"{frame.Rows - 1}) are all missing (NaN), so there is nothing to forecast from. Pass a history whose " +
+                "lookback holds observed values.");
         DateTime? last = window.Timestamps?[^1];
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
@@ -103,38 +117,55 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// Scores every window of <paramref name="series"/> (a start at every row, windows sliding by one, the papers'
     /// protocol) and returns MSE/MAE in scaled space plus MAE/RMSE/MAPE/sMAPE in original units.
     /// Pass a test view that starts <see cref="Lookback"/> rows before its first forecast (see <see cref="ForecastSplit.Apply"/>).
+    /// With missing values (a model trained with MissingValues = ZeroFill) missing targets are left out of every
+    /// metric, and windows whose lookback or target holds no observed value are skipped and counted.
     /// </summary>
     public ForecastMetrics Evaluate(IDataView series, int batchSize = 256) =>
-        EvaluateWith(series, batchSize, batch => Scorer.ForecastScaled(batch.Inputs[0]!, batch.Inputs[1]));
+        EvaluateWith(series, batchSize, batch => Scorer.ForecastScaled(batch.Inputs[0]!, batch.Inputs[1], batch.Inputs[2]));
 
     /// <summary>
-    /// The naive baseline under exactly the protocol of <see cref="Evaluate"/>: every variate's last lookback value
-    /// repeated over the horizon. A model that does not beat it has learnt nothing useful.
+    /// The naive baseline under exactly the protocol of <see cref="Evaluate"/>: every variate's last observed lookback
+    /// value repeated over the horizon (its training mean when the whole lookback of that variate is missing). A model
+    /// that does not beat it has learnt nothing useful.
     /// </summary>
     public ForecastMetrics EvaluateLastValueBaseline(IDataView series, int batchSize = 256) =>
-        EvaluateWith(series, batchSize, batch => batch.Inputs[0]![.., ^1.., ..].expand(-1, Horizon, -1));
+        EvaluateWith(series, batchSize, LastObservedValue);
+
+    private Tensor LastObservedValue(TrainingBatch batch)
+    {
+        var x = batch.Inputs[0]!;
+        if (batch.Inputs[2] is not { } observed) return x[.., ^1.., ..].expand(-1, Horizon, -1);
+        // Index of the last observed row per (window, variate): argmax of observed · (t + 1); 0 when none is observed.
+        var positions = arange(Runtime.TorchScalars.One, Runtime.TorchScalars.Of(Lookback + 1), Runtime.TorchScalars.One, dtype: ScalarType.Float32,
+            device: x.device).view(1, -1, 1);
+        var last = observed.mul(positions).argmax(1, keepdim: true);                    // [B, 1, N]
+        var value = x.gather(1, last).mul(observed.amax(new long[] { 1 }, keepdim: true));  // 0 (the mean) if none
+        return value.expand(-1, Horizon, -1);
+    }
 
     private ForecastMetrics EvaluateWith(IDataView series, int batchSize, Func<TrainingBatch, Tensor> forecastScaled)
     {
         ThrowIfDisposed();
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batchSize must be at least 1.");
         var info = Scorer.Info;
-        var frame = TimeSeriesFrame.FromDataView(series, info.Variates, TimestampColumnForReading, allowMissing: false,
-            $"{Name} evaluation data",
+        var frame = ReadSeries(series, $"{Name} evaluation data",
             $"at least lookback + horizon = {info.Lookback + info.Horizon} rows (one complete window)");
         if (frame.Rows < info.Lookback + info.Horizon)
             throw new InvalidOperationException($"{Name}: the evaluation data has {frame.Rows} rows, fewer than lookback + horizon = {info.Lookback + info.Horizon}; it holds no complete window.");
         using var windows = ForecasterTraining.Windows(frame, info.Scaler, info.Calendar, info.Lookback, info.Horizon);
         var metrics = new ForecastMetricsAccumulator(info.Scaler);
         using var inference = inference_mode();
-        var rows = Enumerable.Range(0, windows.Count).ToArray();
+        var unusable = windows.UnusableWindows();
+        var rows = Enumerable.Range(0, windows.Count).Where(w => !unusable[w]).ToArray();
+        metrics.SkipWindows(windows.Count - rows.Length);
         for (int start = 0; start < rows.Length; start += batchSize)
         {
             using var scope = NewDisposeScope();
             int count = Math.Min(batchSize, rows.Length - start);
             var batch = windows.CreateBatch(rows.AsSpan(start, count), Scorer.Device);
             var forecast = forecastScaled(batch).cpu().contiguous();
-            metrics.AddScaled(forecast.data<float>().ToArray(), batch.Target.cpu().contiguous().data<float>().ToArray(), count);
+            metrics.AddScaled(forecast.data<float>().ToArray(), batch.Target.cpu().contiguous().data<float>().ToArray(), count,
+                batch.TargetMask?.cpu().contiguous().data<float>().ToArray());
         }
         return metrics.Result();
     }
@@ -151,8 +182,7 @@ public abstract class ForecastingModel : TorchTransformerBase
         ArgumentNullException.ThrowIfNull(mlContext);
         var info = Scorer.Info;
         int l = info.Lookback, s = info.Horizon, n = info.VariateCount;
-        var frame = TimeSeriesFrame.FromDataView(series, info.Variates, TimestampColumnForReading, allowMissing: false,
-            $"{Name} series", includeTargets
+        var frame = ReadSeries(series, $"{Name} series", includeTargets
                 ? $"at least lookback + horizon = {l + s} rows (one window with its target)"
                 : $"at least {l} rows (one lookback window)");
         int count = frame.Rows - l - (includeTargets ? s : 0) + 1;
@@ -182,6 +212,10 @@ public abstract class ForecastingModel : TorchTransformerBase
 
     private string? TimestampColumnForReading => Scorer.Info.Calendar == CalendarFeatures.None ? null : Scorer.Info.TimestampColumnName;
 
+    private TimeSeriesFrame ReadSeries(IDataView series, string purpose, string rowsNeeded) =>
+        TimeSeriesFrame.FromDataView(series, Scorer.Info.Variates, TimestampColumnForReading, Scorer.Policies.AllowsMissing,
+            purpose, rowsNeeded, Scorer.Policies.DuplicateTimestamps);
+
     /// <summary>
     /// Writes the payload: a header shared by every forecaster, then the architecture's part
     /// (<see cref="SaveNetwork"/>). From payload version 2 on:
@@ -190,6 +224,7 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// int32   payload version of the model type (<see cref="PayloadVersion"/>)
     /// string  "MLNet.Attention.Core 0.1.0": the build that saved it, named when a build too old to read it refuses
     /// config  ForecastingModelInfo (variates, sizes, calendar, frequency, column names, scaler) by ConfigPersistence
+    /// config  ForecastingPolicies (missing values, duplicate timestamps), from payload version 3 on
     /// ...     what SaveNetwork writes (for the iTransformer: its config, the scoring batch size, the weights)
     /// </code>
     /// The first three fields keep their meaning in every later version.
@@ -200,6 +235,7 @@ public abstract class ForecastingModel : TorchTransformerBase
         writer.Write(PayloadVersion);
         writer.Write(BuildLabel);
         ConfigPersistence.WriteConfig(writer, Scorer.Info);
+        ConfigPersistence.WriteConfig(writer, Scorer.Policies);
         SaveNetwork(writer);
     }
 
@@ -218,8 +254,8 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// <param name="modelName">The model's name for messages, e.g. "InvertedTransformer".</param>
     /// <param name="newestVersion">The caller's <see cref="PayloadVersion"/>: newer payloads are refused with the
     /// version of the build that saved them.</param>
-    private protected static (int Version, ForecastingModelInfo Info) ReadHeader(BinaryReader reader, string modelName,
-        int newestVersion)
+    private protected static (int Version, ForecastingModelInfo Info, ForecastingPolicies Policies) ReadHeader(
+        BinaryReader reader, string modelName, int newestVersion)
     {
         int first = reader.ReadInt32();
         if (first > 0)
@@ -230,7 +266,7 @@ public abstract class ForecastingModel : TorchTransformerBase
                 throw new InvalidDataException(
                     $"This {modelName} model has the version-1 layout but declares network format {version}; the " +
                     "model file is corrupted. Re-save or re-download it.");
-            return (1, legacy);
+            return (1, legacy, ForecastingPolicies.Strict);
         }
         if (first < 0)
             throw new InvalidDataException(
@@ -248,7 +284,10 @@ public abstract class ForecastingModel : TorchTransformerBase
             throw new InvalidDataException(
                 $"This {modelName} model declares payload format {payloadVersion}, which no MLNet.Attention version " +
                 "writes in this layout; the model file is corrupted. Re-save or re-download it.");
-        return (payloadVersion, ConfigPersistence.ReadConfig<ForecastingModelInfo>(reader));
+        var info = ConfigPersistence.ReadConfig<ForecastingModelInfo>(reader);
+        // Payload 2 predates the policies: its models refused missing values and duplicate timestamps.
+        var policies = payloadVersion >= 3 ? ConfigPersistence.ReadConfig<ForecastingPolicies>(reader) : ForecastingPolicies.Strict;
+        return (payloadVersion, info, policies);
     }
 
     /// <summary>"MLNet.Attention.Core 0.1.0": the package version written into every payload.</summary>

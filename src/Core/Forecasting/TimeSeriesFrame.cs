@@ -43,8 +43,11 @@ public sealed class TimeSeriesFrame
     /// <param name="purpose">Names the caller in messages, e.g. "InvertedTransformer training data".</param>
     /// <param name="rowsNeeded">What the caller needs, for the message on an empty view, e.g. "at least 96 rows (the
     /// model's lookback)"; null means at least lookback + horizon rows (one complete training window).</param>
+    /// <param name="duplicateTimestamps">Rows whose timestamp equals the previous row's: refused (default), kept, or
+    /// dropped (all but the first of each run). Timestamps that decrease are always refused.</param>
     public static TimeSeriesFrame FromDataView(IDataView data, IReadOnlyList<string> variateColumns, string? timestampColumn,
-        bool allowMissing, string purpose, string? rowsNeeded = null)
+        bool allowMissing, string purpose, string? rowsNeeded = null,
+        DuplicateTimestampPolicy duplicateTimestamps = DuplicateTimestampPolicy.Refuse)
     {
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(variateColumns);
@@ -73,7 +76,7 @@ public sealed class TimeSeriesFrame
                     if (double.IsInfinity(v))
                         throw new InvalidOperationException($"{purpose}: column '{columns[n].Name}' holds {(v > 0 ? "+infinity" : "-infinity")} at row {row}. Remove or clip infinite values before training or scoring.");
                     if (double.IsNaN(v) && !allowMissing)
-                        throw new InvalidOperationException($"{purpose}: column '{columns[n].Name}' is missing (NaN) at row {row}. This model cannot forecast from missing values: fill them first (e.g. mlContext.Transforms.ReplaceMissingValues or interpolation), drop the rows, or use a forecaster that accepts missing values.");
+                        throw new InvalidOperationException($"{purpose}: column '{columns[n].Name}' is missing (NaN) at row {row}, and this model refuses missing values (MissingValues = Refuse). Train with MissingValues = MissingValuePolicy.ZeroFill in the trainer's options (the model then trains, evaluates and forecasts through them) or use the CRIB forecaster, which reads them natively; or fill them first (interpolation, mlContext.Transforms.ReplaceMissingValues).");
                     if (Math.Abs(v) > float.MaxValue)
                         throw new InvalidOperationException($"{purpose}: column '{columns[n].Name}' holds {v} at row {row}, beyond the float32 range. Rescale the column.");
                     values.Add((float)v);
@@ -88,12 +91,49 @@ public sealed class TimeSeriesFrame
             throw new InvalidOperationException(
                 $"{purpose}: the data view has no rows; expected {need}. Pass a view with {need}.");
         }
-        if (times is not null)
-            for (int t = 1; t < times.Count; t++)
-                if (times[t] <= times[t - 1])
-                    throw new InvalidOperationException($"{purpose}: timestamp column '{timestampColumn}' is not strictly increasing at row {t} ({times[t - 1]:s} then {times[t]:s}). Sort the rows by time and remove duplicates.");
-        return new TimeSeriesFrame(variateColumns.ToArray(), values.ToArray(), times?.ToArray());
+        if (times is null) return new TimeSeriesFrame(variateColumns.ToArray(), values.ToArray(), null);
+        var duplicates = new List<int>();
+        for (int t = 1; t < times.Count; t++)
+        {
+            if (times[t] < times[t - 1])
+                throw new InvalidOperationException($"{purpose}: timestamp column '{timestampColumn}' goes back in time at row {t} ({times[t - 1]:s} then {times[t]:s}); expected rows in time order. Sort the rows by time (e.g. order them before loading).");
+            if (times[t] == times[t - 1]) duplicates.Add(t);
+        }
+        if (duplicates.Count == 0 || duplicateTimestamps == DuplicateTimestampPolicy.Keep)
+            return new TimeSeriesFrame(variateColumns.ToArray(), values.ToArray(), times.ToArray());
+        if (duplicateTimestamps == DuplicateTimestampPolicy.Refuse)
+            throw new InvalidOperationException(
+                $"{purpose}: timestamp column '{timestampColumn}' repeats a timestamp in {duplicates.Count} row(s), first " +
+                string.Join(", ", duplicates.Take(3).Select(t => $"row {t} ({times[t]:s})")) + "; expected one row per " +
+                "timestamp. Set DuplicateTimestamps = DuplicateTimestampPolicy.Keep (the papers keep such rows) or Drop " +
+                "(keep the first of each) in the trainer's options, or remove the duplicates first.");
+        int width = variateColumns.Count, kept = 0, next = 0;
+        var keptValues = new float[(times.Count - duplicates.Count) * width];
+        var keptTimes = new DateTime[times.Count - duplicates.Count];
+        for (int t = 0; t < times.Count; t++)
+        {
+            if (next < duplicates.Count && duplicates[next] == t) { next++; continue; }
+            System.Runtime.InteropServices.CollectionsMarshal.AsSpan(values).Slice(t * width, width)
+                .CopyTo(keptValues.AsSpan(kept * width, width));
+            keptTimes[kept++] = times[t];
+        }
+        return new TimeSeriesFrame(variateColumns.ToArray(), keptValues, keptTimes);
     }
+
+    /// <summary>True when some value is NaN (missing).</summary>
+    public bool HasMissingValues => Array.Exists(Values, float.IsNaN);
+
+    /// <summary>Observed (non-NaN) values of variate <paramref name="column"/>.</summary>
+    internal int ObservedCount(int column)
+    {
+        int n = Columns.Count, count = 0;
+        for (int i = column; i < Values.Length; i += n) if (!float.IsNaN(Values[i])) count++;
+        return count;
+    }
+
+    /// <summary>The frame as an <see cref="IDataView"/>: one Single column per variate (NaN where missing) and, when
+    /// the frame has timestamps, a DateTime column named <paramref name="timestampColumnName"/>.</summary>
+    public IDataView ToDataView(string timestampColumnName = "Date") => new FrameDataView(this, timestampColumnName);
 
     /// <summary>Rows whose timestamp is more than <paramref name="step"/> after the previous row's, in order
     /// (row <c>t</c> means the gap lies between rows <c>t − 1</c> and <c>t</c>); empty without timestamps.</summary>

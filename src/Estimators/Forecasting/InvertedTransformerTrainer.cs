@@ -40,43 +40,25 @@ public sealed class InvertedTransformerTrainer : IEstimator<InvertedTransformerM
     {
         public override InvertedTransformerNetwork CreateNetwork(ForecastingModelInfo info) => new(config);
 
-        public override Tensor ForecastScaled(InvertedTransformerNetwork network, Tensor windows, Tensor? covariates) =>
-            network.call(windows, covariates);
+        // The iTransformer has no notion of a missing input: it sees the zero-filled window (MissingValues = ZeroFill).
+        public override Tensor ForecastScaled(InvertedTransformerNetwork network, Tensor windows, Tensor? covariates,
+            Tensor? observedMask) => network.call(windows, covariates);
     }
 
     /// <summary>
     /// Checks that the series columns exist and are numeric, and describes the model's window-scoring columns:
     /// <c>Lookback</c> in, <c>Forecast</c> out.
     /// </summary>
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
-    {
-        ArgumentNullException.ThrowIfNull(inputSchema);
-        var byName = inputSchema.ToDictionary(c => c.Name);
-        foreach (var name in _options.VariateColumnNames)
-        {
-            if (!byName.TryGetValue(name, out var column))
-                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: variate column '{name}' was not found in the input schema.");
-            if (column.Kind != SchemaShape.Column.VectorKind.Scalar || column.ItemType is not NumberDataViewType)
-                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{Name}: variate column '{name}' has type {column.ItemType} ({column.Kind}); expected a numeric scalar (Single).");
-        }
-        var result = new List<SchemaShape.Column>
-        {
-            HostSettings.SchemaColumn(_options.LookbackColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single),
-            HostSettings.SchemaColumn(_options.ForecastColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single),
-        };
-        if (_options.ResolvedCalendar != CalendarFeatures.None)
-            result.Insert(1, HostSettings.SchemaColumn(_options.WindowTimestampColumnName, SchemaShape.Column.VectorKind.Scalar, DateTimeDataViewType.Instance));
-        return new SchemaShape(result);
-    }
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => ForecasterTraining.OutputSchema(Name, _options, inputSchema);
 }
 
 /// <summary>A trained iTransformer forecaster; see <see cref="ForecastingModel"/> for scoring, forecasting and evaluation.</summary>
 public sealed class InvertedTransformerModel : ForecastingModel
 {
-    /// <summary>Version 2: the config and the model description stored by <see cref="ConfigPersistence"/>, weights
-    /// through <see cref="TorchModelPersistence.WriteModule"/>. Version 1 (MLNet.Attention 0.1.0): every field by hand,
-    /// weights by <c>Module.save</c>; still read.</summary>
-    private const int CurrentPayloadVersion = 2;
+    /// <summary>Version 3: + the missing-value and duplicate-timestamp policies. Version 2: the config and the model
+    /// description stored by <see cref="ConfigPersistence"/>, weights through <see cref="TorchModelPersistence.WriteModule"/>.
+    /// Version 1 (MLNet.Attention 0.1.0): every field by hand, weights by <c>Module.save</c>. All are still read.</summary>
+    private const int CurrentPayloadVersion = 3;
     private readonly InvertedTransformerConfig _config;
 
     /// <summary>The network's hyper-parameters.</summary>
@@ -105,7 +87,7 @@ public sealed class InvertedTransformerModel : ForecastingModel
     /// persistence bridge on mlContext.Model.Load.</summary>
     public static InvertedTransformerModel Load(IHostEnvironment env, BinaryReader reader)
     {
-        var (version, info) = ReadHeader(reader, InvertedTransformerTrainer.Name, CurrentPayloadVersion);
+        var (version, info, policies) = ReadHeader(reader, InvertedTransformerTrainer.Name, CurrentPayloadVersion);
         var config = version == 1
             ? ReadConfigVersion1(reader)
             : ConfigPersistence.ReadConfig<InvertedTransformerConfig>(reader);
@@ -123,7 +105,7 @@ public sealed class InvertedTransformerModel : ForecastingModel
             var (gpu, fallback) = HostSettings.GpuSettings(env);
             var device = Runtime.TorchRuntime.ResolveDevice(gpu, fallback);
             network.to(device);
-            var scorer = new ForecastScorer(info, network, device, (x, c) => network.call(x, c));
+            var scorer = new ForecastScorer(info, policies, network, device, (x, c, _) => network.call(x, c));
             return new InvertedTransformerModel(env, scorer, config, scoringBatchSize);
         }
         catch

@@ -149,7 +149,7 @@ public sealed class ForecastingToolkitTests
         StringAssert.Contains(notDate.Message, "'yesterday' at row 0");
         var unordered = Assert.ThrowsExactly<InvalidOperationException>(() =>
             TimeSeriesFrame.FromDataView(View(ml, new Row { When = "2020-01-02" }, new Row { When = "2020-01-01" }), new[] { "A" }, "When", false, "Trainer data"));
-        StringAssert.Contains(unordered.Message, "not strictly increasing at row 1");
+        StringAssert.Contains(unordered.Message, "goes back in time at row 1");
     }
 
     [TestMethod]

@@ -96,9 +96,9 @@ public sealed class ModelFormatCompatibilityTests
     [TestMethod]
     public void APayloadFromANewerReleaseNamesTheVersionToUse()
     {
-        var message = LoadFails(Header(0, 3, "MLNet.Attention.Core 0.4.0"));
-        StringAssert.Contains(message, "saved by MLNet.Attention.Core 0.4.0 with payload format 3");
-        StringAssert.Contains(message, "reads InvertedTransformer payload formats up to 2");
+        var message = LoadFails(Header(0, 4, "MLNet.Attention.Core 0.4.0"));
+        StringAssert.Contains(message, "saved by MLNet.Attention.Core 0.4.0 with payload format 4");
+        StringAssert.Contains(message, "reads InvertedTransformer payload formats up to 3");
         StringAssert.Contains(message, "Upgrade the MLNet.Attention packages to the version that saved it");
     }
 
