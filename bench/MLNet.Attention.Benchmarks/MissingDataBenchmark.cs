@@ -35,7 +35,8 @@ public static class MissingDataBenchmark
         string dataDir = DataDir(options), outPath = OutPath(options);
         string command = $"crib --datasets {string.Join(',', datasets)} --patterns {string.Join(',', patterns.Select(p => p.ToString().ToLowerInvariant()))} " +
             $"--rates {string.Join(',', rates.Select(r => F(r, "G")))} --seeds {string.Join(',', seeds)} --models {string.Join(',', models)} " +
-            $"--lookback {lookback} --horizon {horizon} --epochs {epochs} --threads {threads}";
+            $"--lookback {lookback} --horizon {horizon} --epochs {epochs} --threads {threads}" +
+            (options.Get("section") is { } section ? $" --section {section}" : "");
         Console.WriteLine(command);
         var started = DateTime.Now;
         var runs = new List<Result>();
@@ -61,7 +62,7 @@ public static class MissingDataBenchmark
         if (runs.Count == 0) return 0;
         var md = Markdown(runs, command, started);
         Console.WriteLine(md);
-        WriteSection(outPath, "missing-data", md);
+        WriteSection(outPath, options.Get("section", "missing-data"), md);
         return 0;
     }
 

@@ -26,6 +26,8 @@ public sealed record ForecastMetrics
     public double SymmetricMeanAbsolutePercentageError { get; init; }
     /// <summary>MSE in scaled space per variate, in column order (NaN for a variate with no observed target).</summary>
     public IReadOnlyList<double> MeanSquaredErrorPerVariate { get; init; } = Array.Empty<double>();
+    /// <summary>MAE in original units per variate, in column order (NaN for a variate with no observed target).</summary>
+    public IReadOnlyList<double> MeanAbsoluteErrorPerVariateOriginal { get; init; } = Array.Empty<double>();
     /// <summary>Target values (window × step × variate) that entered the metrics: the observed ones.</summary>
     public long ObservedTargets { get; init; }
     /// <summary>Target values left out because they are missing (NaN in the series).</summary>
@@ -51,6 +53,7 @@ internal sealed class ForecastMetricsAccumulator
     private readonly int _variates;
     private readonly double[] _sqPerVariate;
     private readonly long[] _countPerVariate;
+    private readonly double[] _absOrigPerVariate;
     private double _sq, _abs, _absOrig, _sqOrig, _ape, _smape;
     private long _count, _apeCount, _missing;
     private int _windows, _skipped;
@@ -61,6 +64,7 @@ internal sealed class ForecastMetricsAccumulator
         _variates = scaler.Mean.Count;
         _sqPerVariate = new double[_variates];
         _countPerVariate = new long[_variates];
+        _absOrigPerVariate = new double[_variates];
     }
 
     /// <summary>Counts windows that could not be scored (no observed lookback or target value).</summary>
@@ -68,8 +72,12 @@ internal sealed class ForecastMetricsAccumulator
 
     /// <summary>Adds windows given in scaled space, each [horizon × variates] row-major; entries where
     /// <paramref name="observed"/> is 0 (missing targets) are left out.</summary>
-    public void AddScaled(ReadOnlySpan<float> forecast, ReadOnlySpan<float> actual, int windows, ReadOnlySpan<float> observed = default)
+    /// <param name="scaler">The scaler of the model that produced these windows when it is not the accumulator's
+    /// (backtests with refits); original-unit metrics then stay exact.</param>
+    public void AddScaled(ReadOnlySpan<float> forecast, ReadOnlySpan<float> actual, int windows, ReadOnlySpan<float> observed = default,
+        SeriesScaler? scaler = null)
     {
+        var units = scaler ?? _scaler;
         bool masked = !observed.IsEmpty;
         long counted = 0;
         for (int i = 0; i < forecast.Length; i++)
@@ -80,8 +88,8 @@ internal sealed class ForecastMetricsAccumulator
             _countPerVariate[n]++;
             double f = forecast[i], a = actual[i], e = f - a;
             _sq += e * e; _abs += Math.Abs(e); _sqPerVariate[n] += e * e;
-            double fo = f * _scaler.Std[n] + _scaler.Mean[n], ao = a * _scaler.Std[n] + _scaler.Mean[n], eo = fo - ao;
-            _absOrig += Math.Abs(eo); _sqOrig += eo * eo;
+            double fo = f * units.Std[n] + units.Mean[n], ao = a * units.Std[n] + units.Mean[n], eo = fo - ao;
+            _absOrig += Math.Abs(eo); _sqOrig += eo * eo; _absOrigPerVariate[n] += Math.Abs(eo);
             if (ao != 0) { _ape += Math.Abs(eo / ao); _apeCount++; }
             double denominator = Math.Abs(ao) + Math.Abs(fo);
             if (denominator > 0) _smape += 2 * Math.Abs(eo) / denominator;
@@ -107,6 +115,7 @@ internal sealed class ForecastMetricsAccumulator
             MeanAbsolutePercentageError = _apeCount == 0 ? double.NaN : 100 * _ape / _apeCount,
             SymmetricMeanAbsolutePercentageError = 100 * _smape / _count,
             MeanSquaredErrorPerVariate = _sqPerVariate.Select((s, n) => _countPerVariate[n] > 0 ? s / _countPerVariate[n] : double.NaN).ToArray(),
+            MeanAbsoluteErrorPerVariateOriginal = _absOrigPerVariate.Select((s, n) => _countPerVariate[n] > 0 ? s / _countPerVariate[n] : double.NaN).ToArray(),
             ObservedTargets = _count,
             MissingTargets = _missing,
             SkippedWindows = _skipped,

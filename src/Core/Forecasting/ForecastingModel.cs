@@ -152,8 +152,18 @@ public abstract class ForecastingModel : TorchTransformerBase
             $"at least lookback + horizon = {info.Lookback + info.Horizon} rows (one complete window)");
         if (frame.Rows < info.Lookback + info.Horizon)
             throw new InvalidOperationException($"{Name}: the evaluation data has {frame.Rows} rows, fewer than lookback + horizon = {info.Lookback + info.Horizon}; it holds no complete window.");
-        using var windows = ForecasterTraining.Windows(frame, info.Scaler, info.Calendar, info.Lookback, info.Horizon);
         var metrics = new ForecastMetricsAccumulator(info.Scaler);
+        Accumulate(frame, batchSize, forecastScaled, metrics);
+        return metrics.Result();
+    }
+
+    /// <summary>Scores every usable window of <paramref name="frame"/> into <paramref name="metrics"/> (windows with no
+    /// observed lookback or target value are counted as skipped).</summary>
+    private void Accumulate(TimeSeriesFrame frame, int batchSize, Func<TrainingBatch, Tensor> forecastScaled,
+        ForecastMetricsAccumulator metrics)
+    {
+        var info = Scorer.Info;
+        using var windows = ForecasterTraining.Windows(frame, info.Scaler, info.Calendar, info.Lookback, info.Horizon);
         using var inference = inference_mode();
         var unusable = windows.UnusableWindows();
         var rows = Enumerable.Range(0, windows.Count).Where(w => !unusable[w]).ToArray();
@@ -165,9 +175,52 @@ public abstract class ForecastingModel : TorchTransformerBase
             var batch = windows.CreateBatch(rows.AsSpan(start, count), Scorer.Device);
             var forecast = forecastScaled(batch).cpu().contiguous();
             metrics.AddScaled(forecast.data<float>().ToArray(), batch.Target.cpu().contiguous().data<float>().ToArray(), count,
-                batch.TargetMask?.cpu().contiguous().data<float>().ToArray());
+                batch.TargetMask?.cpu().contiguous().data<float>().ToArray(), info.Scaler);
         }
-        return metrics.Result();
+    }
+
+    /// <summary>
+    /// Rolling-origin evaluation without refitting (NeuralForecast's <c>cross_validation(refit=False)</c>, Darts'
+    /// <c>historical_forecasts(retrain=False)</c>): <paramref name="folds"/> forecast origins (cutoffs), the last at
+    /// <c>rows − Horizon</c> and each earlier one <paramref name="step"/> rows before; fold k forecasts the Horizon rows
+    /// after its cutoff from the Lookback rows before it. Returns per-fold and overall metrics with MASE (the
+    /// forecast's MAE over the in-sample MAE of the seasonal naive forecast of lag <paramref name="seasonality"/> on
+    /// the rows before the cutoff, averaged over variates). Use <see cref="ForecastBacktest.Run"/> to refit per fold.
+    /// </summary>
+    /// <param name="series">The series (one row per timestamp), at least Lookback + (folds − 1)·step + Horizon rows.</param>
+    /// <param name="folds">Number of forecast origins (≥ 1).</param>
+    /// <param name="step">Rows between consecutive origins; null: the horizon (non-overlapping test windows).</param>
+    /// <param name="seasonality">Lag of the naive forecast that scales MASE (1: last value; 24: same hour yesterday).</param>
+    public BacktestResult Backtest(IDataView series, int folds = 5, int? step = null, int seasonality = 1)
+    {
+        ThrowIfDisposed();
+        var frame = ReadSeries(series, $"{Name} backtest series", "enough rows for the folds");
+        return Backtest(frame, folds, step ?? Horizon, seasonality, refitted: false, fold => this);
+    }
+
+    internal BacktestResult Backtest(TimeSeriesFrame frame, int folds, int step, int seasonality, bool refitted,
+        Func<(int Fold, int Cutoff), ForecastingModel> modelForFold)
+    {
+        var cutoffs = ForecastBacktest.Cutoffs(Name, frame.Rows, Lookback, Horizon, folds, step, seasonality);
+        var overall = new ForecastMetricsAccumulator(Scorer.Info.Scaler);
+        var results = new List<BacktestFold>();
+        double maseSum = 0; int maseCount = 0;
+        for (int k = 0; k < cutoffs.Length; k++)
+        {
+            int cutoff = cutoffs[k];
+            var model = modelForFold((k, cutoff));
+            var window = frame.Slice(cutoff - Lookback, Lookback + Horizon);
+            var fold = new ForecastMetricsAccumulator(model.Scorer.Info.Scaler);
+            Func<TrainingBatch, Tensor> forecast = b => model.Scorer.ForecastScaled(b.Inputs[0]!, b.Inputs[1], b.Inputs[2]);
+            model.Accumulate(window, 1, forecast, fold);
+            // Original-unit metrics pool exactly across folds; with refits the scaled ones pool each fold's own scaled space.
+            model.Accumulate(window, 1, forecast, overall);
+            var metrics = fold.Result();
+            double mase = ForecastBacktest.Mase(frame, cutoff, seasonality, metrics.MeanAbsoluteErrorPerVariateOriginal);
+            if (double.IsFinite(mase)) { maseSum += mase; maseCount++; }
+            results.Add(new BacktestFold(k, cutoff, frame.Timestamps?[cutoff], metrics, mase));
+        }
+        return new BacktestResult(results, overall.Result(), maseCount > 0 ? maseSum / maseCount : double.NaN, refitted);
     }
 
     /// <summary>

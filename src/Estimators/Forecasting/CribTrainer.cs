@@ -13,7 +13,7 @@ namespace MLNet.Attention.Forecasting;
 /// a series with one row per timestamp that may contain missing values (NaN): no imputation, the network reads the
 /// zero-filled window with its observed mask. Create it with <c>mlContext.Forecasting.Trainers.Crib(...)</c>.
 /// </summary>
-public sealed class CribTrainer : IEstimator<CribModel>
+public sealed class CribTrainer : IEstimator<CribModel>, IForecastingTrainer
 {
     internal const string Name = "Crib";
     private readonly IHostEnvironment _env;
@@ -25,6 +25,8 @@ public sealed class CribTrainer : IEstimator<CribModel>
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _options.Validate();
     }
+
+    ForecasterOptions IForecastingTrainer.Options => _options;
 
     /// <summary>Trains on <paramref name="input"/> (the training rows; validation rows come from the options).</summary>
     public CribModel Fit(IDataView input)

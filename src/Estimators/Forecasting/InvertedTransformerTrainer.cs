@@ -14,7 +14,7 @@ namespace MLNet.Attention.Forecasting;
 /// <see cref="IDataView"/> with one row per timestamp. Create it with
 /// <c>mlContext.Forecasting.Trainers.InvertedTransformer(...)</c>.
 /// </summary>
-public sealed class InvertedTransformerTrainer : IEstimator<InvertedTransformerModel>
+public sealed class InvertedTransformerTrainer : IEstimator<InvertedTransformerModel>, IForecastingTrainer
 {
     internal const string Name = "InvertedTransformer";
     private readonly IHostEnvironment _env;
@@ -26,6 +26,8 @@ public sealed class InvertedTransformerTrainer : IEstimator<InvertedTransformerM
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _options.Validate();
     }
+
+    ForecasterOptions IForecastingTrainer.Options => _options;
 
     /// <summary>Trains on <paramref name="input"/> (the training rows; validation rows come from the options).</summary>
     public InvertedTransformerModel Fit(IDataView input)

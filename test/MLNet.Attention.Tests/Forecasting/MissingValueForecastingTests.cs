@@ -305,3 +305,56 @@ public sealed class MissingValueForecastingTests
         public int Compare(object? x, object? y) => Math.Abs((float)x! - (float)y!) <= epsilon ? 0 : 1;
     }
 }
+
+[TestClass]
+public sealed class BacktestTests
+{
+    [TestMethod]
+    public void RollingOriginsScoreTheHorizonAfterEachCutoffAsEvaluateDoes()
+    {
+        var ml = new MLContext(seed: 2);
+        var data = ml.Data.LoadFromEnumerable(Series(400));
+        using var model = TrainTiny(ml, ml.Data.TakeRows(data, 300), o => o.MaxEpochs = 2);
+        var result = model.Backtest(data, folds: 3);
+        Assert.IsFalse(result.Refitted);
+        CollectionAssert.AreEqual(new[] { 400 - 3 * S, 400 - 2 * S, 400 - S }, result.Folds.Select(f => f.Cutoff).ToArray());
+        Assert.AreEqual(new DateTime(2020, 1, 1).AddHours(400 - S), result.Folds[^1].CutoffTime);
+        Assert.AreEqual(3 * S * 3L, result.Overall.ObservedTargets);
+        foreach (var fold in result.Folds)
+        {
+            // A fold is the one window whose forecast starts at the cutoff: Evaluate on exactly those rows agrees.
+            var rows = ml.Data.TakeRows(ml.Data.SkipRows(data, fold.Cutoff - L), L + S);
+            var expected = model.Evaluate(rows);
+            Assert.AreEqual(1, fold.Metrics.Windows);
+            Assert.AreEqual(expected.MeanSquaredError, fold.Metrics.MeanSquaredError, 1e-9);
+            Assert.IsTrue(fold.MeanAbsoluteScaledError > 0 && double.IsFinite(fold.MeanAbsoluteScaledError));
+        }
+        Assert.AreEqual(result.Folds.Average(f => f.MeanAbsoluteScaledError), result.MeanAbsoluteScaledError, 1e-12);
+        StringAssert.Contains(result.ToString(), "overall (3 folds)");
+
+        var tooMany = Assert.ThrowsExactly<InvalidOperationException>(() => model.Backtest(data, folds: 60));
+        StringAssert.Contains(tooMany.Message, $"need at least {L + 59 * S + S} rows; the series has 400");
+    }
+
+    [TestMethod]
+    public void RefitTrainsOneModelPerFoldOnTheRowsBeforeItsCutoff()
+    {
+        var ml = new MLContext(seed: 2);
+        var data = MissingValueSimulation.Apply(ml.Data.LoadFromEnumerable(Series(360)), new[] { "A", "B", "C" },
+            MissingPattern.Point, 0.1, 4, "Time");
+        var trainer = ml.Forecasting.Trainers.InvertedTransformer(TinyOptions(o =>
+        {
+            o.MaxEpochs = 1;
+            o.MissingValues = MissingValuePolicy.ZeroFill;
+        }));
+        var result = ForecastBacktest.Run(trainer, data, folds: 2, step: 20, seasonality: 24);
+        Assert.IsTrue(result.Refitted);
+        CollectionAssert.AreEqual(new[] { 360 - S - 20, 360 - S }, result.Folds.Select(f => f.Cutoff).ToArray());
+        Assert.IsTrue(result.Folds.All(f => double.IsFinite(f.Metrics.MeanAbsoluteErrorOriginal)));
+        Assert.IsTrue(result.Overall.MissingTargets > 0, "missing targets are left out of the backtest metrics too");
+
+        var leaky = ml.Forecasting.Trainers.InvertedTransformer(TinyOptions(o => o.ValidationSet = data));
+        var error = Assert.ThrowsExactly<ArgumentException>(() => ForecastBacktest.Run(leaky, data, folds: 2));
+        StringAssert.Contains(error.Message, "fixed ValidationSet");
+    }
+}
