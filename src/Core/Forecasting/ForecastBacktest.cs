@@ -31,7 +31,7 @@ public sealed record BacktestResult(IReadOnlyList<BacktestFold> Folds, ForecastM
 /// <summary>
 /// Rolling-origin evaluation (backtesting) of forecasters, as NeuralForecast's <c>cross_validation</c> and Darts'
 /// <c>historical_forecasts</c>: <c>folds</c> origins, the last at <c>rows − horizon</c>, each earlier one <c>step</c>
-/// rows before. Without a refit use <see cref="ForecastingModel.Backtest"/>; <see cref="Run{TModel}"/> trains a new
+/// rows before. Without a refit use <see cref="ForecastingModel.Backtest(Microsoft.ML.IDataView, int, int?, int)"/>; <see cref="Run{TModel}"/> trains a new
 /// model per fold on the rows before its cutoff.
 /// </summary>
 public static class ForecastBacktest

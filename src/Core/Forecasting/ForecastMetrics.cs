@@ -72,6 +72,10 @@ internal sealed class ForecastMetricsAccumulator
 
     /// <summary>Adds windows given in scaled space, each [horizon × variates] row-major; entries where
     /// <paramref name="observed"/> is 0 (missing targets) are left out.</summary>
+    /// <param name="forecast">Forecasts, scaled.</param>
+    /// <param name="actual">Targets, scaled (missing entries any value).</param>
+    /// <param name="windows">Number of windows in the spans.</param>
+    /// <param name="observed">1 where the target was observed; empty when all were.</param>
     /// <param name="scaler">The scaler of the model that produced these windows when it is not the accumulator's
     /// (backtests with refits); original-unit metrics then stay exact.</param>
     public void AddScaled(ReadOnlySpan<float> forecast, ReadOnlySpan<float> actual, int windows, ReadOnlySpan<float> observed = default,

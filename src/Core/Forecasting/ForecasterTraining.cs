@@ -84,12 +84,20 @@ internal static class ForecasterTraining
         if (validation is not null && validation.Rows < l + s)
             throw new InvalidOperationException($"{name}: the validation data has {validation.Rows} rows{heldOut}, fewer than lookback + horizon = {l + s}, so it holds no complete window. Use a larger ValidationFraction or ValidationSet, or a shorter Lookback/Horizon.");
 
-        for (int n = 0; n < train.Columns.Count; n++)
-            if (train.ObservedCount(n) == 0)
-                throw new InvalidOperationException(
-                    $"{name} training data: column '{train.Columns[n]}' has no observed value in its {train.Rows} " +
-                    $"training rows{heldOut} (every value is NaN), so it cannot be scaled or learnt. Remove it from " +
-                    "VariateColumnNames, or supply rows where it was measured.");
+        // A variate never observed in training (the CRIB protocol's column pattern) is kept: its inputs are all
+        // masked, its targets never enter the loss, and the scaler leaves it at mean 0, std 1. Say so, since its
+        // forecasts then carry no information from its own history.
+        var unobserved = Enumerable.Range(0, train.Columns.Count).Where(n => train.ObservedCount(n) == 0)
+            .Select(n => $"'{train.Columns[n]}'").ToArray();
+        if (unobserved.Length > 0)
+        {
+            using var channel = env.Start(name);
+            channel.Warning(MessageSensitivity.None,
+                $"{name} training data: column(s) {string.Join(", ", unobserved)} have no observed value in the " +
+                $"{train.Rows} training rows{heldOut}. They are trained as fully missing (masked out of the loss; " +
+                "forecasts for them come from the other variates only). Remove them from VariateColumnNames if " +
+                "that is not intended.");
+        }
         var calendar = options.ResolvedCalendar;
         if (calendar != CalendarFeatures.None && frame.Timestamps is null)
             throw new ArgumentException($"{name}: calendar covariates need TimestampColumnName.");

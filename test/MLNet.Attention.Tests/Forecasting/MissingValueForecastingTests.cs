@@ -88,12 +88,21 @@ public sealed class MissingValueForecastingTests
     public void BadMissingDataIsRefusedWithWhatAndWhy()
     {
         var ml = new MLContext(seed: 1);
-        // A variate with no observed value cannot be scaled or learnt.
+        // A variate never observed in training (the column pattern) trains as fully missing, with a warning in the
+        // log; its forecasts stay finite.
         var allMissing = Series(200);
         foreach (var row in allMissing) row.C = float.NaN;
-        var column = Assert.ThrowsExactly<InvalidOperationException>(() =>
-            TrainTiny(ml, ml.Data.LoadFromEnumerable(allMissing), o => o.MissingValues = MissingValuePolicy.ZeroFill));
-        StringAssert.Contains(column.Message, "column 'C' has no observed value");
+        var warnings = new List<string>();
+        ml.Log += (_, e) => { if (e.Message.Contains("no observed value")) warnings.Add(e.Message); };
+        using (var unobserved = TrainTiny(ml, ml.Data.LoadFromEnumerable(allMissing),
+                   o => { o.MaxEpochs = 1; o.MissingValues = MissingValuePolicy.ZeroFill; }))
+        {
+            Assert.IsTrue(warnings.Any(w => w.Contains("column(s) 'C'")), "expected a warning naming column C");
+            var unobservedForecast = unobserved.Forecast(ml.Data.LoadFromEnumerable(allMissing));
+            Assert.IsTrue(unobservedForecast.Values.All(float.IsFinite));
+            var metrics = unobserved.Evaluate(ml.Data.LoadFromEnumerable(allMissing));
+            Assert.IsTrue(double.IsFinite(metrics.MeanSquaredError));
+        }
 
         // Infinity is never a missing value.
         var infinite = Series(200);
