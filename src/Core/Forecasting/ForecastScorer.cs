@@ -14,6 +14,8 @@ internal sealed record ForecastingModelInfo(
     public int VariateCount => Variates.Length;
     public int CovariateCount => CalendarFeatureEncoder.Count(Calendar);
 
+    public ForecastingShape Shape => new(VariateCount, Lookback, Horizon, CovariateCount);
+
     /// <summary>Throws <see cref="InvalidDataException"/> naming the first value a trained model cannot have (called
     /// when a saved model is read: by <see cref="Interop.ConfigPersistence"/> and by
     /// <see cref="ReadVersion1"/>).</summary>

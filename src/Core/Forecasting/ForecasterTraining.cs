@@ -9,21 +9,17 @@ using static TorchSharp.torch;
 
 namespace MLNet.Attention.Forecasting;
 
-/// <summary>What a forecasting trainer supplies, typed by its network: how to build it, how it forecasts scaled
-/// windows and (optionally) its training loss. A new forecaster implements these members; the toolkit does the rest.</summary>
+/// <summary>What the toolkit needs from a forecasting trainer, typed by its network (the public face is
+/// <see cref="ForecastingTrainer{TOptions, TConfig, TNetwork, TModel}"/>).</summary>
 /// <typeparam name="TNetwork">The network module.</typeparam>
-internal abstract class ForecastingArchitecture<TNetwork> where TNetwork : nn.Module
+internal abstract class ForecastingArchitecture<TNetwork> where TNetwork : nn.Module, IForecastingNetwork
 {
     /// <summary>Builds a freshly initialised network for the model description (weights drawn after seeding).</summary>
     public abstract TNetwork CreateNetwork(ForecastingModelInfo info);
 
-    /// <summary>Forward pass: scaled windows [B, L, N] (missing entries 0), covariates [B, L, M] or null, and the
-    /// observed mask [B, L, N] (1 = observed) or null when nothing is missing → [B, S, N].</summary>
-    public abstract Tensor ForecastScaled(TNetwork network, Tensor windows, Tensor? covariates, Tensor? observedMask);
-
     /// <summary>Training loss of a batch (inputs: window, covariates, observed mask): MSE over the observed targets.</summary>
     public virtual TrainingLoss Loss(TNetwork network, TrainingBatch batch) =>
-        new(MaskedLoss.SquaredError(ForecastScaled(network, batch.Inputs[0]!, batch.Inputs[1], batch.Inputs[2]),
+        new(MaskedLoss.SquaredError(network.ForecastScaled(batch.Inputs[0]!, batch.Inputs[1], batch.Inputs[2]),
             batch.Target, batch.TargetMask));
 
     /// <summary>True when <see cref="ValidationLoss"/> replaces the training objective on validation batches.</summary>
@@ -33,26 +29,11 @@ internal abstract class ForecastingArchitecture<TNetwork> where TNetwork : nn.Mo
     public virtual Tensor ValidationLoss(TNetwork network, TrainingBatch batch) => Loss(network, batch).Total;
 }
 
-/// <summary>Losses over observed targets only: a missing target neither pulls the forecast nor dilutes the mean.</summary>
-internal static class MaskedLoss
-{
-    /// <summary>Mean squared error over the entries where <paramref name="mask"/> is 1 (all entries when null).</summary>
-    public static Tensor SquaredError(Tensor forecast, Tensor target, Tensor? mask) =>
-        mask is null ? nn.functional.mse_loss(forecast, target) : Masked(forecast.sub(target).pow(TorchScalars.Of(2L)), mask);
-
-    /// <summary>Mean absolute error over the entries where <paramref name="mask"/> is 1 (all entries when null).</summary>
-    public static Tensor AbsoluteError(Tensor forecast, Tensor target, Tensor? mask) =>
-        mask is null ? nn.functional.l1_loss(forecast, target) : Masked(forecast.sub(target).abs(), mask);
-
-    private static Tensor Masked(Tensor errors, Tensor mask) =>
-        errors.mul(mask).sum().div(mask.sum().clamp_min(TorchScalars.One));
-}
-
 /// <summary>Turns a series view into a trained <see cref="ForecastScorer"/> through the shared training loop.</summary>
 internal static class ForecasterTraining
 {
     public static (ForecastScorer Scorer, TrainingSummary Summary) Train<TNetwork>(IHostEnvironment env, string name,
-        ForecasterOptions options, IDataView data, ForecastingArchitecture<TNetwork> architecture) where TNetwork : nn.Module
+        ForecasterOptions options, IDataView data, ForecastingArchitecture<TNetwork> architecture) where TNetwork : nn.Module, IForecastingNetwork
     {
         ArgumentNullException.ThrowIfNull(data);
         options.Validate();
@@ -117,6 +98,10 @@ internal static class ForecasterTraining
         var network = architecture.CreateNetwork(info);
         try
         {
+            if (network.Lookback != l || network.Horizon != s)
+                throw new InvalidOperationException(
+                    $"{name}: the network was built for lookback {network.Lookback} and horizon {network.Horizon}, " +
+                    $"but the options ask for {l} and {s}. Build the network from the options' Lookback and Horizon.");
             network.to(device);
             using var trainSource = Windows(train, scaler, calendar, l, s);
             using var validationSource = validation is null ? null : Windows(validation, scaler, calendar, l, s);
@@ -126,8 +111,7 @@ internal static class ForecasterTraining
                     ValidationLoss = architecture.HasValidationLoss ? batch => architecture.ValidationLoss(network, batch) : null,
                 },
                 trainSource, validationSource, options, device, seed);
-            var scorer = new ForecastScorer(info, policies, network, device,
-                (x, c, m) => architecture.ForecastScaled(network, x, c, m));
+            var scorer = new ForecastScorer(info, policies, network, device, network.ForecastScaled);
             return (scorer, summary);
         }
         catch
@@ -136,6 +120,11 @@ internal static class ForecasterTraining
             throw;
         }
     }
+
+    /// <summary>The sizes of the network the options describe.</summary>
+    public static ForecastingShape Shape(ForecasterOptions options) =>
+        new(options.VariateColumnNames.Length, options.Lookback, options.Horizon,
+            CalendarFeatureEncoder.Count(options.ResolvedCalendar));
 
     /// <summary>Applies <see cref="ForecasterOptions.TimestampGapPolicy"/> (Warn or Refuse) to the gaps of one series.</summary>
     private static void CheckTimestampGaps(IHostEnvironment env, string name, string purpose, TimeSeriesFrame frame,

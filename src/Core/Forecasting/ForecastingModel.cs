@@ -34,7 +34,7 @@ public abstract class ForecastingModel : TorchTransformerBase
     public TimeSpan? Frequency => Scorer.Info.Frequency;
 
     /// <summary>Per-epoch history of the training run; null for a model loaded from a file.</summary>
-    public TrainingSummary? TrainingSummary { get; internal init; }
+    public TrainingSummary? TrainingSummary { get; internal set; }
 
     private protected ForecastingModel(IHostEnvironment env, string name, ForecastScorer scorer, int scoringBatchSize)
         : base(env, name, ScoringInputs(scorer.Info), ScoringOutputs(scorer.Info), scoringBatchSize)

@@ -14,108 +14,44 @@ namespace MLNet.Attention.Forecasting;
 /// <see cref="IDataView"/> with one row per timestamp. Create it with
 /// <c>mlContext.Forecasting.Trainers.InvertedTransformer(...)</c>.
 /// </summary>
-public sealed class InvertedTransformerTrainer : IEstimator<InvertedTransformerModel>, IForecastingTrainer
+public sealed class InvertedTransformerTrainer
+    : ForecastingTrainer<InvertedTransformerOptions, InvertedTransformerConfig, InvertedTransformerNetwork, InvertedTransformerModel>
 {
-    internal const string Name = "InvertedTransformer";
-    private readonly IHostEnvironment _env;
-    private readonly InvertedTransformerOptions _options;
+    internal const string TrainerName = "InvertedTransformer";
 
     internal InvertedTransformerTrainer(IHostEnvironment env, InvertedTransformerOptions options)
+        : base(env, TrainerName, options)
     {
-        _env = env ?? throw new ArgumentNullException(nameof(env));
-        _options = options ?? throw new ArgumentNullException(nameof(options));
-        _options.Validate();
     }
 
-    ForecasterOptions IForecastingTrainer.Options => _options;
+    /// <inheritdoc/>
+    protected override InvertedTransformerConfig CreateConfig(ForecastingShape shape) => Options.ToConfig();
 
-    /// <summary>Trains on <paramref name="input"/> (the training rows; validation rows come from the options).</summary>
-    public InvertedTransformerModel Fit(IDataView input)
-    {
-        var config = _options.ToConfig();
-        var architecture = new Architecture(config);
-        var (scorer, summary) = ForecasterTraining.Train(_env, Name, _options, input, architecture);
-        return new InvertedTransformerModel(_env, scorer, config, _options.ScoringBatchSize) { TrainingSummary = summary };
-    }
+    /// <inheritdoc/>
+    protected override InvertedTransformerNetwork CreateNetwork(InvertedTransformerConfig config) => new(config);
 
-    private sealed class Architecture(InvertedTransformerConfig config) : ForecastingArchitecture<InvertedTransformerNetwork>
-    {
-        public override InvertedTransformerNetwork CreateNetwork(ForecastingModelInfo info) => new(config);
-
-        // The iTransformer has no notion of a missing input: it sees the zero-filled window (MissingValues = ZeroFill).
-        public override Tensor ForecastScaled(InvertedTransformerNetwork network, Tensor windows, Tensor? covariates,
-            Tensor? observedMask) => network.call(windows, covariates);
-    }
-
-    /// <summary>
-    /// Checks that the series columns exist and are numeric, and describes the model's window-scoring columns:
-    /// <c>Lookback</c> in, <c>Forecast</c> out.
-    /// </summary>
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => ForecasterTraining.OutputSchema(Name, _options, inputSchema);
+    /// <inheritdoc/>
+    protected override InvertedTransformerModel CreateModel(ForecastingState state, InvertedTransformerConfig config) =>
+        new(Environment, state, config);
 }
 
 /// <summary>A trained iTransformer forecaster; see <see cref="ForecastingModel"/> for scoring, forecasting and evaluation.</summary>
-public sealed class InvertedTransformerModel : ForecastingModel
+public sealed class InvertedTransformerModel : ForecastingModel<InvertedTransformerConfig, InvertedTransformerNetwork>
 {
-    /// <summary>Version 3: + the missing-value and duplicate-timestamp policies. Version 2: the config and the model
-    /// description stored by <see cref="ConfigPersistence"/>, weights through <see cref="TorchModelPersistence.WriteModule"/>.
-    /// Version 1 (MLNet.Attention 0.1.0): every field by hand, weights by <c>Module.save</c>. All are still read.</summary>
-    private const int CurrentPayloadVersion = 3;
-    private readonly InvertedTransformerConfig _config;
-
-    /// <summary>The network's hyper-parameters.</summary>
-    public InvertedTransformerConfig Config => _config;
-
-    internal InvertedTransformerModel(IHostEnvironment env, ForecastScorer scorer, InvertedTransformerConfig config,
-        int scoringBatchSize)
-        : base(env, InvertedTransformerTrainer.Name, scorer, scoringBatchSize)
+    // Payload versions: 3 adds the missing-value and duplicate-timestamp policies; 2 stores the config and the model
+    // description by ConfigPersistence and the weights by TorchModelPersistence.WriteModule; 1 (MLNet.Attention 0.1.0)
+    // wrote every field by hand and the weights by Module.save. All are still read.
+    internal InvertedTransformerModel(IHostEnvironment env, ForecastingState state, InvertedTransformerConfig config)
+        : base(env, InvertedTransformerTrainer.TrainerName, state, config)
     {
-        _config = config;
     }
 
-    /// <summary>The underlying TorchSharp network (for direct use; inputs scaled with the model's scaler).</summary>
-    public InvertedTransformerNetwork Network => (InvertedTransformerNetwork)Scorer.Network;
-
-    private protected override int PayloadVersion => CurrentPayloadVersion;
-
-    private protected override void SaveNetwork(BinaryWriter writer)
-    {
-        ConfigPersistence.WriteConfig(writer, _config);
-        writer.Write(BatchSize);
-        TorchModelPersistence.WriteModule(writer, Scorer.Network);
-    }
-
-    /// <summary>Reads a model written by <see cref="SaveNetwork"/> (payload versions 1 and 2); called by the
-    /// persistence bridge on mlContext.Model.Load.</summary>
-    public static InvertedTransformerModel Load(IHostEnvironment env, BinaryReader reader)
-    {
-        var (version, info, policies) = ReadHeader(reader, InvertedTransformerTrainer.Name, CurrentPayloadVersion);
-        var config = version == 1
-            ? ReadConfigVersion1(reader)
-            : ConfigPersistence.ReadConfig<InvertedTransformerConfig>(reader);
-        int scoringBatchSize = reader.ReadInt32();
-        if (config.Lookback != info.Lookback || config.Horizon != info.Horizon || scoringBatchSize < 1)
-            throw new InvalidDataException(
-                "Corrupted InvertedTransformer model: network and model disagree on lookback/horizon, or the scoring " +
-                "batch size is invalid. Re-save or re-download it.");
-        Runtime.TorchRuntime.EnsureLoaded();
-        var network = new InvertedTransformerNetwork(config);
-        try
-        {
-            if (version == 1) network.load(reader);
-            else TorchModelPersistence.ReadModule(reader, network);
-            var (gpu, fallback) = HostSettings.GpuSettings(env);
-            var device = Runtime.TorchRuntime.ResolveDevice(gpu, fallback);
-            network.to(device);
-            var scorer = new ForecastScorer(info, policies, network, device, (x, c, _) => network.call(x, c));
-            return new InvertedTransformerModel(env, scorer, config, scoringBatchSize);
-        }
-        catch
-        {
-            network.Dispose();
-            throw;
-        }
-    }
+    /// <summary>Reads a saved model (payload versions 1 to 3); called by the persistence bridge on
+    /// mlContext.Model.Load.</summary>
+    public static InvertedTransformerModel Load(IHostEnvironment env, BinaryReader reader) =>
+        LoadModelWithLegacy(env, reader, InvertedTransformerTrainer.TrainerName, config => new InvertedTransformerNetwork(config),
+            (state, config) => new InvertedTransformerModel(env, state, config),
+            (ReadConfigVersion1, (network, r) => network.load(r)));
 
     /// <summary>The hand-written config of payload version 1 (MLNet.Attention 0.1.0).</summary>
     private static InvertedTransformerConfig ReadConfigVersion1(BinaryReader reader)

@@ -32,7 +32,7 @@ namespace MLNet.Attention.Forecasting;
 /// position is an error. The network forecasts in the units of its input (the reference feeds globally standardised
 /// data; that scaling belongs to the data pipeline).</para>
 /// </remarks>
-public sealed class CribNetwork : nn.Module<Tensor, Tensor?, Tensor>
+public sealed class CribNetwork : nn.Module<Tensor, Tensor?, Tensor>, IForecastingNetwork
 {
     // Field order = the reference's named_parameters order.
     private readonly Linear ini_embedding;               // dead: Linear(L → D)
@@ -70,6 +70,16 @@ public sealed class CribNetwork : nn.Module<Tensor, Tensor?, Tensor>
         var output = Run(series, observedMask, secondView: false, null, null);
         return output.Forecast.MoveToOuterDisposeScope();
     }
+
+    /// <inheritdoc/>
+    public int Lookback => Config.Lookback;
+
+    /// <inheritdoc/>
+    public int Horizon => Config.Horizon;
+
+    /// <summary>The toolkit's forward: CRIB reads the zero-filled window with its observed mask (it has no calendar
+    /// covariates).</summary>
+    public Tensor ForecastScaled(Tensor windows, Tensor? covariates, Tensor? observedMask) => call(windows, observedMask);
 
     /// <summary>
     /// The clean-view forward pass with its intermediate quantities: forecast, encoder tokens, posterior q(z|x) and KL

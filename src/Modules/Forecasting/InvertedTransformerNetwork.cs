@@ -47,7 +47,7 @@ public sealed record InvertedTransformerConfig(
 /// across variates, the feed-forward network along time, and a linear head maps each token to its forecast.
 /// Optional calendar covariates enter as extra (un-normalised) tokens whose outputs are dropped.
 /// </summary>
-public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tensor>
+public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tensor>, IForecastingNetwork
 {
     // Field names reproduce the reference state-dict keys (enc_embedding.value_embedding.weight, encoder.attn_layers.0...).
     private readonly InvertedEmbedding enc_embedding;
@@ -74,6 +74,16 @@ public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tens
     /// [B, L, M] (e.g. calendar features); returns [B, S, N].
     /// </summary>
     public override Tensor forward(Tensor series, Tensor? covariates) => Run(series, covariates, null);
+
+    /// <inheritdoc/>
+    public int Lookback => Config.Lookback;
+
+    /// <inheritdoc/>
+    public int Horizon => Config.Horizon;
+
+    /// <summary>The toolkit's forward: the iTransformer has no notion of a missing input, so it reads the zero-filled
+    /// window and ignores the mask.</summary>
+    public Tensor ForecastScaled(Tensor windows, Tensor? covariates, Tensor? observedMask) => call(windows, covariates);
 
     /// <summary>Forward pass that also hands the token embeddings and the encoder output to <paramref name="observe"/> (for parity tests).</summary>
     internal Tensor Run(Tensor series, Tensor? covariates, Action<string, Tensor>? observe)
