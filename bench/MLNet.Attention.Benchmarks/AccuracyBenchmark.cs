@@ -6,7 +6,8 @@ using static MLNet.Attention.Benchmarks.Bench;
 
 namespace MLNet.Attention.Benchmarks;
 
-/// <summary>Test MSE/MAE of the paper's setting per dataset and horizon, over several seeds, against the paper (spec §8).</summary>
+/// <summary>Test MSE/MAE of the paper's setting per dataset and horizon, over several seeds, against the iTransformer
+/// paper (spec §8); <c>--models itransformer,mvpa</c> adds the MVPA-inspired forecaster on the same splits.</summary>
 public static class AccuracyBenchmark
 {
     /// <summary>iTransformer paper, lookback 96, MSE/MAE in scaled space.</summary>
@@ -19,7 +20,9 @@ public static class AccuracyBenchmark
 
     private sealed record SeedRun(int Seed, ForecastMetrics Test, ForecastMetrics Naive, int Epochs, int BestEpoch, double WindowsPerSecond, double Seconds);
 
-    private sealed record Row(string Dataset, int Horizon, List<SeedRun> Runs);
+    private sealed record Row(string Model, string Dataset, int Horizon, List<SeedRun> Runs);
+
+    private static readonly string[] Models = { "itransformer", "mvpa" };
 
     public static int Run(CommandLine options)
     {
@@ -28,6 +31,10 @@ public static class AccuracyBenchmark
         var seeds = options.Ints("seeds", "2023,2024,2025");
         int maxEpochs = options.Int("max-epochs", 10);
         int? threads = options.Int("threads");
+        var models = options.List("models", "itransformer");
+        foreach (var m in models)
+            if (!Models.Contains(m)) throw new UsageException($"Unknown model '{m}'; use {string.Join(" or ", Models)}.");
+        string section = options.Get("section") ?? (models.SequenceEqual(new[] { "itransformer" }) ? "accuracy" : "accuracy-" + string.Join('-', models));
         string dataDir = DataDir(options), outPath = OutPath(options);
         foreach (var d in datasets)
             if (!Paper.ContainsKey((d, 96))) throw new UsageException($"Unknown dataset '{d}'; use ETTh1, ETTh2 or ETTm1.");
@@ -44,7 +51,8 @@ public static class AccuracyBenchmark
         }
 
         string command = $"accuracy --datasets {string.Join(',', present)} --horizons {string.Join(',', horizons)} --seeds {string.Join(',', seeds)} --max-epochs {maxEpochs}"
-                         + (threads is null ? "" : $" --threads {threads}");
+                         + (threads is null ? "" : $" --threads {threads}")
+                         + (models.SequenceEqual(new[] { "itransformer" }) ? "" : $" --models {string.Join(',', models)}");
         Console.WriteLine($"{command}\n  data {dataDir}\n  out  {outPath}");
         var rows = new List<Row>();
         var started = DateTime.Now;
@@ -54,19 +62,20 @@ public static class AccuracyBenchmark
             {
                 string csv = Decompress(DataFile(dataDir, dataset));
                 foreach (var horizon in horizons)
+                foreach (var model in models)
                 {
-                    var row = new Row(dataset, horizon, new List<SeedRun>());
+                    var row = new Row(model, dataset, horizon, new List<SeedRun>());
                     rows.Add(row);
                     foreach (var seed in seeds)
                     {
-                        var run = TrainAndEvaluate(csv, dataset, horizon, seed, maxEpochs, threads);
+                        var run = TrainAndEvaluate(model, csv, dataset, horizon, seed, maxEpochs, threads);
                         row.Runs.Add(run);
                         var paper = Paper[(dataset, horizon)];
-                        Console.WriteLine($"{dataset} {horizon,3} seed {seed}: MSE {F(run.Test.MeanSquaredError, "F4")} MAE {F(run.Test.MeanAbsoluteError, "F4")} " +
+                        Console.WriteLine($"{model} {dataset} {horizon,3} seed {seed}: MSE {F(run.Test.MeanSquaredError, "F4")} MAE {F(run.Test.MeanAbsoluteError, "F4")} " +
                                           $"(paper {F(paper.Mse)}/{F(paper.Mae)}, {Percent(run.Test.MeanSquaredError / paper.Mse - 1)}%), " +
                                           $"naive {F(run.Naive.MeanSquaredError, "F4")}/{F(run.Naive.MeanAbsoluteError, "F4")}, " +
                                           $"{run.Epochs} epochs (best {run.BestEpoch}), {F(run.WindowsPerSecond, "F0")} windows/s, {F(run.Seconds, "F0")} s");
-                        WriteSection(outPath, "accuracy", Markdown(rows, seeds, command, started, threads));
+                        WriteSection(outPath, section, Markdown(rows, seeds, command, started, threads));
                     }
                 }
             }
@@ -79,16 +88,16 @@ public static class AccuracyBenchmark
         return 0;
     }
 
-    private static SeedRun TrainAndEvaluate(string csv, string dataset, int horizon, int seed, int maxEpochs, int? threads)
+    private static SeedRun TrainAndEvaluate(string modelName, string csv, string dataset, int horizon, int seed, int maxEpochs,
+        int? threads)
     {
         var clock = Stopwatch.StartNew();
         var ml = new MLContext(seed);
         var data = Load(ml, csv);
         var (train, validation, test) = ForecastSplit.Ett(rowsPerHour: RowsPerHour(dataset)).Apply(ml, data, Lookback);
-        var options = PaperOptions(dataset, horizon, seed, validation);
-        options.MaxEpochs = maxEpochs;
-        options.NumberOfThreads = threads;
-        using var model = ml.Forecasting.Trainers.InvertedTransformer(options).Fit(train);
+        using ForecastingModel model = modelName == "mvpa"
+            ? ml.Forecasting.Trainers.MultiVariateParallelTransformer(MvpaOptions(validation, horizon, seed, maxEpochs, threads)).Fit(train)
+            : ml.Forecasting.Trainers.InvertedTransformer(PaperOptions(dataset, horizon, seed, validation, maxEpochs, threads)).Fit(train);
         var metrics = model.Evaluate(test);
         var naive = model.EvaluateLastValueBaseline(test);
         var summary = model.TrainingSummary!;
@@ -96,10 +105,37 @@ public static class AccuracyBenchmark
             summary.Epochs.Average(e => e.TrainRowsPerSecond), clock.Elapsed.TotalSeconds);
     }
 
+    /// <summary>The MVPA-inspired forecaster's defaults (patch 16, d 128, 8/4 heads, 2 layers, lr 5e-4 halved every
+    /// epoch, patience 3) on the iTransformer's protocol: same split, scaler, calendar covariates and validation.</summary>
+    private static MultiVariateParallelTransformerOptions MvpaOptions(IDataView validation, int horizon, int seed, int maxEpochs,
+        int? threads) => new()
+    {
+        VariateColumnNames = EttRow.Variates,
+        TimestampColumnName = nameof(EttRow.Date),
+        CalendarFeatures = Forecasting.CalendarFeatures.Hourly,
+        Seed = seed,
+        Lookback = Lookback,
+        Horizon = horizon,
+        ValidationSet = validation,
+        MaxEpochs = maxEpochs,
+        EarlyStoppingPatience = 3,
+        NumberOfThreads = threads,
+    };
+
+    private static InvertedTransformerOptions PaperOptions(string dataset, int horizon, int seed, IDataView validation,
+        int maxEpochs, int? threads)
+    {
+        var options = Bench.PaperOptions(dataset, horizon, seed, validation);
+        options.MaxEpochs = maxEpochs;
+        options.NumberOfThreads = threads;
+        return options;
+    }
+
     private static string Markdown(List<Row> rows, int[] seeds, string command, DateTime started, int? threads)
     {
         var md = new StringBuilder();
-        md.AppendLine("## Accuracy vs the paper (iTransformer, lookback 96)");
+        bool both = rows.Any(r => r.Model != "itransformer");
+        md.AppendLine(both ? "## Accuracy of the MVPA-inspired forecaster next to iTransformer (lookback 96)" : "## Accuracy vs the paper (iTransformer, lookback 96)");
         md.AppendLine();
         md.AppendLine($"`dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- {command}`, started {started:yyyy-MM-dd HH:mm}, " +
                       $"last update {DateTime.Now:yyyy-MM-dd HH:mm}; {Machine()}; libtorch threads: {(threads is null ? "default" : threads.ToString())}.");
@@ -110,9 +146,15 @@ public static class AccuracyBenchmark
                       "in scaled space; ours = mean ± sample std over the seeds. Δ MSE = ours / paper − 1; \"within 5 %\" = |Δ MSE| ≤ 5 %. " +
                       "Naive = last lookback value repeated (same windows). Windows/s = training throughput (training loop only) from the " +
                       "epoch reports, mean over epochs and seeds; s/run = load + train + both evaluations, mean over seeds.");
+        if (both)
+            md.AppendLine("MVPA-inspired (spec mvpa.md §7; no published forecasting numbers to compare with): tokens = 16-step " +
+                          "segment × channel (7 variates + 4 calendar channels), 2 MVPFormer blocks, d 128, 8 query / 4 key-value " +
+                          "heads, SwiGLU 256, window 10, dropout 0.1, per-window normalisation over observed values, a linear head " +
+                          "per variate on its last-segment token; Adam lr 5e-4 halved every epoch, batch 32, patience 3, same split, " +
+                          "scaler, covariates and test windows as the iTransformer rows. Paper columns are the iTransformer paper's.");
         md.AppendLine();
-        md.AppendLine("| Dataset | S | D | Paper MSE | Paper MAE | Ours MSE | Ours MAE | Δ MSE | Within 5 % | Naive MSE | Naive MAE | Epochs run (best) | Train windows/s | s/run |");
-        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---|---:|---:|");
+        md.AppendLine("| Model | Dataset | S | D | Paper MSE | Paper MAE | Ours MSE | Ours MAE | Δ MSE | Within 5 % | Naive MSE | Naive MAE | Epochs run (best) | Train windows/s | s/run |");
+        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---|---:|---:|");
         foreach (var row in rows.Where(r => r.Runs.Count > 0))
         {
             var paper = Paper[(row.Dataset, row.Horizon)];
@@ -120,7 +162,9 @@ public static class AccuracyBenchmark
             var mae = row.Runs.Select(r => r.Test.MeanAbsoluteError).ToArray();
             double delta = mse.Average() / paper.Mse - 1;
             string within = Math.Abs(delta) <= 0.05 ? "yes" : delta > 0 ? "no (worse)" : "no (better)";
-            md.AppendLine($"| {row.Dataset} | {row.Horizon} | {ModelWidth(row.Dataset, row.Horizon)} | {F(paper.Mse)} | {F(paper.Mae)} | " +
+            string model = row.Model == "mvpa" ? "MVPA-inspired" : "iTransformer";
+            int width = row.Model == "mvpa" ? 128 : ModelWidth(row.Dataset, row.Horizon);
+            md.AppendLine($"| {model} | {row.Dataset} | {row.Horizon} | {width} | {F(paper.Mse)} | {F(paper.Mae)} | " +
                           $"{MeanStd(mse)} | {MeanStd(mae)} | {Percent(delta)} % | {within} | " +
                           $"{F(row.Runs[0].Naive.MeanSquaredError)} | {F(row.Runs[0].Naive.MeanAbsoluteError)} | " +
                           $"{string.Join(", ", row.Runs.Select(r => $"{r.Epochs} ({r.BestEpoch})"))} | " +

@@ -1,6 +1,6 @@
 // Benchmark command for the iTransformer forecaster (not a test):
 //   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- accuracy [--datasets ETTh1,ETTh2,ETTm1] [--horizons 96,192,336,720]
-//       [--seeds 2023,2024,2025] [--max-epochs 10] [--threads N] [--data-dir DIR] [--out docs/benchmarks.md]
+//       [--seeds 2023,2024,2025] [--max-epochs 10] [--models itransformer,mvpa] [--threads N] [--data-dir DIR] [--out docs/benchmarks.md]
 //   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- speed [--dataset ETTh1] [--horizon 96] [--threads 2]
 //       [--seed 2023] [--data-dir DIR] [--python /usr/bin/python3] [--out docs/benchmarks.md]
 //   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- modules [--blocks ELA,ULSAM] [--threads 2] [--min-seconds 1.0]
@@ -34,7 +34,7 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
     Console.WriteLine("""
         usage: MLNet.Attention.Benchmarks <command> [options]
           accuracy  [--datasets ETTh1,ETTh2,ETTm1] [--horizons 96,192,336,720] [--seeds 2023,2024,2025] [--max-epochs 10]
-                    [--threads N] [--data-dir DIR] [--out docs/benchmarks.md]
+                    [--models itransformer,mvpa] [--section NAME] [--threads N] [--data-dir DIR] [--out docs/benchmarks.md]
           speed     [--dataset ETTh1] [--horizon 96] [--threads 2] [--seed 2023] [--data-dir DIR]
                     [--python /usr/bin/python3] [--out docs/benchmarks.md]
           soak      [--epochs 20] [--windows 2000000] [--predictions 200000] [--width 128] [--gc-stress on|off] [--threads 2]

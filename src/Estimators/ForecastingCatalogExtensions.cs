@@ -95,4 +95,55 @@ public static class ForecastingCatalogExtensions
         ArgumentNullException.ThrowIfNull(options);
         return new InvertedTransformerTrainer(HostSettings.EnvironmentOf(catalog), options);
     }
+
+    /// <summary>
+    /// MVPA-inspired forecaster ("multi-variate parallel attention", Carzaniga et al., ICLR 2026, adapted to
+    /// forecasting): tokens are (time segment, variable) patches, attention is causal in time and full across variables
+    /// with MVPA's relative time and channel terms, and each variable has its own linear head. Accepts missing values
+    /// (NaN) in the series by default.
+    /// </summary>
+    /// <param name="catalog">mlContext.Forecasting.Trainers.</param>
+    /// <param name="variateColumnNames">Numeric scalar columns holding the series (all are forecast; NaN = missing).</param>
+    /// <param name="lookback">Rows of history per forecast; a multiple of <paramref name="patchLength"/>.</param>
+    /// <param name="horizon">Steps forecast at once.</param>
+    /// <param name="timestampColumnName">Optional timestamp column; enables calendar covariates (extra channels).</param>
+    /// <param name="maxEpochs">Upper bound on epochs (early stopping on the validation rows usually ends sooner).</param>
+    /// <param name="batchSize">Windows per step.</param>
+    /// <param name="learningRate">Initial learning rate (halved every epoch from the third).</param>
+    /// <param name="validationSet">Optional validation series; otherwise the last 20% of the rows validate.</param>
+    /// <param name="patchLength">Time steps per segment.</param>
+    /// <param name="modelWidth">Token width d.</param>
+    /// <param name="layers">Blocks.</param>
+    /// <param name="heads">Query heads (divides the width).</param>
+    /// <param name="keyValueHeads">Key/value heads (divides the heads).</param>
+    public static MultiVariateParallelTransformerTrainer MultiVariateParallelTransformer(
+        this ForecastingCatalog.Forecasters catalog, string[] variateColumnNames, int lookback = 96, int horizon = 96,
+        string? timestampColumnName = null, int maxEpochs = 10, int batchSize = 32, double learningRate = 5e-4,
+        IDataView? validationSet = null, int patchLength = 16, int modelWidth = 128, int layers = 2, int heads = 8,
+        int keyValueHeads = 4)
+        => MultiVariateParallelTransformer(catalog, new MultiVariateParallelTransformerOptions
+        {
+            VariateColumnNames = variateColumnNames,
+            Lookback = lookback,
+            Horizon = horizon,
+            TimestampColumnName = timestampColumnName,
+            MaxEpochs = maxEpochs,
+            BatchSize = batchSize,
+            LearningRate = learningRate,
+            ValidationSet = validationSet,
+            PatchLength = patchLength,
+            ModelWidth = modelWidth,
+            Layers = layers,
+            Heads = heads,
+            KeyValueHeads = keyValueHeads,
+        });
+
+    /// <summary>MVPA-inspired forecaster with all options.</summary>
+    public static MultiVariateParallelTransformerTrainer MultiVariateParallelTransformer(
+        this ForecastingCatalog.Forecasters catalog, MultiVariateParallelTransformerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new MultiVariateParallelTransformerTrainer(HostSettings.EnvironmentOf(catalog), options);
+    }
 }
