@@ -34,6 +34,16 @@ public sealed record ForecastMetrics
     public long MissingTargets { get; init; }
     /// <summary>Windows not scored because their lookback or their target holds no observed value at all.</summary>
     public int SkippedWindows { get; init; }
+    /// <summary>Nominal coverage of the model's prediction intervals, or null without intervals.</summary>
+    public double? IntervalCoverage { get; init; }
+    /// <summary>Fraction of the observed targets inside their prediction interval (compare with
+    /// <see cref="IntervalCoverage"/>), or null without intervals.</summary>
+    public double? EmpiricalCoverage { get; init; }
+    /// <summary>Mean interval width (upper − lower) in scaled space, or null without intervals.</summary>
+    public double? MeanIntervalWidth { get; init; }
+    /// <summary>Mean pinball (quantile) loss in scaled space of the interval bounds read as the (1 − c)/2 and
+    /// (1 + c)/2 quantiles, averaged over both; null without intervals.</summary>
+    public double? QuantileLoss { get; init; }
 
     /// <summary>The paper metrics and the bounded original-unit ones. MAPE is left out on purpose: one actual value
     /// near zero makes it arbitrarily large (401,637,460 % on ETTm2), so a summary line shows sMAPE (0–200 %) instead;
@@ -43,7 +53,9 @@ public sealed record ForecastMetrics
         $"MAE {MeanAbsoluteErrorOriginal:G4}, RMSE {RootMeanSquaredErrorOriginal:G4}, " +
         $"sMAPE {SymmetricMeanAbsolutePercentageError:F2}% (original units)" +
         (MissingTargets > 0 || SkippedWindows > 0
-            ? $"; {MissingTargets} missing targets left out, {SkippedWindows} windows skipped" : "");
+            ? $"; {MissingTargets} missing targets left out, {SkippedWindows} windows skipped" : "") +
+        (EmpiricalCoverage is { } covered
+            ? $"; {100 * IntervalCoverage:F0} % intervals cover {100 * covered:F1} %, width {MeanIntervalWidth:F3} (scaled)" : "");
 }
 
 /// <summary>Accumulates forecast errors batch by batch (in double) and produces <see cref="ForecastMetrics"/>.</summary>
@@ -55,7 +67,10 @@ internal sealed class ForecastMetricsAccumulator
     private readonly long[] _countPerVariate;
     private readonly double[] _absOrigPerVariate;
     private double _sq, _abs, _absOrig, _sqOrig, _ape, _smape;
-    private long _count, _apeCount, _missing;
+    private long _count, _apeCount, _missing, _covered;
+    private double _width, _pinball;
+    private double? _coverage;
+    private float[]? _halfWidths;
     private int _windows, _skipped;
 
     public ForecastMetricsAccumulator(SeriesScaler scaler)
@@ -65,6 +80,13 @@ internal sealed class ForecastMetricsAccumulator
         _sqPerVariate = new double[_variates];
         _countPerVariate = new long[_variates];
         _absOrigPerVariate = new double[_variates];
+    }
+
+    /// <summary>Also scores prediction intervals ŷ ± <paramref name="halfWidths"/> ([horizon × variates], scaled).</summary>
+    public void TrackIntervals(double coverage, float[] halfWidths)
+    {
+        _coverage = coverage;
+        _halfWidths = halfWidths;
     }
 
     /// <summary>Counts windows that could not be scored (no observed lookback or target value).</summary>
@@ -97,10 +119,20 @@ internal sealed class ForecastMetricsAccumulator
             if (ao != 0) { _ape += Math.Abs(eo / ao); _apeCount++; }
             double denominator = Math.Abs(ao) + Math.Abs(fo);
             if (denominator > 0) _smape += 2 * Math.Abs(eo) / denominator;
+            if (_halfWidths is { } widths)
+            {
+                double h = widths[i % widths.Length], lower = f - h, upper = f + h;
+                if (a >= lower && a <= upper) _covered++;
+                _width += 2 * h;
+                double tauLow = (1 - _coverage!.Value) / 2, tauHigh = 1 - tauLow;
+                _pinball += (Pinball(a - lower, tauLow) + Pinball(a - upper, tauHigh)) / 2;
+            }
         }
         _count += counted;
         _windows += windows;
     }
+
+    private static double Pinball(double residual, double tau) => residual >= 0 ? tau * residual : (tau - 1) * residual;
 
     public ForecastMetrics Result()
     {
@@ -123,6 +155,10 @@ internal sealed class ForecastMetricsAccumulator
             ObservedTargets = _count,
             MissingTargets = _missing,
             SkippedWindows = _skipped,
+            IntervalCoverage = _coverage,
+            EmpiricalCoverage = _halfWidths is null ? null : (double)_covered / _count,
+            MeanIntervalWidth = _halfWidths is null ? null : _width / _count,
+            QuantileLoss = _halfWidths is null ? null : _pinball / _count,
         };
     }
 }

@@ -185,8 +185,37 @@ internal sealed class ForecastScorer : IDisposable
         }
     }
 
+    /// <summary>The conformal intervals, when the model was trained with a coverage.</summary>
+    public ConformalIntervals? Intervals { get; private set; }
+
+    /// <summary>[1, S, N] half-widths in original units at the trained coverage (on the device), with intervals.</summary>
+    public Tensor? HalfWidthsOriginal { get; private set; }
+
+    /// <summary>Half-widths [S × N] in original units at <paramref name="coverage"/>.</summary>
+    public float[] HalfWidthsOriginalAt(double coverage, string modelName)
+    {
+        var scaled = Intervals!.HalfWidthsAt(coverage, modelName);
+        int n = Info.VariateCount;
+        for (int i = 0; i < scaled.Length; i++) scaled[i] *= Info.Scaler.Std[i % n];
+        return scaled;
+    }
+
+    /// <summary>Attaches calibrated intervals (after training, or when loading).</summary>
+    public void SetIntervals(ConformalIntervals intervals)
+    {
+        if (intervals.Horizon != Info.Horizon || intervals.Variates != Info.VariateCount)
+            throw new InvalidDataException(
+                $"Corrupted forecasting model: prediction intervals for {intervals.Horizon} × {intervals.Variates} " +
+                $"targets, the model forecasts {Info.Horizon} × {Info.VariateCount}. Re-save or re-download it.");
+        Intervals = intervals;
+        HalfWidthsOriginal?.Dispose();
+        HalfWidthsOriginal = tensor(HalfWidthsOriginalAt(intervals.Coverage, "model"), new long[] { 1, Info.Horizon, Info.VariateCount },
+            device: Device).DetachFromDisposeScope();
+    }
+
     public void Dispose()
     {
+        HalfWidthsOriginal?.Dispose();
         _mean.Dispose();
         _std.Dispose();
         Network.Dispose();

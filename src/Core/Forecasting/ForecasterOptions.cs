@@ -59,6 +59,27 @@ public abstract class ForecasterOptions : TorchTrainerOptions
     /// Weather's duplicate) or drop all but the first. Needs <see cref="TimestampColumnName"/>.</summary>
     public DuplicateTimestampPolicy DuplicateTimestamps { get; set; } = DuplicateTimestampPolicy.Refuse;
 
+    /// <summary>
+    /// Conformal prediction intervals: null (default) for none; a coverage such as 0.9 calibrates split-conformal
+    /// intervals after training on the validation windows (or <see cref="IntervalCalibrationSet"/>): per horizon step and
+    /// variate, the ⌈(m + 1)·coverage⌉-th smallest absolute residual of m calibration windows. The model then writes
+    /// <see cref="LowerColumnName"/> and <see cref="UpperColumnName"/> beside the forecast, <c>Forecast(history)</c> returns
+    /// the bounds (any coverage from 0.05 to 0.999 through <c>Forecast(history, coverage)</c>), and <c>Evaluate</c>
+    /// reports the empirical coverage. When early stopping also used the validation windows, coverage can fall slightly
+    /// short of the nominal; a separate <see cref="IntervalCalibrationSet"/> avoids that.
+    /// </summary>
+    public double? IntervalCoverage { get; set; }
+
+    /// <summary>Series (one row per timestamp, at least lookback + horizon rows) whose windows calibrate the intervals;
+    /// null uses the validation windows.</summary>
+    public Microsoft.ML.IDataView? IntervalCalibrationSet { get; set; }
+
+    /// <summary>Output column of the intervals' lower bounds: Vector&lt;Single, S, N&gt; in original units.</summary>
+    public string LowerColumnName { get; set; } = "Lower";
+
+    /// <summary>Output column of the intervals' upper bounds: Vector&lt;Single, S, N&gt; in original units.</summary>
+    public string UpperColumnName { get; set; } = "Upper";
+
     internal ForecastingPolicies Policies => new(MissingValues, DuplicateTimestamps);
 
     public override void Validate()
@@ -77,6 +98,13 @@ public abstract class ForecasterOptions : TorchTrainerOptions
         if (!Enum.IsDefined(TimestampGapPolicy))
             throw new ArgumentOutOfRangeException(nameof(TimestampGapPolicy), TimestampGapPolicy,
                 "TimestampGapPolicy must be Warn, Refuse or Ignore.");
+        if (IntervalCoverage is { } coverage && !(coverage >= ConformalIntervals.Grid[0] && coverage <= ConformalIntervals.Grid[^1]))
+            throw new ArgumentOutOfRangeException(nameof(IntervalCoverage), coverage,
+                $"IntervalCoverage must be between {ConformalIntervals.Grid[0]} and {ConformalIntervals.Grid[^1]} (e.g. 0.9 for 90 % intervals), or null for none.");
+        if (IntervalCoverage is not null && (string.IsNullOrWhiteSpace(LowerColumnName) || string.IsNullOrWhiteSpace(UpperColumnName)
+                                             || LowerColumnName == UpperColumnName || LowerColumnName == ForecastColumnName || UpperColumnName == ForecastColumnName))
+            throw new ArgumentException($"LowerColumnName ('{LowerColumnName}'), UpperColumnName ('{UpperColumnName}') and " +
+                $"ForecastColumnName ('{ForecastColumnName}') must be three different non-empty names.", nameof(LowerColumnName));
         if (CalendarFeatures is not null and not Forecasting.CalendarFeatures.None && TimestampColumnName is null)
             throw new ArgumentException($"CalendarFeatures = {CalendarFeatures} needs TimestampColumnName.", nameof(CalendarFeatures));
     }

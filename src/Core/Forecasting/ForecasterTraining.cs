@@ -112,6 +112,19 @@ internal static class ForecasterTraining
                 },
                 trainSource, validationSource, options, device, seed);
             var scorer = new ForecastScorer(info, policies, network, device, network.ForecastScaled);
+            if (options.IntervalCoverage is { } coverage)
+            {
+                var calibration = options.IntervalCalibrationSet is null ? validation
+                    : TimeSeriesFrame.FromDataView(options.IntervalCalibrationSet, options.VariateColumnNames,
+                        options.TimestampColumnName, policies.AllowsMissing, $"{name} interval calibration data",
+                        $"at least lookback + horizon = {l + s} rows", policies.DuplicateTimestamps);
+                if (calibration is null)
+                    throw new InvalidOperationException(
+                        $"{name}: IntervalCoverage = {coverage} calibrates on held-out windows, but there are none: " +
+                        "ValidationFraction is 0 and no ValidationSet or IntervalCalibrationSet is given. Set one of them.");
+                scorer.SetIntervals(ConformalIntervals.Calibrate(name, scorer, calibration, coverage,
+                    options.LowerColumnName, options.UpperColumnName));
+            }
             return (scorer, summary);
         }
         catch
@@ -167,6 +180,9 @@ internal static class ForecasterTraining
         };
         if (options.ResolvedCalendar != CalendarFeatures.None)
             result.Insert(1, HostSettings.SchemaColumn(options.WindowTimestampColumnName, SchemaShape.Column.VectorKind.Scalar, DateTimeDataViewType.Instance));
+        if (options.IntervalCoverage is not null)
+            foreach (var bound in new[] { options.LowerColumnName, options.UpperColumnName })
+                result.Add(HostSettings.SchemaColumn(bound, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single));
         return new SchemaShape(result);
     }
 

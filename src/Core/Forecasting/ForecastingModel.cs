@@ -37,7 +37,7 @@ public abstract class ForecastingModel : TorchTransformerBase
     public TrainingSummary? TrainingSummary { get; internal set; }
 
     private protected ForecastingModel(IHostEnvironment env, string name, ForecastScorer scorer, int scoringBatchSize)
-        : base(env, name, ScoringInputs(scorer.Info), ScoringOutputs(scorer.Info), scoringBatchSize)
+        : base(env, name, ScoringInputs(scorer.Info), ScoringOutputs(scorer.Info, scorer.Intervals), scoringBatchSize)
     {
         Scorer = scorer;
         // A NaN in a window would silently turn its whole forecast into NaN unless the model was trained to treat it
@@ -68,27 +68,49 @@ public abstract class ForecastingModel : TorchTransformerBase
         return info.Calendar == CalendarFeatures.None ? new[] { lookback } : new[] { lookback, TorchInputColumn.DateTime(info.WindowTimestampColumnName) };
     }
 
-    private static TorchOutputColumn[] ScoringOutputs(ForecastingModelInfo info) =>
-        new[] { new TorchOutputColumn(info.ForecastColumnName, info.Horizon, info.VariateCount) };
+    private static TorchOutputColumn[] ScoringOutputs(ForecastingModelInfo info, ConformalIntervals? intervals) =>
+        (intervals is null ? new[] { info.ForecastColumnName }
+            : new[] { info.ForecastColumnName, intervals.LowerColumnName, intervals.UpperColumnName })
+        .Select(name => new TorchOutputColumn(name, info.Horizon, info.VariateCount)).ToArray();
+
+    /// <summary>The coverage of the model's prediction intervals (its <c>Lower</c>/<c>Upper</c> columns), or null when
+    /// it was trained without <see cref="ForecasterOptions.IntervalCoverage"/>.</summary>
+    public double? IntervalCoverage => Scorer.Intervals?.Coverage;
+
+    /// <summary>Windows whose residuals calibrated the prediction intervals (0 without intervals).</summary>
+    public int IntervalCalibrationWindows => Scorer.Intervals?.CalibrationWindows ?? 0;
 
     /// <inheritdoc />
     protected override Tensor[] Forward(Tensor[] inputs)
     {
-        if (inputs.Length == 1)
-            return new[] { Scorer.ForecastOriginal(inputs[0], ReadOnlySpan<long>.Empty, hasTimestamps: false) };
-        int batch = (int)inputs[1].size(0);
-        Span<long> ticks = batch <= 256 ? stackalloc long[batch] : new long[batch];
-        inputs[1].data<long>().CopyTo(ticks, 0, 0);
-        return new[] { Scorer.ForecastOriginal(inputs[0], ticks, hasTimestamps: true) };
+        Tensor forecast;
+        if (inputs.Length == 1) forecast = Scorer.ForecastOriginal(inputs[0], ReadOnlySpan<long>.Empty, hasTimestamps: false);
+        else
+        {
+            int batch = (int)inputs[1].size(0);
+            Span<long> ticks = batch <= 256 ? stackalloc long[batch] : new long[batch];
+            inputs[1].data<long>().CopyTo(ticks, 0, 0);
+            forecast = Scorer.ForecastOriginal(inputs[0], ticks, hasTimestamps: true);
+        }
+        if (Scorer.HalfWidthsOriginal is not { } halfWidths) return new[] { forecast };
+        var width = halfWidths.device == forecast.device ? halfWidths : halfWidths.to(forecast.device);
+        return new[] { forecast, forecast.sub(width), forecast.add(width) };
     }
 
     /// <summary>
     /// Forecasts the <see cref="Horizon"/> steps that follow the last row of <paramref name="history"/>, which needs
     /// the variate columns (and the timestamp column when the model uses one) and at least <see cref="Lookback"/> rows.
     /// </summary>
-    public ForecastResult Forecast(IDataView history)
+    /// <param name="history">The series up to the forecast origin.</param>
+    /// <param name="coverage">Coverage of the returned <see cref="ForecastResult.Lower"/>/<see cref="ForecastResult.Upper"/>
+    /// bounds (0.05 to 0.999); null: the trained <see cref="IntervalCoverage"/>, or no bounds without intervals.</param>
+    public ForecastResult Forecast(IDataView history, double? coverage = null)
     {
         ThrowIfDisposed();
+        if (coverage is not null && Scorer.Intervals is null)
+            throw new InvalidOperationException(
+                $"{Name}: this model has no prediction intervals; train it with IntervalCoverage set (e.g. 0.9) to ask " +
+                "for a coverage.");
         var info = Scorer.Info;
         // Only the lookback is needed: the horizon is what gets forecast.
         string need = $"at least {info.Lookback} rows (the model's lookback; the horizon is forecast, not read)";
@@ -110,7 +132,11 @@ public abstract class ForecastingModel : TorchTransformerBase
         var values = y.data<float>().ToArray();
         var dates = last is not null && info.Frequency is { } step
             ? Enumerable.Range(1, info.Horizon).Select(k => last.Value + k * step).ToArray() : null;
-        return new ForecastResult(info.Variates, values, dates);
+        if (Scorer.Intervals is not { } intervals) return new ForecastResult(info.Variates, values, dates);
+        double level = coverage ?? intervals.Coverage;
+        var halfWidths = Scorer.HalfWidthsOriginalAt(level, Name);
+        return new ForecastResult(info.Variates, values, dates, level,
+            values.Select((v, i) => v - halfWidths[i]).ToArray(), values.Select((v, i) => v + halfWidths[i]).ToArray());
     }
 
     /// <summary>
@@ -121,7 +147,8 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// metric, and windows whose lookback or target holds no observed value are skipped and counted.
     /// </summary>
     public ForecastMetrics Evaluate(IDataView series, int batchSize = 256) =>
-        EvaluateWith(series, batchSize, batch => Scorer.ForecastScaled(batch.Inputs[0]!, batch.Inputs[1], batch.Inputs[2]));
+        EvaluateWith(series, batchSize, batch => Scorer.ForecastScaled(batch.Inputs[0]!, batch.Inputs[1], batch.Inputs[2]),
+            withIntervals: true);
 
     /// <summary>
     /// The naive baseline under exactly the protocol of <see cref="Evaluate"/>: every variate's last observed lookback
@@ -129,7 +156,7 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// that does not beat it has learnt nothing useful.
     /// </summary>
     public ForecastMetrics EvaluateLastValueBaseline(IDataView series, int batchSize = 256) =>
-        EvaluateWith(series, batchSize, LastObservedValue);
+        EvaluateWith(series, batchSize, LastObservedValue, withIntervals: false);
 
     private Tensor LastObservedValue(TrainingBatch batch)
     {
@@ -143,7 +170,7 @@ public abstract class ForecastingModel : TorchTransformerBase
         return value.expand(-1, Horizon, -1);
     }
 
-    private ForecastMetrics EvaluateWith(IDataView series, int batchSize, Func<TrainingBatch, Tensor> forecastScaled)
+    private ForecastMetrics EvaluateWith(IDataView series, int batchSize, Func<TrainingBatch, Tensor> forecastScaled, bool withIntervals)
     {
         ThrowIfDisposed();
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batchSize must be at least 1.");
@@ -153,6 +180,8 @@ public abstract class ForecastingModel : TorchTransformerBase
         if (frame.Rows < info.Lookback + info.Horizon)
             throw new InvalidOperationException($"{Name}: the evaluation data has {frame.Rows} rows, fewer than lookback + horizon = {info.Lookback + info.Horizon}; it holds no complete window.");
         var metrics = new ForecastMetricsAccumulator(info.Scaler);
+        if (withIntervals && Scorer.Intervals is { } intervals)
+            metrics.TrackIntervals(intervals.Coverage, intervals.HalfWidthsAt(intervals.Coverage, Name));
         Accumulate(frame, batchSize, forecastScaled, metrics);
         return metrics.Result();
     }
@@ -278,6 +307,7 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// string  "MLNet.Attention.Core 0.1.0": the build that saved it, named when a build too old to read it refuses
     /// config  ForecastingModelInfo (variates, sizes, calendar, frequency, column names, scaler) by ConfigPersistence
     /// config  ForecastingPolicies (missing values, duplicate timestamps), from payload version 3 on
+    /// bool    + config ConformalIntervals when true (prediction intervals), from payload version 4 on
     /// ...     what SaveNetwork writes (for the iTransformer: its config, the scoring batch size, the weights)
     /// </code>
     /// The first three fields keep their meaning in every later version.
@@ -289,6 +319,8 @@ public abstract class ForecastingModel : TorchTransformerBase
         writer.Write(BuildLabel);
         ConfigPersistence.WriteConfig(writer, Scorer.Info);
         ConfigPersistence.WriteConfig(writer, Scorer.Policies);
+        writer.Write(Scorer.Intervals is not null);
+        if (Scorer.Intervals is { } intervals) ConfigPersistence.WriteConfig(writer, intervals);
         SaveNetwork(writer);
     }
 
@@ -307,7 +339,7 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// <param name="modelName">The model's name for messages, e.g. "InvertedTransformer".</param>
     /// <param name="newestVersion">The caller's <see cref="PayloadVersion"/>: newer payloads are refused with the
     /// version of the build that saved them.</param>
-    private protected static (int Version, ForecastingModelInfo Info, ForecastingPolicies Policies) ReadHeader(
+    private protected static (int Version, ForecastingModelInfo Info, ForecastingPolicies Policies, ConformalIntervals? Intervals) ReadHeader(
         BinaryReader reader, string modelName, int newestVersion)
     {
         int first = reader.ReadInt32();
@@ -319,7 +351,7 @@ public abstract class ForecastingModel : TorchTransformerBase
                 throw new InvalidDataException(
                     $"This {modelName} model has the version-1 layout but declares network format {version}; the " +
                     "model file is corrupted. Re-save or re-download it.");
-            return (1, legacy, ForecastingPolicies.Strict);
+            return (1, legacy, ForecastingPolicies.Strict, null);
         }
         if (first < 0)
             throw new InvalidDataException(
@@ -340,7 +372,9 @@ public abstract class ForecastingModel : TorchTransformerBase
         var info = ConfigPersistence.ReadConfig<ForecastingModelInfo>(reader);
         // Payload 2 predates the policies: its models refused missing values and duplicate timestamps.
         var policies = payloadVersion >= 3 ? ConfigPersistence.ReadConfig<ForecastingPolicies>(reader) : ForecastingPolicies.Strict;
-        return (payloadVersion, info, policies);
+        // Payload 4 adds the (optional) conformal prediction intervals.
+        var intervals = payloadVersion >= 4 && reader.ReadBoolean() ? ConfigPersistence.ReadConfig<ConformalIntervals>(reader) : null;
+        return (payloadVersion, info, policies, intervals);
     }
 
     /// <summary>"MLNet.Attention.Core 0.1.0": the package version written into every payload.</summary>
