@@ -80,4 +80,32 @@ public static class TransformsCatalogExtensions
         return AttentionImageFeaturizerTransformer.FromClassifier(classifier.Environment, classifier, outputColumnName,
             inputColumnName, batchSize);
     }
+
+    /// <summary>
+    /// Series → windows: one row per window of <paramref name="lookback"/> rows (sliding by one), with the next
+    /// <paramref name="horizon"/> rows as <c>Target</c> when the horizon is positive. The output feeds a trained
+    /// forecaster's <c>Transform</c> or prediction engine, or any ML.NET trainer that takes vectors.
+    /// </summary>
+    /// <param name="catalog">mlContext.Transforms.</param>
+    /// <param name="variateColumnNames">Numeric scalar columns holding the series, one row per timestamp.</param>
+    /// <param name="lookback">Rows of history per window.</param>
+    /// <param name="horizon">Rows of target per window; 0 for none.</param>
+    /// <param name="timestampColumnName">Optional timestamp column (each window gets its last lookback timestamp).</param>
+    public static ForecastWindowsEstimator CreateForecastWindows(this TransformsCatalog catalog, string[] variateColumnNames,
+        int lookback, int horizon = 0, string? timestampColumnName = null)
+        => CreateForecastWindows(catalog, new ForecastWindowsOptions
+        {
+            VariateColumnNames = variateColumnNames,
+            Lookback = lookback,
+            Horizon = horizon,
+            TimestampColumnName = timestampColumnName,
+        });
+
+    /// <summary>Series → windows with all options.</summary>
+    public static ForecastWindowsEstimator CreateForecastWindows(this TransformsCatalog catalog, ForecastWindowsOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new ForecastWindowsEstimator(HostSettings.EnvironmentOf(catalog), options);
+    }
 }

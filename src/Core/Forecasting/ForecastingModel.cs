@@ -262,34 +262,50 @@ public abstract class ForecastingModel : TorchTransformerBase
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(mlContext);
+        return Windows(series, includeTargets);
+    }
+
+    private IDataView Windows(IDataView series, bool includeTargets)
+    {
+        ArgumentNullException.ThrowIfNull(series);
         var info = Scorer.Info;
-        int l = info.Lookback, s = info.Horizon, n = info.VariateCount;
+        int l = info.Lookback, s = includeTargets ? info.Horizon : 0;
         var frame = ReadSeries(series, $"{Name} series", includeTargets
                 ? $"at least lookback + horizon = {l + s} rows (one window with its target)"
                 : $"at least {l} rows (one lookback window)");
-        int count = frame.Rows - l - (includeTargets ? s : 0) + 1;
-        if (count < 1)
-            throw new InvalidOperationException($"{Name}: the series has {frame.Rows} rows, fewer than the {l + (includeTargets ? s : 0)} one window needs.");
-        IEnumerable<ForecastWindow> Rows()
-        {
-            for (int w = 0; w < count; w++)
-                yield return new ForecastWindow
-                {
-                    Lookback = frame.Values.AsSpan(w * n, l * n).ToArray(),
-                    Target = includeTargets ? frame.Values.AsSpan((w + l) * n, s * n).ToArray() : Array.Empty<float>(),
-                    Timestamp = frame.Timestamps?[w + l - 1] ?? default,
-                };
-        }
-        var definition = Microsoft.ML.Data.SchemaDefinition.Create(typeof(ForecastWindow));
-        definition[nameof(ForecastWindow.Lookback)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, l, n);
-        definition[nameof(ForecastWindow.Lookback)].ColumnName = info.LookbackColumnName;
-        definition[nameof(ForecastWindow.Timestamp)].ColumnName = info.WindowTimestampColumnName;
-        if (includeTargets) definition[nameof(ForecastWindow.Target)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, s, n);
-        var view = mlContext.Data.LoadFromEnumerable(Rows(), definition);
-        var keep = new List<string> { info.LookbackColumnName };
-        if (frame.Timestamps is not null) keep.Add(info.WindowTimestampColumnName);
-        if (includeTargets) keep.Add(nameof(ForecastWindow.Target));
-        return mlContext.Transforms.SelectColumns(keep.ToArray()).Fit(view).Transform(view);
+        if (frame.Rows < l + s)
+            throw new InvalidOperationException($"{Name}: the series has {frame.Rows} rows, fewer than the {l + s} one window needs.");
+        return new WindowDataView(frame, l, s, WindowNames);
+    }
+
+    private WindowColumnNames WindowNames =>
+        new(Scorer.Info.LookbackColumnName, Scorer.Info.WindowTimestampColumnName, "Target");
+
+    /// <summary>True when <paramref name="schema"/> is a series view (the variate columns, no window column).</summary>
+    private bool IsSeries(DataViewSchema schema) =>
+        schema.GetColumnOrNull(Scorer.Info.LookbackColumnName) is null
+        && Scorer.Info.Variates.All(v => schema.GetColumnOrNull(v) is not null);
+
+    /// <summary>
+    /// A series view (one row per timestamp with the variate columns, as the model was trained on) is scored as its
+    /// windows, as <c>ForecastBySsa</c> scores its series: one output row per lookback window ending at rows
+    /// L − 1 … T − 1, with <c>Lookback</c> (and <c>Timestamp</c>) and the forecast of the following rows. A window view
+    /// (the <c>Lookback</c> column) is scored row by row.
+    /// </summary>
+    protected override IDataView AdaptInput(IDataView input)
+    {
+        ThrowIfDisposed();
+        return IsSeries(input.Schema) ? Windows(input, includeTargets: false) : input;
+    }
+
+    /// <inheritdoc/>
+    protected override DataViewSchema AdaptInputSchema(DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        var info = Scorer.Info;
+        return IsSeries(inputSchema)
+            ? WindowDataView.SchemaOf(info.VariateCount, info.Lookback, 0, TimestampColumnForReading is not null, WindowNames)
+            : inputSchema;
     }
 
     private string? TimestampColumnForReading => Scorer.Info.Calendar == CalendarFeatures.None ? null : Scorer.Info.TimestampColumnName;
@@ -386,10 +402,4 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// <inheritdoc />
     protected override void DisposeModule() => Scorer.Dispose();
 
-    private sealed class ForecastWindow
-    {
-        public float[] Lookback { get; set; } = Array.Empty<float>();
-        public float[] Target { get; set; } = Array.Empty<float>();
-        public DateTime Timestamp { get; set; }
-    }
 }

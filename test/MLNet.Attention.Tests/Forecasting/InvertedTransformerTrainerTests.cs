@@ -251,9 +251,16 @@ public sealed class InvertedTransformerTrainerTests
         windows[2].Lookback[5] = float.NaN;
         var nan = Assert.ThrowsExactly<InvalidOperationException>(() => model.Transform(ml.Data.LoadFromEnumerable(windows)).GetColumn<float[]>("Forecast").ToArray());
         StringAssert.Contains(nan.Message, "Column 'Lookback' has a non-finite value (NaN) at row 2, element 5");
-        var seriesInsteadOfWindows = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.Transform(data));
-        StringAssert.Contains(seriesInsteadOfWindows.Message, "Column 'Lookback' was not found");
-        StringAssert.Contains(seriesInsteadOfWindows.Message, "model.CreateWindows(mlContext, series)");
+        // The series the model was trained on is scored as its windows (ForecastBySsa-style); a view that is neither a
+        // series with every variate nor a window view is refused with the way to build windows.
+        var fromSeries = model.Transform(data).GetColumn<float[]>("Forecast").ToArray();
+        var fromWindows = model.Transform(model.CreateWindows(ml, data, includeTargets: false)).GetColumn<float[]>("Forecast").ToArray();
+        Assert.AreEqual(200 - L + 1, fromSeries.Length);
+        for (int w = 0; w < fromSeries.Length; w++) CollectionAssert.AreEqual(fromWindows[w], fromSeries[w]);
+        var partial = ml.Transforms.SelectColumns("A", "B").Fit(data).Transform(data);
+        var seriesWithoutC = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => model.Transform(partial));
+        StringAssert.Contains(seriesWithoutC.Message, "Column 'Lookback' was not found");
+        StringAssert.Contains(seriesWithoutC.Message, "model.CreateWindows(mlContext, series)");
         var shortHistory = Assert.ThrowsExactly<InvalidOperationException>(() => model.Forecast(ml.Data.TakeRows(data, 10)));
         StringAssert.Contains(shortHistory.Message, "InvertedTransformer: the history has 10 rows; expected at least 24 rows " +
             "(the model's lookback; the horizon is forecast, not read). Pass a longer history.");

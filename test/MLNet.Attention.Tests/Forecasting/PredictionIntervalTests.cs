@@ -123,3 +123,50 @@ public sealed class PredictionIntervalTests
         Assert.IsNull(plain.Forecast(data).Lower);
     }
 }
+
+[TestClass]
+public sealed class ForecastingEstimatorContractTests
+{
+    [TestMethod]
+    public void TheEstimatorsOutputSchemaIsWhatTheFittedModelWritesForTheSeriesItWasFittedOn()
+    {
+        var ml = new MLContext(seed: 3);
+        var data = ml.Data.LoadFromEnumerable(Series(300));
+        var options = TinyOptions(o => { o.MaxEpochs = 1; o.IntervalCoverage = 0.8; });
+        var estimator = ml.Forecasting.Trainers.InvertedTransformer(options);
+        static SchemaShape.Column Scalar(string name, DataViewType type) =>
+            MLNet.Attention.Interop.HostSettings.SchemaColumn(name, SchemaShape.Column.VectorKind.Scalar, type);
+        var promised = estimator.GetOutputSchema(new SchemaShape(new[] { Scalar("Time", DateTimeDataViewType.Instance),
+            Scalar("A", NumberDataViewType.Single), Scalar("B", NumberDataViewType.Single), Scalar("C", NumberDataViewType.Single) }));
+        using var model = estimator.Fit(data);
+        var scored = model.Transform(data);
+        Assert.AreEqual(scored.Schema.Count, model.GetOutputSchema(data.Schema).Count);
+        foreach (var column in promised)
+        {
+            var actual = scored.Schema.GetColumnOrNull(column.Name);
+            Assert.IsNotNull(actual, $"promised column {column.Name} is missing");
+            Assert.AreEqual(column.ItemType, actual.Value.Type is VectorDataViewType v ? v.ItemType : actual.Value.Type, column.Name);
+            Assert.AreEqual(column.Kind == SchemaShape.Column.VectorKind.Scalar, actual.Value.Type is not VectorDataViewType, column.Name);
+        }
+        CollectionAssert.AreEquivalent(new[] { "Lookback", "Timestamp", "Forecast", "Lower", "Upper" },
+            scored.Schema.Select(c => c.Name).ToArray());
+
+        // In a pipeline: fit on the series, score the series, save and reload the chain, score again.
+        var chain = new EstimatorChain<ITransformer>().Append(estimator).Fit(data);
+        var path = Path.Combine(Path.GetTempPath(), $"chain-{Guid.NewGuid():N}.zip");
+        try
+        {
+            ml.Model.Save(chain, data.Schema, path);
+            var loaded = ml.Model.Load(path, out _);
+            var again = loaded.Transform(data).GetColumn<float[]>("Upper").ToArray();
+            Assert.AreEqual(300 - L + 1, again.Length);
+            CollectionAssert.AreEqual(chain.Transform(data).GetColumn<float[]>("Upper").Last(), again.Last());
+            (loaded as IDisposable)?.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+            chain.Dispose();
+        }
+    }
+}
