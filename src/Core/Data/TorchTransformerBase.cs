@@ -157,22 +157,23 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">(parameter <c>inputSchema</c>) an input column is missing, has the
     /// wrong item type or the wrong vector size; the message names the column, the actual and the expected type.</exception>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Bind(AdaptInputSchema(inputSchema)).OutputSchema;
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) =>
+        OtherViewOutputSchema(inputSchema ?? throw new ArgumentNullException(nameof(inputSchema))) ?? Bind(inputSchema).OutputSchema;
 
-    /// <summary>A transformer that also accepts another view of its data (e.g. a forecaster given the series instead
-    /// of its windows) turns that schema into the schema of the rows it scores; by default the schema itself.</summary>
-    protected virtual DataViewSchema AdaptInputSchema(DataViewSchema inputSchema) => inputSchema;
+    /// <summary>A transformer that also accepts another view of its data (a forecaster given the series instead of its
+    /// windows) returns the output schema for such an input; null (the default) when the input is not such a view.</summary>
+    protected virtual DataViewSchema? OtherViewOutputSchema(DataViewSchema inputSchema) => null;
 
-    /// <summary>The rows <see cref="Transform"/> scores for <paramref name="input"/> (see <see cref="AdaptInputSchema"/>);
-    /// by default the input itself.</summary>
-    protected virtual IDataView AdaptInput(IDataView input) => input;
+    /// <summary>The output for an input of the other view (see <see cref="OtherViewOutputSchema"/>); null (the default)
+    /// when the input is not such a view and is scored row by row.</summary>
+    protected virtual IDataView? TransformOtherView(IDataView input) => null;
 
     /// <summary>Returns a lazy view that scores in batches of <see cref="BatchSize"/> rows when its output columns
     /// are read. The schema is validated now, as in <see cref="GetOutputSchema"/>.</summary>
     public IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        input = AdaptInput(input);
+        if (TransformOtherView(input) is { } other) return other;
         var bound = Bind(input.Schema);
         return new TorchDataView(this, input, bound);
     }

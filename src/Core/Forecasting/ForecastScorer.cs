@@ -79,6 +79,12 @@ internal sealed class ForecastScorer : IDisposable
     public nn.Module Network { get; }
     public Device Device { get; }
 
+    /// <summary>Scaler means [N] on the device.</summary>
+    public Tensor Mean => _mean;
+
+    /// <summary>Scaler standard deviations [N] on the device.</summary>
+    public Tensor Std => _std;
+
     /// <param name="info">Model description (variates, sizes, scaler, calendar).</param>
     /// <param name="network">The trained network; owned (disposed) by the scorer.</param>
     /// <param name="device">Device the network lives on.</param>

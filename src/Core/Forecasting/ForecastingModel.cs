@@ -30,6 +30,9 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// <summary>Calendar covariates the model was trained with.</summary>
     public CalendarFeatures CalendarFeatures => Scorer.Info.Calendar;
 
+    /// <summary>The per-variate z-score fitted on the training rows (scaled-space metrics use it).</summary>
+    public SeriesScaler Scaler => Scorer.Info.Scaler;
+
     /// <summary>Step between rows inferred from the training timestamps, or null without a timestamp column.</summary>
     public TimeSpan? Frequency => Scorer.Info.Frequency;
 
@@ -94,7 +97,7 @@ public abstract class ForecastingModel : TorchTransformerBase
         }
         if (Scorer.HalfWidthsOriginal is not { } halfWidths) return new[] { forecast };
         var width = halfWidths.device == forecast.device ? halfWidths : halfWidths.to(forecast.device);
-        return new[] { forecast, forecast.sub(width), forecast.add(width) };
+        return new[] { forecast, forecast.sub(width), forecast.add(width, Runtime.TorchScalars.One) };
     }
 
     /// <summary>
@@ -125,11 +128,9 @@ public abstract class ForecastingModel : TorchTransformerBase
                 $"{frame.Rows - 1}) are all missing (NaN), so there is nothing to forecast from. Pass a history whose " +
                 "lookback holds observed values.");
         DateTime? last = window.Timestamps?[^1];
-        using var scope = NewDisposeScope();
-        using var inference = inference_mode();
-        var x = tensor(window.Values, new long[] { 1, info.Lookback, info.VariateCount });
-        var y = Scorer.ForecastOriginal(x, last is null ? null : new[] { last.Value });
-        var values = y.data<float>().ToArray();
+        // The same windows as training and Evaluate: covariates from the history's real timestamps.
+        using var source = ScoringWindows(window);
+        var values = ForecastWindows(source, new bool[1], 0, 1, _ => "").Forecast;
         var dates = last is not null && info.Frequency is { } step
             ? Enumerable.Range(1, info.Horizon).Select(k => last.Value + k * step).ToArray() : null;
         if (Scorer.Intervals is not { } intervals) return new ForecastResult(info.Variates, values, dates);
@@ -289,23 +290,75 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// <summary>
     /// A series view (one row per timestamp with the variate columns, as the model was trained on) is scored as its
     /// windows, as <c>ForecastBySsa</c> scores its series: one output row per lookback window ending at rows
-    /// L − 1 … T − 1, with <c>Lookback</c> (and <c>Timestamp</c>) and the forecast of the following rows. A window view
-    /// (the <c>Lookback</c> column) is scored row by row.
+    /// L − 1 … T − 1, with <c>Lookback</c> (and <c>Timestamp</c>), the forecast of the following rows (and the interval
+    /// bounds). Calendar covariates come from the series' real timestamps, as in training, <see cref="Evaluate"/> and
+    /// <see cref="Forecast"/>. A window view (the <c>Lookback</c> column) is scored row by row; its covariates are
+    /// dated back from the window's last timestamp by the series step.
     /// </summary>
-    protected override IDataView AdaptInput(IDataView input)
+    protected override IDataView? TransformOtherView(IDataView input)
     {
         ThrowIfDisposed();
-        return IsSeries(input.Schema) ? Windows(input, includeTargets: false) : input;
+        if (!IsSeries(input.Schema)) return null;
+        var info = Scorer.Info;
+        var frame = ReadSeries(input, $"{Name} series", $"at least {info.Lookback} rows (one lookback window)");
+        if (frame.Rows < info.Lookback)
+            throw new InvalidOperationException($"{Name}: the series has {frame.Rows} rows, fewer than the {info.Lookback} one window needs.");
+        return new SeriesForecastDataView(this, frame, SeriesOutputSchema(frame.Timestamps is not null));
     }
 
     /// <inheritdoc/>
-    protected override DataViewSchema AdaptInputSchema(DataViewSchema inputSchema)
+    protected override DataViewSchema? OtherViewOutputSchema(DataViewSchema inputSchema) =>
+        IsSeries(inputSchema) ? SeriesOutputSchema(TimestampColumnForReading is not null) : null;
+
+    private DataViewSchema SeriesOutputSchema(bool timestamps)
     {
-        ArgumentNullException.ThrowIfNull(inputSchema);
         var info = Scorer.Info;
-        return IsSeries(inputSchema)
-            ? WindowDataView.SchemaOf(info.VariateCount, info.Lookback, 0, TimestampColumnForReading is not null, WindowNames)
-            : inputSchema;
+        var builder = new DataViewSchema.Builder();
+        builder.AddColumns(WindowDataView.SchemaOf(info.VariateCount, info.Lookback, 0, timestamps, WindowNames));
+        var forecast = new VectorDataViewType(NumberDataViewType.Single, info.Horizon, info.VariateCount);
+        builder.AddColumn(info.ForecastColumnName, forecast);
+        if (Scorer.Intervals is { } intervals)
+        {
+            builder.AddColumn(intervals.LowerColumnName, forecast);
+            builder.AddColumn(intervals.UpperColumnName, forecast);
+        }
+        return builder.ToSchema();
+    }
+
+    /// <summary>The scoring windows (no target) of a series, covariates from its timestamps.</summary>
+    internal WindowBatchSource ScoringWindows(TimeSeriesFrame frame) =>
+        ForecasterTraining.Windows(frame, Scorer.Info.Scaler, Scorer.Info.Calendar, Scorer.Info.Lookback, 0);
+
+    /// <summary>
+    /// Forecasts in original units of windows <paramref name="start"/> … start + count − 1 of
+    /// <paramref name="windows"/> (from <see cref="ScoringWindows"/>): [count × S × N], and the interval bounds when the
+    /// model has them. A window whose lookback is entirely missing cannot be forecast and is refused.
+    /// </summary>
+    internal (float[] Forecast, float[]? Lower, float[]? Upper) ForecastWindows(WindowBatchSource windows, bool[] unusable,
+        int start, int count, Func<int, string> describeWindow)
+    {
+        ThrowIfDisposed();
+        for (int w = start; w < start + count; w++)
+            if (unusable[w])
+                throw new InvalidOperationException($"{Name}: {describeWindow(w)} are all missing (NaN), so there is nothing " +
+                    "to forecast from. Pass a history whose lookback holds observed values.");
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        var batch = windows.CreateBatch(Enumerable.Range(start, count).ToArray(), Scorer.Device);
+        var scaled = Scorer.ForecastScaled(batch.Inputs[0]!, batch.Inputs[1], batch.Inputs[2]);
+        var original = scaled.mul(Scorer.Std).add(Scorer.Mean, Runtime.TorchScalars.One);
+        var forecast = original.cpu().contiguous().data<float>().ToArray();
+        if (Scorer.HalfWidthsOriginal is not { } halfWidths) return (forecast, null, null);
+        var widths = halfWidths.cpu().contiguous().data<float>().ToArray();
+        int size = widths.Length;
+        var lower = new float[forecast.Length];
+        var upper = new float[forecast.Length];
+        for (int i = 0; i < forecast.Length; i++)
+        {
+            lower[i] = forecast[i] - widths[i % size];
+            upper[i] = forecast[i] + widths[i % size];
+        }
+        return (forecast, lower, upper);
     }
 
     private string? TimestampColumnForReading => Scorer.Info.Calendar == CalendarFeatures.None ? null : Scorer.Info.TimestampColumnName;

@@ -48,7 +48,7 @@ internal sealed class WindowBatchSource : BatchSource, IDisposable
     }
 
     /// <summary>Windows whose lookback has no observed value or whose target has none (so nothing can be forecast or
-    /// scored): the evaluation skips and counts them.</summary>
+    /// scored): the evaluation skips and counts them. With horizon 0 (scoring windows) only the lookback counts.</summary>
     public bool[] UnusableWindows()
     {
         var unusable = new bool[Count];
@@ -64,7 +64,7 @@ internal sealed class WindowBatchSource : BatchSource, IDisposable
         }
         for (int w = 0; w < unusable.Length; w++)
             unusable[w] = observedUpTo[w + _lookback] == observedUpTo[w]
-                || observedUpTo[w + _lookback + _horizon] == observedUpTo[w + _lookback];
+                || (_horizon > 0 && observedUpTo[w + _lookback + _horizon] == observedUpTo[w + _lookback]);
         return unusable;
     }
 

@@ -170,3 +170,59 @@ public sealed class ForecastingEstimatorContractTests
         }
     }
 }
+
+[TestClass]
+public sealed class CalendarCovariateConsistencyTests
+{
+    [TestMethod]
+    public void IrregularSeriesGetTheSameCovariatesInTransformForecastAndEvaluate()
+    {
+        var ml = new MLContext(seed: 6);
+        var rows = Series(260);
+        // A five-hour outage at row 150, and a daylight-saving fall-back at row 200: local wall-clock time repeats
+        // an hour (kept as a duplicate) and the rest of the series is an hour behind the regular grid.
+        for (int t = 150; t < rows.Length; t++) rows[t].Time = rows[t].Time.AddHours(5);
+        for (int t = 201; t < rows.Length; t++) rows[t].Time = rows[t].Time.AddHours(-1);
+        var series = ml.Data.LoadFromEnumerable(rows);
+        using var model = TrainTiny(ml, series, o =>
+        {
+            o.MaxEpochs = 1;
+            o.TimestampGapPolicy = TimestampGapPolicy.Ignore;
+            o.DuplicateTimestamps = DuplicateTimestampPolicy.Keep;
+        });
+        Assert.AreEqual(CalendarFeatures.Hourly, model.CalendarFeatures);
+
+        var scored = model.Transform(series).GetColumn<float[]>("Forecast").ToArray();
+        Assert.AreEqual(260 - L + 1, scored.Length);
+        // Forecast(history) of every window across the irregularities equals the series Transform's row.
+        foreach (int end in new[] { 160, 205, 259 })
+        {
+            var forecast = model.Forecast(ml.Data.TakeRows(series, end + 1)).Values;
+            CollectionAssert.AreEqual(forecast, scored[end - L + 1], $"window ending at row {end}");
+        }
+
+        // Evaluate on the rows after the gap uses the same windows: its MSE equals one recomputed from Transform.
+        var tail = ml.Data.SkipRows(series, 160);
+        var metrics = model.Evaluate(tail);
+        var tailForecasts = model.Transform(tail).GetColumn<float[]>("Forecast").ToArray();
+        var scaler = model.Scaler;
+        double sum = 0; long count = 0;
+        for (int w = 0; w + L + S <= 100; w++)
+            for (int k = 0; k < S; k++)
+            {
+                var row = rows[160 + w + L + k];
+                var actual = new[] { row.A, row.B, row.C };
+                for (int n = 0; n < 3; n++)
+                {
+                    double e = (tailForecasts[w][k * 3 + n] - actual[n]) / scaler.Std[n];
+                    sum += e * e; count++;
+                }
+            }
+        Assert.AreEqual(metrics.MeanSquaredError, sum / count, 1e-6 * (sum / count));
+
+        // A window row carries only its last timestamp: away from the irregularities it is scored identically.
+        var windows = model.CreateWindows(ml, series, includeTargets: false);
+        var rowByRow = model.Transform(windows).GetColumn<float[]>("Forecast").ToArray();
+        CollectionAssert.AreEqual(scored[10], rowByRow[10]);
+    }
+}
