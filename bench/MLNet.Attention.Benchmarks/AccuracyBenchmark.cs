@@ -32,6 +32,7 @@ public static class AccuracyBenchmark
         int maxEpochs = options.Int("max-epochs", 10);
         int? threads = options.Int("threads");
         var models = options.List("models", "itransformer");
+        double? coverage = options.Get("coverage") is { } c ? double.Parse(c, System.Globalization.CultureInfo.InvariantCulture) : null;
         foreach (var m in models)
             if (!Models.Contains(m)) throw new UsageException($"Unknown model '{m}'; use {string.Join(" or ", Models)}.");
         string section = options.Get("section") ?? (models.SequenceEqual(new[] { "itransformer" }) ? "accuracy" : "accuracy-" + string.Join('-', models));
@@ -52,7 +53,9 @@ public static class AccuracyBenchmark
 
         string command = $"accuracy --datasets {string.Join(',', present)} --horizons {string.Join(',', horizons)} --seeds {string.Join(',', seeds)} --max-epochs {maxEpochs}"
                          + (threads is null ? "" : $" --threads {threads}")
-                         + (models.SequenceEqual(new[] { "itransformer" }) ? "" : $" --models {string.Join(',', models)}");
+                         + (models.SequenceEqual(new[] { "itransformer" }) ? "" : $" --models {string.Join(',', models)}")
+                         + (coverage is null ? "" : $" --coverage {F(coverage.Value, "G")}");
+        if (coverage is not null && options.Get("section") is null) section += "-intervals";
         Console.WriteLine($"{command}\n  data {dataDir}\n  out  {outPath}");
         var rows = new List<Row>();
         var started = DateTime.Now;
@@ -68,13 +71,17 @@ public static class AccuracyBenchmark
                     rows.Add(row);
                     foreach (var seed in seeds)
                     {
-                        var run = TrainAndEvaluate(model, csv, dataset, horizon, seed, maxEpochs, threads);
+                        var run = TrainAndEvaluate(model, csv, dataset, horizon, seed, maxEpochs, threads, coverage);
                         row.Runs.Add(run);
                         var paper = Paper[(dataset, horizon)];
                         Console.WriteLine($"{model} {dataset} {horizon,3} seed {seed}: MSE {F(run.Test.MeanSquaredError, "F4")} MAE {F(run.Test.MeanAbsoluteError, "F4")} " +
                                           $"(paper {F(paper.Mse)}/{F(paper.Mae)}, {Percent(run.Test.MeanSquaredError / paper.Mse - 1)}%), " +
                                           $"naive {F(run.Naive.MeanSquaredError, "F4")}/{F(run.Naive.MeanAbsoluteError, "F4")}, " +
-                                          $"{run.Epochs} epochs (best {run.BestEpoch}), {F(run.WindowsPerSecond, "F0")} windows/s, {F(run.Seconds, "F0")} s");
+                                          $"{run.Epochs} epochs (best {run.BestEpoch}), {F(run.WindowsPerSecond, "F0")} windows/s, {F(run.Seconds, "F0")} s" +
+                                          (run.Test.EmpiricalCoverage is { } covered
+                                              ? $", {F(100 * run.Test.IntervalCoverage!.Value, "F0")} % intervals cover {F(100 * covered, "F1")} % " +
+                                                $"of test targets (width {F(run.Test.MeanIntervalWidth!.Value)}, pinball {F(run.Test.QuantileLoss!.Value, "F4")})"
+                                              : ""));
                         WriteSection(outPath, section, Markdown(rows, seeds, command, started, threads));
                     }
                 }
@@ -89,15 +96,19 @@ public static class AccuracyBenchmark
     }
 
     private static SeedRun TrainAndEvaluate(string modelName, string csv, string dataset, int horizon, int seed, int maxEpochs,
-        int? threads)
+        int? threads, double? coverage)
     {
         var clock = Stopwatch.StartNew();
         var ml = new MLContext(seed);
         var data = Load(ml, csv);
         var (train, validation, test) = ForecastSplit.Ett(rowsPerHour: RowsPerHour(dataset)).Apply(ml, data, Lookback);
-        using ForecastingModel model = modelName == "mvpa"
-            ? ml.Forecasting.Trainers.MultiVariateParallelTransformer(MvpaOptions(validation, horizon, seed, maxEpochs, threads)).Fit(train)
-            : ml.Forecasting.Trainers.InvertedTransformer(PaperOptions(dataset, horizon, seed, validation, maxEpochs, threads)).Fit(train);
+        ForecasterOptions options = modelName == "mvpa"
+            ? MvpaOptions(validation, horizon, seed, maxEpochs, threads)
+            : PaperOptions(dataset, horizon, seed, validation, maxEpochs, threads);
+        options.IntervalCoverage = coverage;
+        using ForecastingModel model = options is MultiVariateParallelTransformerOptions mvpa
+            ? ml.Forecasting.Trainers.MultiVariateParallelTransformer(mvpa).Fit(train)
+            : ml.Forecasting.Trainers.InvertedTransformer((InvertedTransformerOptions)options).Fit(train);
         var metrics = model.Evaluate(test);
         var naive = model.EvaluateLastValueBaseline(test);
         var summary = model.TrainingSummary!;
@@ -172,6 +183,21 @@ public static class AccuracyBenchmark
         }
         md.AppendLine();
         md.AppendLine($"Seeds: {string.Join(", ", seeds)}; a row whose epoch column lists fewer runs is unfinished.");
+        if (rows.SelectMany(r => r.Runs).Any(r => r.Test.EmpiricalCoverage is not null))
+        {
+            md.AppendLine();
+            md.AppendLine("Conformal prediction intervals (`IntervalCoverage`, calibrated on the validation windows that also " +
+                          "chose the early-stopping epoch; every test window):");
+            md.AppendLine();
+            md.AppendLine("| Model | Dataset | S | Nominal | Test coverage (mean ± std) | Mean width (scaled) | Pinball loss |");
+            md.AppendLine("|---|---|---:|---:|---:|---:|---:|");
+            foreach (var row in rows.Where(r => r.Runs.Count > 0 && r.Runs[0].Test.EmpiricalCoverage is not null))
+                md.AppendLine($"| {(row.Model == "mvpa" ? "MVPA-inspired" : "iTransformer")} | {row.Dataset} | {row.Horizon} | " +
+                              $"{F(100 * row.Runs[0].Test.IntervalCoverage!.Value, "F0")} % | " +
+                              $"{MeanStd(row.Runs.Select(r => 100 * r.Test.EmpiricalCoverage!.Value).ToArray())} % | " +
+                              $"{F(row.Runs.Average(r => r.Test.MeanIntervalWidth!.Value))} | " +
+                              $"{F(row.Runs.Average(r => r.Test.QuantileLoss!.Value), "F4")} |");
+        }
         return md.ToString();
     }
 
