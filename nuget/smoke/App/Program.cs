@@ -29,6 +29,10 @@ if (!a.SequenceEqual(b)) { Console.WriteLine("SMOKE FAILED: reloaded forecasts d
 var (accuracy, same) = ThirdParty.Mlp.MlpDemo.Run();
 if (accuracy < 0.9 || !same) { Console.WriteLine($"SMOKE FAILED: third-party classifier accuracy {accuracy}, same after reload {same}"); return 1; }
 Console.WriteLine($"Third-party classifier: macro accuracy {accuracy:F3}, same after reload");
+// A forecaster written from the packages' public API (ThirdPartyForecaster.cs).
+var (ratio, sameForecast) = ThirdParty.LinearForecast.LinearDemo.Run();
+if (ratio > 0.5 || !sameForecast) { Console.WriteLine($"SMOKE FAILED: third-party forecaster MSE/naive {ratio}, same after reload {sameForecast}"); return 1; }
+Console.WriteLine($"Third-party forecaster: MSE {ratio:P0} of the naive forecast's, same after reload");
 Console.WriteLine($"SMOKE OK: {model.Evaluate(data)}");
 return 0;
 

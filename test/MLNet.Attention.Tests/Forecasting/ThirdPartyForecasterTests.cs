@@ -5,63 +5,10 @@ using MLNet.Attention.Forecasting;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using ThirdParty.LinearForecast;
 using static MLNet.Attention.Tests.Forecasting.InvertedTransformerTrainerTests;
 
 namespace MLNet.Attention.Tests.Forecasting;
-
-// A forecaster written the way a third party would, from the packages' public API only: an options class, a config
-// record, a network implementing IForecastingNetwork, a thin trainer and a model with a one-line Load.
-public sealed record LinearForecastConfig(int Lookback, int Horizon);
-
-public sealed class LinearForecastOptions : ForecasterOptions
-{
-}
-
-public sealed class LinearForecastNetwork : nn.Module<Tensor, Tensor>, IForecastingNetwork
-{
-    private readonly Linear projection;
-
-    public LinearForecastNetwork(LinearForecastConfig config) : base(nameof(LinearForecastNetwork))
-    {
-        Lookback = config.Lookback;
-        Horizon = config.Horizon;
-        projection = nn.Linear(config.Lookback, config.Horizon);
-        RegisterComponents();
-    }
-
-    public int Lookback { get; }
-
-    public int Horizon { get; }
-
-    // [B, L, N] → [B, S, N]: one linear map over time shared by the variates (DLinear without decomposition).
-    public override Tensor forward(Tensor windows) => projection.call(windows.transpose(1, 2)).transpose(1, 2);
-
-    public Tensor ForecastScaled(Tensor windows, Tensor? covariates, Tensor? observedMask) => call(windows);
-}
-
-public sealed class LinearForecastTrainer(IHostEnvironment env, LinearForecastOptions options)
-    : ForecastingTrainer<LinearForecastOptions, LinearForecastConfig, LinearForecastNetwork, LinearForecastModel>(
-        env, "LinearForecast", options)
-{
-    protected override LinearForecastConfig CreateConfig(ForecastingShape shape) => new(shape.Lookback, shape.Horizon);
-
-    protected override LinearForecastNetwork CreateNetwork(LinearForecastConfig config) => new(config);
-
-    protected override LinearForecastModel CreateModel(ForecastingState state, LinearForecastConfig config) =>
-        new(Environment, state, config);
-}
-
-public sealed class LinearForecastModel : ForecastingModel<LinearForecastConfig, LinearForecastNetwork>
-{
-    internal LinearForecastModel(IHostEnvironment env, ForecastingState state, LinearForecastConfig config)
-        : base(env, "LinearForecast", state, config)
-    {
-    }
-
-    public static LinearForecastModel Load(IHostEnvironment env, BinaryReader reader) =>
-        LoadModel(env, reader, "LinearForecast", config => new LinearForecastNetwork(config),
-            (state, config) => new LinearForecastModel(env, state, config));
-}
 
 [TestClass]
 public sealed class ThirdPartyForecasterTests
@@ -109,6 +56,14 @@ public sealed class ThirdPartyForecasterTests
         Assert.IsTrue(backtest.Refitted);
         Assert.AreEqual(2, backtest.Folds.Count);
         Assert.IsTrue(double.IsFinite(backtest.Overall.MeanSquaredError));
+    }
+
+    [TestMethod]
+    public void TheSmokeAppsDemoBeatsTheNaiveForecastAndReloadsIdentically()
+    {
+        var (ratio, same) = LinearDemo.Run();
+        Assert.IsTrue(ratio < 0.5, $"MSE ratio to naive {ratio:F3}");
+        Assert.IsTrue(same);
     }
 
     [TestMethod]
