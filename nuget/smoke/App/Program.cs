@@ -32,7 +32,7 @@ Console.WriteLine($"Third-party classifier: macro accuracy {accuracy:F3}, same a
 // A forecaster written from the packages' public API (ThirdPartyForecaster.cs).
 var (ratio, sameForecast) = ThirdParty.LinearForecast.LinearDemo.Run();
 if (ratio > 0.5 || !sameForecast) { Console.WriteLine($"SMOKE FAILED: third-party forecaster MSE/naive {ratio}, same after reload {sameForecast}"); return 1; }
-Console.WriteLine($"Third-party forecaster: MSE {ratio:P0} of the naive forecast's, same after reload");
+Console.WriteLine($"Third-party forecaster: MSE {ratio:F3} x the naive forecast's, same after reload");
 Console.WriteLine($"SMOKE OK: {model.Evaluate(data)}");
 return 0;
 
