@@ -46,6 +46,8 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
                     [--out docs/benchmarks.md]
           crib      [--datasets ETTh1] [--patterns point,block,column] [--rates 0.2,0.4,0.7] [--seeds 1,2,3]
                     [--models crib,itransformer] [--lookback 24] [--horizon 24] [--epochs 10] [--threads 2] [--out ...]
+          covariates [--datasets ETTh1] [--horizons 96] [--seeds 2023] [--max-epochs 10] [--threads 2] [--out ...]
+                    (OT alone vs the six loads as past / known-future covariates)
           heads     [--train 5000] [--test 1000] [--seeds 1,2,3] [--max-epochs 15] [--daam-hidden 64]
                     [--heads Daam,Linear,MultiHeadAttention] [--threads 2] [--onnx-batch 32] [--data cifar10_jpeg_all.tar]
                     [--cache /tmp/mlnet-attention-heads] [--out docs/benchmarks.md]
@@ -65,7 +67,8 @@ try
         "images" => ImageBenchmark.Run(options),
         "heads" => HeadsBenchmark.Run(options),
         "crib" => MissingDataBenchmark.Run(options),
-        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads' or 'crib'."),
+        "covariates" => CovariateBenchmark.Run(options),
+        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads', 'crib' or 'covariates'."),
     };
 }
 catch (UsageException ex)

@@ -59,7 +59,7 @@ public static class ForecastBacktest
                 "(leaking the future). Leave ValidationSet null: each fold then validates on the last ValidationFraction " +
                 "of its own training rows.", nameof(trainer));
         var policies = options.Policies;
-        var frame = TimeSeriesFrame.FromDataView(series, options.VariateColumnNames, options.TimestampColumnName,
+        var frame = TimeSeriesFrame.FromDataView(series, options.ChannelColumnNames, options.TimestampColumnName,
             policies.AllowsMissing, "backtest series", "enough rows for the folds", policies.DuplicateTimestamps);
         int stride = step ?? options.Horizon;
         var cutoffs = Cutoffs("backtest", frame.Rows, options.Lookback, options.Horizon, folds, stride, seasonality);
@@ -108,9 +108,10 @@ public static class ForecastBacktest
     /// (observed pairs only), averaged over the variates where that scale is positive.</summary>
     internal static double Mase(TimeSeriesFrame frame, int cutoff, int seasonality, IReadOnlyList<double> maePerVariate)
     {
+        // The variates are the frame's first channels (covariates follow them and are not scored).
         int n = frame.Columns.Count;
         double sum = 0; int used = 0;
-        for (int k = 0; k < n; k++)
+        for (int k = 0; k < maePerVariate.Count; k++)
         {
             double scale = 0; long pairs = 0;
             for (int t = seasonality; t < cutoff; t++)

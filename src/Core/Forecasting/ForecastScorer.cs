@@ -65,17 +65,53 @@ internal sealed record ForecastingModelInfo(
     }
 }
 
+/// <summary>Exogenous inputs of a forecasting model (<see cref="ForecasterOptions.PastCovariateColumnNames"/>,
+/// <see cref="ForecasterOptions.FutureCovariateColumnNames"/>) and their z-score fitted on the training rows; saved
+/// after the prediction intervals from payload version 5 on (older models have none).</summary>
+internal sealed record ForecastingCovariates(string[] Past, string[] Future, string FutureColumnName, SeriesScaler? Scaler)
+{
+    public static ForecastingCovariates None { get; } = new(Array.Empty<string>(), Array.Empty<string>(), "FutureCovariates", null);
+
+    public int Count => Past.Length + Future.Length;
+
+    /// <summary>The channels of a window after the variates: past, then future covariates.</summary>
+    public IEnumerable<string> Columns => Past.Concat(Future);
+
+    public void Validate()
+    {
+        if (Past is null || Future is null || (Count > 0) != (Scaler is not null)
+            || (Scaler is not null && (Scaler.Mean.Count != Count || Scaler.Std.Count != Count)))
+            throw new InvalidDataException(
+                $"Corrupted forecasting model: {Past?.Length ?? 0} past and {Future?.Length ?? 0} future covariates with " +
+                $"a scaler for {Scaler?.Mean.Count ?? 0}. Re-save or re-download it.");
+    }
+
+    /// <summary>One scaler for every window channel: the variates' then the covariates'.</summary>
+    public SeriesScaler InputScaler(SeriesScaler variates) => Scaler is null ? variates
+        : new SeriesScaler(variates.Mean.Concat(Scaler.Mean).ToArray(), variates.Std.Concat(Scaler.Std).ToArray());
+}
+
 /// <summary>
 /// Runs a trained forecasting network on windows in original units: scale, add calendar covariates, forecast in
 /// scaled space, unscale. Shared by Transform, Forecast and Evaluate so they cannot disagree.
 /// </summary>
 internal sealed class ForecastScorer : IDisposable
 {
-    private readonly Func<Tensor, Tensor?, Tensor?, Tensor> _forecastScaled;
-    private readonly Tensor _mean, _std;
+    private readonly IForecastingNetwork _forecaster;
+    private readonly Tensor _mean, _std, _inputMean, _inputStd;
 
     public ForecastingModelInfo Info { get; }
     public ForecastingPolicies Policies { get; }
+    public ForecastingCovariates Covariates { get; }
+
+    /// <summary>Every column a window reads, in channel order (variates, past covariates, future covariates).</summary>
+    public string[] ChannelColumns { get; }
+
+    /// <summary>Channels per window row C (variates + covariates).</summary>
+    public int Channels => ChannelColumns.Length;
+
+    /// <summary>The scaler of every window channel.</summary>
+    public SeriesScaler InputScaler { get; }
     public nn.Module Network { get; }
     public Device Device { get; }
 
@@ -89,37 +125,72 @@ internal sealed class ForecastScorer : IDisposable
     /// <param name="network">The trained network; owned (disposed) by the scorer.</param>
     /// <param name="device">Device the network lives on.</param>
     /// <param name="policies">Missing-value and duplicate-timestamp policies the model was trained with.</param>
-    /// <param name="forecastScaled">Network forward on scaled windows [B, L, N] (missing entries 0, + covariates
-    /// [B, L, M], + observed mask [B, L, N] or null) → [B, S, N], on <paramref name="device"/>.</param>
-    public ForecastScorer(ForecastingModelInfo info, ForecastingPolicies policies, nn.Module network, Device device,
-        Func<Tensor, Tensor?, Tensor?, Tensor> forecastScaled)
+    /// <param name="covariates">Exogenous inputs (<see cref="ForecastingCovariates.None"/> for none).</param>
+    public ForecastScorer(ForecastingModelInfo info, ForecastingPolicies policies, ForecastingCovariates covariates,
+        nn.Module network, Device device)
     {
         Info = info;
         Policies = policies;
+        Covariates = covariates;
         Network = network;
         Device = device;
-        _forecastScaled = forecastScaled;
+        _forecaster = (IForecastingNetwork)network;
+        if (covariates.Future.Length > 0
+            && (network as IFutureCovariateForecastingNetwork)?.FutureCovariates != covariates.Future.Length)
+            throw new InvalidOperationException($"The network does not read the model's {covariates.Future.Length} " +
+                "known-future covariates (it must implement IFutureCovariateForecastingNetwork for that many).");
+        ChannelColumns = info.Variates.Concat(covariates.Columns).ToArray();
+        InputScaler = covariates.InputScaler(info.Scaler);
         _mean = tensor(info.Scaler.Mean.ToArray(), device: device).DetachFromDisposeScope();
         _std = tensor(info.Scaler.Std.ToArray(), device: device).DetachFromDisposeScope();
+        _inputMean = tensor(InputScaler.Mean.ToArray(), device: device).DetachFromDisposeScope();
+        _inputStd = tensor(InputScaler.Std.ToArray(), device: device).DetachFromDisposeScope();
         network.eval();
     }
 
-    /// <summary>Windows [B, L, N] in original units (any device) and, with calendar covariates, the last lookback timestamp of each window → forecasts [B, S, N] in original units on the CPU.</summary>
-    public Tensor ForecastOriginal(Tensor windows, IReadOnlyList<DateTime>? lastTimestamps)
+    /// <summary>The network's forward on scaled inputs (window [B, L, C], calendar [B, L, M] or null, observed mask or
+    /// null, future covariates [B, S, F] or null) → [B, S, N]: the first N output channels.</summary>
+    public static Tensor Forward(IForecastingNetwork network, int variates, Tensor windows, Tensor? covariates,
+        Tensor? observedMask, Tensor? futureCovariates)
     {
-        if (lastTimestamps is null) return ForecastOriginal(windows, ReadOnlySpan<long>.Empty, hasTimestamps: false);
-        var ticks = new long[lastTimestamps.Count];
-        for (int i = 0; i < ticks.Length; i++) ticks[i] = lastTimestamps[i].Ticks;
-        return ForecastOriginal(windows, ticks, hasTimestamps: true);
+        var y = futureCovariates is null ? network.ForecastScaled(windows, covariates, observedMask)
+            : ((IFutureCovariateForecastingNetwork)network).ForecastScaled(windows, covariates, observedMask, futureCovariates);
+        return y.size(2) == variates ? y : y.narrow(2, 0, variates);
     }
 
-    /// <summary>As <see cref="ForecastOriginal(Tensor, IReadOnlyList{DateTime}?)"/> with the timestamps as
-    /// <see cref="DateTime.Ticks"/> (the scoring path: no per-call arrays).</summary>
-    public Tensor ForecastOriginal(Tensor windows, ReadOnlySpan<long> lastTicks, bool hasTimestamps)
+    /// <summary><see cref="Forward(IForecastingNetwork, int, Tensor, Tensor?, Tensor?, Tensor?)"/> of a toolkit batch's
+    /// inputs (window, calendar, observed mask[, future covariates]).</summary>
+    public static Tensor Forward(IForecastingNetwork network, int variates, IReadOnlyList<Tensor?> inputs) =>
+        Forward(network, variates, inputs[0]!, inputs[1], inputs[2], inputs.Count > 3 ? inputs[3] : null);
+
+    /// <summary>Windows [B, L, C] in original units (any device), with known-future covariates their horizon values
+    /// [B, S, F], and with calendar covariates the last lookback timestamp of each window as
+    /// <see cref="DateTime.Ticks"/> → forecasts [B, S, N] in original units on the CPU.</summary>
+    public Tensor ForecastOriginal(Tensor windows, Tensor? future, ReadOnlySpan<long> lastTicks, bool hasTimestamps)
     {
         using var scope = NewDisposeScope();
         var onDevice = windows.device == Device ? windows : windows.to(Device);
-        var scaled = (onDevice - _mean) / _std;
+        var scaled = (onDevice - _inputMean) / _inputStd;
+        Tensor? scaledFuture = null;
+        if (Covariates.Future.Length > 0)
+        {
+            if (future is null)
+                throw new InvalidOperationException($"This model reads known-future covariates " +
+                    $"({string.Join(", ", Covariates.Future.Select(c => $"'{c}'"))}): every window needs their next " +
+                    $"{Info.Horizon} values (column '{Covariates.FutureColumnName}').");
+            int f = Covariates.Future.Length, first = Channels - f;
+            var onDeviceFuture = future.device == Device ? future : future.to(Device);
+            scaledFuture = onDeviceFuture.sub(_inputMean.narrow(0, first, f)).div(_inputStd.narrow(0, first, f));
+            var missingFuture = scaledFuture.isnan();
+            if (missingFuture.any().item<bool>())
+            {
+                if (!Policies.AllowsMissing)
+                    throw new InvalidOperationException("A known-future covariate is missing (NaN) over the horizon, and " +
+                        "this model refuses missing values (MissingValues = Refuse). Give every future covariate value, or " +
+                        "train with MissingValues = MissingValuePolicy.ZeroFill.");
+                scaledFuture = scaledFuture.masked_fill(missingFuture, Zero);
+            }
+        }
         Tensor? observed = null;
         if (Policies.AllowsMissing)
         {
@@ -132,7 +203,7 @@ internal sealed class ForecastScorer : IDisposable
                     long first = usable.logical_not().nonzero()[0, 0].item<long>();
                     throw new InvalidOperationException(
                         $"Window {first} of this batch (0-based) has no observed value: all {Info.Lookback} × " +
-                        $"{Info.VariateCount} lookback values are missing (NaN), so there is nothing to forecast from. " +
+                        $"{Channels} lookback values are missing (NaN), so there is nothing to forecast from. " +
                         "Drop such windows, or give the model a longer history that reaches observed values.");
                 }
                 observed = missing.logical_not().to(ScalarType.Float32);
@@ -146,14 +217,15 @@ internal sealed class ForecastScorer : IDisposable
                 throw new InvalidOperationException($"This model uses calendar covariates: every window needs the timestamp of its last lookback row (column '{Info.WindowTimestampColumnName}').");
             covariates = WindowCovariates(lastTicks, (int)windows.size(0));
         }
-        var y = CheckFinite(_forecastScaled(scaled, covariates, observed)).mul(_std).add(_mean, One);
+        var y = CheckFinite(Forward(_forecaster, Info.VariateCount, scaled, covariates, observed, scaledFuture))
+            .mul(_std).add(_mean, One);
         return (y.device_type == DeviceType.CPU ? y : y.cpu()).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Forecasts in scaled space for already-scaled, zero-filled windows with covariates and observed mask
-    /// (evaluation path).</summary>
-    public Tensor ForecastScaled(Tensor scaledWindows, Tensor? covariates, Tensor? observedMask) =>
-        CheckFinite(_forecastScaled(scaledWindows, covariates, observedMask));
+    /// <summary>Forecasts [B, S, N] in scaled space from a toolkit batch's already-scaled, zero-filled inputs (window,
+    /// calendar, observed mask[, future covariates]; evaluation and scoring paths).</summary>
+    public Tensor ForecastScaled(IReadOnlyList<Tensor?> inputs) =>
+        CheckFinite(Forward(_forecaster, Info.VariateCount, inputs));
 
     // A forecast is never NaN: a non-finite output means diverged weights, not a missing input (those are handled).
     private static Tensor CheckFinite(Tensor forecast)
@@ -224,6 +296,8 @@ internal sealed class ForecastScorer : IDisposable
         HalfWidthsOriginal?.Dispose();
         _mean.Dispose();
         _std.Dispose();
+        _inputMean.Dispose();
+        _inputStd.Dispose();
         Network.Dispose();
     }
 }

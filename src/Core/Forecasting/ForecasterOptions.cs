@@ -8,6 +8,27 @@ public abstract class ForecasterOptions : TorchTrainerOptions
     /// <summary>Numeric scalar columns holding the series, one row per timestamp. Forecasts come out in this order.</summary>
     public string[] VariateColumnNames { get; set; } = Array.Empty<string>();
 
+    /// <summary>
+    /// Exogenous inputs known only up to the forecast origin (numeric scalar columns beside the variates, e.g. a
+    /// measured temperature): the network reads their lookback values; they are not forecast, not in the loss and not
+    /// in the metrics. Missing values follow <see cref="MissingValues"/> like the series'. Supported by the
+    /// iTransformer (extra variate tokens) and the MVPA-inspired forecaster (extra variables).
+    /// </summary>
+    public string[] PastCovariateColumnNames { get; set; } = Array.Empty<string>();
+
+    /// <summary>
+    /// Exogenous inputs known for the horizon too (a price plan, a schedule, a weather forecast): training reads their
+    /// values over the lookback and the horizon; scoring needs their horizon values — in a window row the
+    /// <see cref="FutureCovariatesColumnName"/> column, for <c>Forecast</c> a view of the next rows
+    /// (<c>model.Forecast(history, future)</c>), and a series view is scored for the windows whose horizon it covers.
+    /// Supported by the iTransformer (one token per covariate embedded from lookback + horizon values).
+    /// </summary>
+    public string[] FutureCovariateColumnNames { get; set; } = Array.Empty<string>();
+
+    /// <summary>Window-scoring input column with the future covariates' horizon values: Vector&lt;Single, S, F&gt;
+    /// (time-major, original units; only with <see cref="FutureCovariateColumnNames"/>).</summary>
+    public string FutureCovariatesColumnName { get; set; } = "FutureCovariates";
+
     /// <summary>Optional timestamp column (DateTime or date text); needed for calendar covariates and dated forecasts.</summary>
     public string? TimestampColumnName { get; set; }
 
@@ -82,6 +103,11 @@ public abstract class ForecasterOptions : TorchTrainerOptions
 
     internal ForecastingPolicies Policies => new(MissingValues, DuplicateTimestamps);
 
+    /// <summary>Every column a window reads, in channel order: variates, past covariates, future covariates.</summary>
+    internal string[] ChannelColumnNames =>
+        VariateColumnNames.Concat(PastCovariateColumnNames ?? Array.Empty<string>())
+            .Concat(FutureCovariateColumnNames ?? Array.Empty<string>()).ToArray();
+
     public override void Validate()
     {
         base.Validate();
@@ -92,6 +118,15 @@ public abstract class ForecasterOptions : TorchTrainerOptions
                 "DuplicateTimestamps must be Refuse, Keep or Drop.");
         if (VariateColumnNames is null || VariateColumnNames.Length == 0)
             throw new ArgumentException("Name at least one variate column (VariateColumnNames).", nameof(VariateColumnNames));
+        var repeated = ChannelColumnNames.GroupBy(c => c).FirstOrDefault(g => g.Count() > 1);
+        if (repeated is not null)
+            throw new ArgumentException($"Column '{repeated.Key}' is named more than once across VariateColumnNames, " +
+                "PastCovariateColumnNames and FutureCovariateColumnNames; name each column in one list only (a " +
+                "covariate that should also be forecast is a variate).", nameof(PastCovariateColumnNames));
+        if ((FutureCovariateColumnNames?.Length ?? 0) > 0 && (string.IsNullOrWhiteSpace(FutureCovariatesColumnName)
+                || FutureCovariatesColumnName == LookbackColumnName || FutureCovariatesColumnName == ForecastColumnName))
+            throw new ArgumentException($"FutureCovariatesColumnName ('{FutureCovariatesColumnName}') must be a non-empty " +
+                "name different from LookbackColumnName and ForecastColumnName.", nameof(FutureCovariatesColumnName));
         if (Lookback < 1) throw new ArgumentOutOfRangeException(nameof(Lookback), Lookback, "Lookback must be at least 1.");
         if (Horizon < 1) throw new ArgumentOutOfRangeException(nameof(Horizon), Horizon, "Horizon must be at least 1.");
         if (ValidationFraction is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction, "ValidationFraction must be in [0, 1).");

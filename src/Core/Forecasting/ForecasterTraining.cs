@@ -19,7 +19,7 @@ internal abstract class ForecastingArchitecture<TNetwork> where TNetwork : nn.Mo
 
     /// <summary>Training loss of a batch (inputs: window, covariates, observed mask): MSE over the observed targets.</summary>
     public virtual TrainingLoss Loss(TNetwork network, TrainingBatch batch) =>
-        new(MaskedLoss.SquaredError(network.ForecastScaled(batch.Inputs[0]!, batch.Inputs[1], batch.Inputs[2]),
+        new(MaskedLoss.SquaredError(ForecastScorer.Forward(network, (int)batch.Target.size(2), batch.Inputs),
             batch.Target, batch.TargetMask));
 
     /// <summary>True when <see cref="ValidationLoss"/> replaces the training objective on validation batches.</summary>
@@ -39,13 +39,15 @@ internal static class ForecasterTraining
         options.Validate();
         int l = options.Lookback, s = options.Horizon;
         var policies = options.Policies;
-        var frame = TimeSeriesFrame.FromDataView(data, options.VariateColumnNames, options.TimestampColumnName,
+        var channels = options.ChannelColumnNames;
+        int variates = options.VariateColumnNames.Length, futureCount = options.FutureCovariateColumnNames?.Length ?? 0;
+        var frame = TimeSeriesFrame.FromDataView(data, channels, options.TimestampColumnName,
             policies.AllowsMissing, $"{name} training data", duplicateTimestamps: policies.DuplicateTimestamps);
 
         TimeSeriesFrame train = frame, validation;
         string heldOut = "";
         if (options.ValidationSet is not null)
-            validation = TimeSeriesFrame.FromDataView(options.ValidationSet, options.VariateColumnNames,
+            validation = TimeSeriesFrame.FromDataView(options.ValidationSet, channels,
                 options.TimestampColumnName, policies.AllowsMissing, $"{name} validation data",
                 duplicateTimestamps: policies.DuplicateTimestamps);
         else if (options.ValidationFraction > 0)
@@ -68,7 +70,7 @@ internal static class ForecasterTraining
         // A variate never observed in training (the CRIB protocol's column pattern) is kept: its inputs are all
         // masked, its targets never enter the loss, and the scaler leaves it at mean 0, std 1. Say so, since its
         // forecasts then carry no information from its own history.
-        var unobserved = Enumerable.Range(0, train.Columns.Count).Where(n => train.ObservedCount(n) == 0)
+        var unobserved = Enumerable.Range(0, variates).Where(n => train.ObservedCount(n) == 0)
             .Select(n => $"'{train.Columns[n]}'").ToArray();
         if (unobserved.Length > 0)
         {
@@ -89,9 +91,13 @@ internal static class ForecasterTraining
             if (options.ValidationSet is not null)
                 CheckTimestampGaps(env, name, $"{name} validation data", validation!, regular, options);
         }
-        var scaler = SeriesScaler.Fit(train.Values, train.Columns.Count, train.Rows);
+        var inputScaler = SeriesScaler.Fit(train.Values, train.Columns.Count, train.Rows);
+        var scaler = inputScaler.Slice(0, variates);
         var info = new ForecastingModelInfo(options.VariateColumnNames.ToArray(), l, s, calendar, step,
             options.TimestampColumnName, options.LookbackColumnName, options.WindowTimestampColumnName, options.ForecastColumnName, scaler);
+        var covariates = channels.Length == variates ? ForecastingCovariates.None
+            : new ForecastingCovariates(options.PastCovariateColumnNames.ToArray(), (options.FutureCovariateColumnNames ?? Array.Empty<string>()).ToArray(),
+                options.FutureCovariatesColumnName, inputScaler.Slice(variates, channels.Length - variates));
 
         var (seed, device) = TrainerSession.Start(env, name, options);
 
@@ -102,20 +108,24 @@ internal static class ForecasterTraining
                 throw new InvalidOperationException(
                     $"{name}: the network was built for lookback {network.Lookback} and horizon {network.Horizon}, " +
                     $"but the options ask for {l} and {s}. Build the network from the options' Lookback and Horizon.");
+            if (futureCount > 0 && (network as IFutureCovariateForecastingNetwork)?.FutureCovariates != futureCount)
+                throw new InvalidOperationException(
+                    $"{name}: the network does not read the {futureCount} known-future covariates of " +
+                    "FutureCovariateColumnNames (it must implement IFutureCovariateForecastingNetwork built for them).");
             network.to(device);
-            using var trainSource = Windows(train, scaler, calendar, l, s);
-            using var validationSource = validation is null ? null : Windows(validation, scaler, calendar, l, s);
+            using var trainSource = Windows(train, inputScaler, variates, futureCount, calendar, l, s);
+            using var validationSource = validation is null ? null : Windows(validation, inputScaler, variates, futureCount, calendar, l, s);
             var summary = TrainingLoop.Run(env, name, network,
                 new TrainingHooks(batch => architecture.Loss(network, batch))
                 {
                     ValidationLoss = architecture.HasValidationLoss ? batch => architecture.ValidationLoss(network, batch) : null,
                 },
                 trainSource, validationSource, options, device, seed);
-            var scorer = new ForecastScorer(info, policies, network, device, network.ForecastScaled);
+            var scorer = new ForecastScorer(info, policies, covariates, network, device);
             if (options.IntervalCoverage is { } coverage)
             {
                 var calibration = options.IntervalCalibrationSet is null ? validation
-                    : TimeSeriesFrame.FromDataView(options.IntervalCalibrationSet, options.VariateColumnNames,
+                    : TimeSeriesFrame.FromDataView(options.IntervalCalibrationSet, channels,
                         options.TimestampColumnName, policies.AllowsMissing, $"{name} interval calibration data",
                         $"at least lookback + horizon = {l + s} rows", policies.DuplicateTimestamps);
                 if (calibration is null)
@@ -137,7 +147,8 @@ internal static class ForecasterTraining
     /// <summary>The sizes of the network the options describe.</summary>
     public static ForecastingShape Shape(ForecasterOptions options) =>
         new(options.VariateColumnNames.Length, options.Lookback, options.Horizon,
-            CalendarFeatureEncoder.Count(options.ResolvedCalendar));
+            CalendarFeatureEncoder.Count(options.ResolvedCalendar), options.PastCovariateColumnNames?.Length ?? 0,
+            options.FutureCovariateColumnNames?.Length ?? 0);
 
     /// <summary>Applies <see cref="ForecasterOptions.TimestampGapPolicy"/> (Warn or Refuse) to the gaps of one series.</summary>
     private static void CheckTimestampGaps(IHostEnvironment env, string name, string purpose, TimeSeriesFrame frame,
@@ -166,12 +177,15 @@ internal static class ForecasterTraining
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         var byName = inputSchema.ToDictionary(c => c.Name);
-        foreach (var variate in options.VariateColumnNames)
+        var past = options.PastCovariateColumnNames ?? Array.Empty<string>();
+        var future = options.FutureCovariateColumnNames ?? Array.Empty<string>();
+        foreach (var variate in options.ChannelColumnNames)
         {
+            string role = past.Contains(variate) ? "past covariate" : future.Contains(variate) ? "future covariate" : "variate";
             if (!byName.TryGetValue(variate, out var column))
-                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: variate column '{variate}' was not found in the input schema.");
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: {role} column '{variate}' was not found in the input schema.");
             if (column.Kind != SchemaShape.Column.VectorKind.Scalar || column.ItemType is not NumberDataViewType)
-                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: variate column '{variate}' has type {column.ItemType} ({column.Kind}); expected a numeric scalar (Single).");
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: {role} column '{variate}' has type {column.ItemType} ({column.Kind}); expected a numeric scalar (Single).");
         }
         var result = new List<SchemaShape.Column>
         {
@@ -180,15 +194,28 @@ internal static class ForecasterTraining
         };
         if (options.ResolvedCalendar != CalendarFeatures.None)
             result.Insert(1, HostSettings.SchemaColumn(options.WindowTimestampColumnName, SchemaShape.Column.VectorKind.Scalar, DateTimeDataViewType.Instance));
+        if (future.Length > 0)
+            result.Insert(result.Count - 1, HostSettings.SchemaColumn(options.FutureCovariatesColumnName,
+                SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single));
         if (options.IntervalCoverage is not null)
             foreach (var bound in new[] { options.LowerColumnName, options.UpperColumnName })
                 result.Add(HostSettings.SchemaColumn(bound, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single));
         return new SchemaShape(result);
     }
 
-    internal static WindowBatchSource Windows(TimeSeriesFrame frame, SeriesScaler scaler, CalendarFeatures calendar, int lookback, int horizon)
+    /// <summary>The windows of <paramref name="frame"/> (every channel: variates, then covariates), scaled with
+    /// <paramref name="inputScaler"/>; calendar covariates from its timestamps.</summary>
+    internal static WindowBatchSource Windows(TimeSeriesFrame frame, SeriesScaler inputScaler, int variates, int futureCovariates,
+        CalendarFeatures calendar, int lookback, int horizon, bool withTargets = true)
     {
         float[]? covariates = calendar == CalendarFeatures.None ? null : CalendarFeatureEncoder.EncodeAll(calendar, frame.Timestamps!);
-        return new WindowBatchSource(scaler.Transform(frame.Values), frame.Columns.Count, covariates, CalendarFeatureEncoder.Count(calendar), lookback, horizon);
+        return new WindowBatchSource(inputScaler.Transform(frame.Values), frame.Columns.Count, variates, futureCovariates,
+            covariates, CalendarFeatureEncoder.Count(calendar), lookback, horizon, withTargets);
     }
+
+    /// <summary>The windows of a series for a trained model (its channels, scaler and calendar) with
+    /// <paramref name="horizon"/> rows after each.</summary>
+    internal static WindowBatchSource Windows(TimeSeriesFrame frame, ForecastScorer scorer, int horizon, bool withTargets = true) =>
+        Windows(frame, scorer.InputScaler, scorer.Info.VariateCount, scorer.Covariates.Future.Length, scorer.Info.Calendar,
+            scorer.Info.Lookback, horizon, withTargets);
 }

@@ -12,7 +12,7 @@ namespace MLNet.Attention.Forecasting;
 /// A trained multivariate forecaster. As an ML.NET transformer it scores windows row by row: input column
 /// <c>Lookback</c> (Vector&lt;Single, L, N&gt;, time-major, original units; plus <c>Timestamp</c> of the last lookback row
 /// when the model uses calendar covariates) → output <c>Forecast</c> (Vector&lt;Single, S, N&gt;). <see cref="CreateWindows"/>
-/// turns a series into such rows; <see cref="Forecast"/> and <see cref="Evaluate"/> work on the series directly.
+/// turns a series into such rows; <see cref="Forecast(IDataView, double?)"/> and <see cref="Evaluate"/> work on the series directly.
 /// </summary>
 public abstract class ForecastingModel : TorchTransformerBase
 {
@@ -20,6 +20,13 @@ public abstract class ForecastingModel : TorchTransformerBase
 
     /// <summary>The series columns the model reads and forecasts, in order.</summary>
     public IReadOnlyList<string> VariateColumnNames => Scorer.Info.Variates;
+
+    /// <summary>Exogenous columns read over the lookback only (not forecast); empty without them.</summary>
+    public IReadOnlyList<string> PastCovariateColumnNames => Scorer.Covariates.Past;
+
+    /// <summary>Exogenous columns read over the lookback and the horizon (their future values are needed to forecast:
+    /// <see cref="Forecast(IDataView, IDataView, double?)"/>); empty without them.</summary>
+    public IReadOnlyList<string> FutureCovariateColumnNames => Scorer.Covariates.Future;
 
     /// <summary>Rows of history per forecast (L).</summary>
     public int Lookback => Scorer.Info.Lookback;
@@ -40,7 +47,7 @@ public abstract class ForecastingModel : TorchTransformerBase
     public TrainingSummary? TrainingSummary { get; internal set; }
 
     private protected ForecastingModel(IHostEnvironment env, string name, ForecastScorer scorer, int scoringBatchSize)
-        : base(env, name, ScoringInputs(scorer.Info), ScoringOutputs(scorer.Info, scorer.Intervals), scoringBatchSize)
+        : base(env, name, ScoringInputs(scorer), ScoringOutputs(scorer.Info, scorer.Intervals), scoringBatchSize)
     {
         Scorer = scorer;
         // A NaN in a window would silently turn its whole forecast into NaN unless the model was trained to treat it
@@ -65,10 +72,14 @@ public abstract class ForecastingModel : TorchTransformerBase
         $"{Name} scores one window per row. Turn a series (one row per timestamp) into windows with " +
         "model.CreateWindows(mlContext, series), or call model.Forecast(history) / model.Evaluate(series) on the series directly.";
 
-    private static TorchInputColumn[] ScoringInputs(ForecastingModelInfo info)
+    private static TorchInputColumn[] ScoringInputs(ForecastScorer scorer)
     {
-        var lookback = TorchInputColumn.Single(info.LookbackColumnName, info.Lookback, info.VariateCount);
-        return info.Calendar == CalendarFeatures.None ? new[] { lookback } : new[] { lookback, TorchInputColumn.DateTime(info.WindowTimestampColumnName) };
+        var info = scorer.Info;
+        var inputs = new List<TorchInputColumn> { TorchInputColumn.Single(info.LookbackColumnName, info.Lookback, scorer.Channels) };
+        if (info.Calendar != CalendarFeatures.None) inputs.Add(TorchInputColumn.DateTime(info.WindowTimestampColumnName));
+        if (scorer.Covariates.Future.Length > 0)
+            inputs.Add(TorchInputColumn.Single(scorer.Covariates.FutureColumnName, info.Horizon, scorer.Covariates.Future.Length));
+        return inputs.ToArray();
     }
 
     private static TorchOutputColumn[] ScoringOutputs(ForecastingModelInfo info, ConformalIntervals? intervals) =>
@@ -87,13 +98,15 @@ public abstract class ForecastingModel : TorchTransformerBase
     protected override Tensor[] Forward(Tensor[] inputs)
     {
         Tensor forecast;
-        if (inputs.Length == 1) forecast = Scorer.ForecastOriginal(inputs[0], ReadOnlySpan<long>.Empty, hasTimestamps: false);
+        var future = Scorer.Covariates.Future.Length > 0 ? inputs[^1] : null;
+        if (Scorer.Info.Calendar == CalendarFeatures.None)
+            forecast = Scorer.ForecastOriginal(inputs[0], future, ReadOnlySpan<long>.Empty, hasTimestamps: false);
         else
         {
             int batch = (int)inputs[1].size(0);
             Span<long> ticks = batch <= 256 ? stackalloc long[batch] : new long[batch];
             inputs[1].data<long>().CopyTo(ticks, 0, 0);
-            forecast = Scorer.ForecastOriginal(inputs[0], ticks, hasTimestamps: true);
+            forecast = Scorer.ForecastOriginal(inputs[0], future, ticks, hasTimestamps: true);
         }
         if (Scorer.HalfWidthsOriginal is not { } halfWidths) return new[] { forecast };
         var width = halfWidths.device == forecast.device ? halfWidths : halfWidths.to(forecast.device);
@@ -110,6 +123,34 @@ public abstract class ForecastingModel : TorchTransformerBase
     public ForecastResult Forecast(IDataView history, double? coverage = null)
     {
         ThrowIfDisposed();
+        if (Scorer.Covariates.Future.Length > 0)
+            throw new InvalidOperationException(
+                $"{Name} reads known-future covariates ({string.Join(", ", Scorer.Covariates.Future.Select(c => $"'{c}'"))}): " +
+                $"their values over the {Horizon} forecast steps are missing. Call model.Forecast(history, future) with a " +
+                $"view of the next {Horizon} rows holding those columns.");
+        return ForecastCore(history, null, coverage);
+    }
+
+    /// <summary>
+    /// As <see cref="Forecast(IDataView, double?)"/> for a model with known-future covariates
+    /// (<see cref="FutureCovariateColumnNames"/>): <paramref name="futureCovariates"/> holds their values for the
+    /// <see cref="Horizon"/> rows after the history (its first Horizon rows are used; other columns are ignored).
+    /// </summary>
+    /// <param name="history">The series up to the forecast origin (variates and every covariate column).</param>
+    /// <param name="futureCovariates">At least Horizon rows with the future covariate columns.</param>
+    /// <param name="coverage">As in <see cref="Forecast(IDataView, double?)"/>.</param>
+    public ForecastResult Forecast(IDataView history, IDataView futureCovariates, double? coverage = null)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(futureCovariates);
+        if (Scorer.Covariates.Future.Length == 0)
+            throw new ArgumentException($"{Name} has no known-future covariates (FutureCovariateColumnNames was empty in " +
+                "training); call model.Forecast(history) without a future view.", nameof(futureCovariates));
+        return ForecastCore(history, futureCovariates, coverage);
+    }
+
+    private ForecastResult ForecastCore(IDataView history, IDataView? futureCovariates, double? coverage)
+    {
         if (coverage is not null && Scorer.Intervals is null)
             throw new InvalidOperationException(
                 $"{Name}: this model has no prediction intervals; train it with IntervalCoverage set (e.g. 0.9) to ask " +
@@ -128,6 +169,7 @@ public abstract class ForecastingModel : TorchTransformerBase
                 $"{frame.Rows - 1}) are all missing (NaN), so there is nothing to forecast from. Pass a history whose " +
                 "lookback holds observed values.");
         DateTime? last = window.Timestamps?[^1];
+        if (futureCovariates is not null) window = WithFutureRows(window, futureCovariates);
         // The same windows as training and Evaluate: covariates from the history's real timestamps.
         using var source = ScoringWindows(window);
         var values = ForecastWindows(source, new bool[1], 0, 1, _ => "").Forecast;
@@ -140,6 +182,32 @@ public abstract class ForecastingModel : TorchTransformerBase
             values.Select((v, i) => v - halfWidths[i]).ToArray(), values.Select((v, i) => v + halfWidths[i]).ToArray());
     }
 
+    /// <summary>The lookback rows followed by <see cref="Horizon"/> rows holding the future covariates' values (the
+    /// variates and past covariates of those rows are never read: 0).</summary>
+    private TimeSeriesFrame WithFutureRows(TimeSeriesFrame window, IDataView futureCovariates)
+    {
+        var future = Scorer.Covariates.Future;
+        int s = Horizon, c = Scorer.Channels, f = future.Length;
+        string need = $"at least {s} rows (the model's horizon) with the future covariate columns {string.Join(", ", future)}";
+        var ahead = TimeSeriesFrame.FromDataView(futureCovariates, future, null, Scorer.Policies.AllowsMissing,
+            $"{Name} future covariates", need);
+        if (ahead.Rows < s)
+            throw new InvalidOperationException(
+                $"{Name}: the future covariates view has {ahead.Rows} rows; expected {need}. Pass the covariates' values " +
+                $"for all {s} forecast steps.");
+        var values = new float[(window.Rows + s) * c];
+        window.Values.CopyTo(values, 0);
+        for (int t = 0; t < s; t++)
+            ahead.Values.AsSpan(t * f, f).CopyTo(values.AsSpan((window.Rows + t) * c + c - f, f));
+        DateTime[]? times = null;
+        if (window.Timestamps is { } stamps)
+        {
+            var step = Frequency ?? TimeSpan.FromTicks(1);
+            times = stamps.Concat(Enumerable.Range(1, s).Select(k => stamps[^1] + k * step)).ToArray();
+        }
+        return new TimeSeriesFrame(window.Columns, values, times);
+    }
+
     /// <summary>
     /// Scores every window of <paramref name="series"/> (a start at every row, windows sliding by one, the papers'
     /// protocol) and returns MSE/MAE in scaled space plus MAE/RMSE/MAPE/sMAPE in original units.
@@ -148,8 +216,7 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// metric, and windows whose lookback or target holds no observed value are skipped and counted.
     /// </summary>
     public ForecastMetrics Evaluate(IDataView series, int batchSize = 256) =>
-        EvaluateWith(series, batchSize, batch => Scorer.ForecastScaled(batch.Inputs[0]!, batch.Inputs[1], batch.Inputs[2]),
-            withIntervals: true);
+        EvaluateWith(series, batchSize, batch => Scorer.ForecastScaled(batch.Inputs), withIntervals: true);
 
     /// <summary>
     /// The naive baseline under exactly the protocol of <see cref="Evaluate"/>: every variate's last observed lookback
@@ -161,8 +228,10 @@ public abstract class ForecastingModel : TorchTransformerBase
 
     private Tensor LastObservedValue(TrainingBatch batch)
     {
-        var x = batch.Inputs[0]!;
-        if (batch.Inputs[2] is not { } observed) return x[.., ^1.., ..].expand(-1, Horizon, -1);
+        int n = Scorer.Info.VariateCount;
+        var x = batch.Inputs[0]!.narrow(2, 0, n);
+        if (batch.Inputs[2] is not { } observedChannels) return x[.., ^1.., ..].expand(-1, Horizon, -1);
+        var observed = observedChannels.narrow(2, 0, n);
         // Index of the last observed row per (window, variate): argmax of observed · (t + 1); 0 when none is observed.
         var positions = arange(Runtime.TorchScalars.One, Runtime.TorchScalars.Of(Lookback + 1), Runtime.TorchScalars.One, dtype: ScalarType.Float32,
             device: x.device).view(1, -1, 1);
@@ -193,7 +262,7 @@ public abstract class ForecastingModel : TorchTransformerBase
         ForecastMetricsAccumulator metrics)
     {
         var info = Scorer.Info;
-        using var windows = ForecasterTraining.Windows(frame, info.Scaler, info.Calendar, info.Lookback, info.Horizon);
+        using var windows = ForecasterTraining.Windows(frame, Scorer, info.Horizon);
         using var inference = inference_mode();
         var unusable = windows.UnusableWindows();
         var rows = Enumerable.Range(0, windows.Count).Where(w => !unusable[w]).ToArray();
@@ -241,7 +310,7 @@ public abstract class ForecastingModel : TorchTransformerBase
             var model = modelForFold((k, cutoff));
             var window = frame.Slice(cutoff - Lookback, Lookback + Horizon);
             var fold = new ForecastMetricsAccumulator(model.Scorer.Info.Scaler);
-            Func<TrainingBatch, Tensor> forecast = b => model.Scorer.ForecastScaled(b.Inputs[0]!, b.Inputs[1], b.Inputs[2]);
+            Func<TrainingBatch, Tensor> forecast = b => model.Scorer.ForecastScaled(b.Inputs);
             model.Accumulate(window, 1, forecast, fold);
             // Original-unit metrics pool exactly across folds; with refits the scaled ones pool each fold's own scaled space.
             model.Accumulate(window, 1, forecast, overall);
@@ -269,30 +338,37 @@ public abstract class ForecastingModel : TorchTransformerBase
     private IDataView Windows(IDataView series, bool includeTargets)
     {
         ArgumentNullException.ThrowIfNull(series);
-        var info = Scorer.Info;
-        int l = info.Lookback, s = includeTargets ? info.Horizon : 0;
+        var layout = Layout(includeTargets);
+        int l = layout.Lookback, s = layout.RowsAfter;
         var frame = ReadSeries(series, $"{Name} series", includeTargets
                 ? $"at least lookback + horizon = {l + s} rows (one window with its target)"
+                : s > 0 ? $"at least lookback + horizon = {l + s} rows (one lookback window and its future covariates)"
                 : $"at least {l} rows (one lookback window)");
         if (frame.Rows < l + s)
             throw new InvalidOperationException($"{Name}: the series has {frame.Rows} rows, fewer than the {l + s} one window needs.");
-        return new WindowDataView(frame, l, s, WindowNames);
+        return new WindowDataView(frame, layout, WindowNames);
     }
 
-    private WindowColumnNames WindowNames =>
-        new(Scorer.Info.LookbackColumnName, Scorer.Info.WindowTimestampColumnName, "Target");
+    /// <summary>The windows this model scores: every channel in the lookback, the future covariates over the horizon,
+    /// and with <paramref name="withTargets"/> the variates' next rows.</summary>
+    private WindowLayout Layout(bool withTargets) =>
+        new(Scorer.Channels, Scorer.Info.VariateCount, Scorer.Covariates.Future.Length, Lookback, Horizon, withTargets);
 
-    /// <summary>True when <paramref name="schema"/> is a series view (the variate columns, no window column).</summary>
+    private WindowColumnNames WindowNames =>
+        new(Scorer.Info.LookbackColumnName, Scorer.Info.WindowTimestampColumnName, "Target", Scorer.Covariates.FutureColumnName);
+
+    /// <summary>True when <paramref name="schema"/> is a series view (the variate and covariate columns, no window
+    /// column).</summary>
     private bool IsSeries(DataViewSchema schema) =>
         schema.GetColumnOrNull(Scorer.Info.LookbackColumnName) is null
-        && Scorer.Info.Variates.All(v => schema.GetColumnOrNull(v) is not null);
+        && Scorer.ChannelColumns.All(v => schema.GetColumnOrNull(v) is not null);
 
     /// <summary>
     /// A series view (one row per timestamp with the variate columns, as the model was trained on) is scored as its
     /// windows, as <c>ForecastBySsa</c> scores its series: one output row per lookback window ending at rows
     /// L − 1 … T − 1, with <c>Lookback</c> (and <c>Timestamp</c>), the forecast of the following rows (and the interval
     /// bounds). Calendar covariates come from the series' real timestamps, as in training, <see cref="Evaluate"/> and
-    /// <see cref="Forecast"/>. A window view (the <c>Lookback</c> column) is scored row by row; its covariates are
+    /// <see cref="Forecast(IDataView, double?)"/>. A window view (the <c>Lookback</c> column) is scored row by row; its covariates are
     /// dated back from the window's last timestamp by the series step.
     /// </summary>
     protected override IDataView? TransformOtherView(IDataView input)
@@ -300,10 +376,12 @@ public abstract class ForecastingModel : TorchTransformerBase
         ThrowIfDisposed();
         if (!IsSeries(input.Schema)) return null;
         var info = Scorer.Info;
-        var frame = ReadSeries(input, $"{Name} series", $"at least {info.Lookback} rows (one lookback window)");
-        if (frame.Rows < info.Lookback)
-            throw new InvalidOperationException($"{Name}: the series has {frame.Rows} rows, fewer than the {info.Lookback} one window needs.");
-        return new SeriesForecastDataView(this, frame, SeriesOutputSchema(frame.Timestamps is not null));
+        int need = info.Lookback + Layout(false).RowsAfter;
+        var frame = ReadSeries(input, $"{Name} series", need > info.Lookback
+            ? $"at least {need} rows (one lookback window and its future covariates)" : $"at least {need} rows (one lookback window)");
+        if (frame.Rows < need)
+            throw new InvalidOperationException($"{Name}: the series has {frame.Rows} rows, fewer than the {need} one window needs.");
+        return new SeriesForecastDataView(this, frame, Layout(false), WindowNames, SeriesOutputSchema(frame.Timestamps is not null));
     }
 
     /// <inheritdoc/>
@@ -314,7 +392,7 @@ public abstract class ForecastingModel : TorchTransformerBase
     {
         var info = Scorer.Info;
         var builder = new DataViewSchema.Builder();
-        builder.AddColumns(WindowDataView.SchemaOf(info.VariateCount, info.Lookback, 0, timestamps, WindowNames));
+        builder.AddColumns(WindowDataView.SchemaOf(Layout(false), timestamps, WindowNames));
         var forecast = new VectorDataViewType(NumberDataViewType.Single, info.Horizon, info.VariateCount);
         builder.AddColumn(info.ForecastColumnName, forecast);
         if (Scorer.Intervals is { } intervals)
@@ -327,7 +405,7 @@ public abstract class ForecastingModel : TorchTransformerBase
 
     /// <summary>The scoring windows (no target) of a series, covariates from its timestamps.</summary>
     internal WindowBatchSource ScoringWindows(TimeSeriesFrame frame) =>
-        ForecasterTraining.Windows(frame, Scorer.Info.Scaler, Scorer.Info.Calendar, Scorer.Info.Lookback, 0);
+        ForecasterTraining.Windows(frame, Scorer, Layout(false).RowsAfter, withTargets: false);
 
     /// <summary>
     /// Forecasts in original units of windows <paramref name="start"/> … start + count − 1 of
@@ -345,7 +423,7 @@ public abstract class ForecastingModel : TorchTransformerBase
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         var batch = windows.CreateBatch(Enumerable.Range(start, count).ToArray(), Scorer.Device);
-        var scaled = Scorer.ForecastScaled(batch.Inputs[0]!, batch.Inputs[1], batch.Inputs[2]);
+        var scaled = Scorer.ForecastScaled(batch.Inputs);
         var original = scaled.mul(Scorer.Std).add(Scorer.Mean, Runtime.TorchScalars.One);
         var forecast = original.cpu().contiguous().data<float>().ToArray();
         if (Scorer.HalfWidthsOriginal is not { } halfWidths) return (forecast, null, null);
@@ -364,7 +442,7 @@ public abstract class ForecastingModel : TorchTransformerBase
     private string? TimestampColumnForReading => Scorer.Info.Calendar == CalendarFeatures.None ? null : Scorer.Info.TimestampColumnName;
 
     private TimeSeriesFrame ReadSeries(IDataView series, string purpose, string rowsNeeded) =>
-        TimeSeriesFrame.FromDataView(series, Scorer.Info.Variates, TimestampColumnForReading, Scorer.Policies.AllowsMissing,
+        TimeSeriesFrame.FromDataView(series, Scorer.ChannelColumns, TimestampColumnForReading, Scorer.Policies.AllowsMissing,
             purpose, rowsNeeded, Scorer.Policies.DuplicateTimestamps);
 
     /// <summary>
@@ -377,6 +455,7 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// config  ForecastingModelInfo (variates, sizes, calendar, frequency, column names, scaler) by ConfigPersistence
     /// config  ForecastingPolicies (missing values, duplicate timestamps), from payload version 3 on
     /// bool    + config ConformalIntervals when true (prediction intervals), from payload version 4 on
+    /// config  ForecastingCovariates (past and future covariate columns, their scaler), from payload version 5 on
     /// ...     what SaveNetwork writes (for the iTransformer: its config, the scoring batch size, the weights)
     /// </code>
     /// The first three fields keep their meaning in every later version.
@@ -390,6 +469,7 @@ public abstract class ForecastingModel : TorchTransformerBase
         ConfigPersistence.WriteConfig(writer, Scorer.Policies);
         writer.Write(Scorer.Intervals is not null);
         if (Scorer.Intervals is { } intervals) ConfigPersistence.WriteConfig(writer, intervals);
+        ConfigPersistence.WriteConfig(writer, Scorer.Covariates);
         SaveNetwork(writer);
     }
 
@@ -408,7 +488,8 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// <param name="modelName">The model's name for messages, e.g. "InvertedTransformer".</param>
     /// <param name="newestVersion">The caller's <see cref="PayloadVersion"/>: newer payloads are refused with the
     /// version of the build that saved them.</param>
-    private protected static (int Version, ForecastingModelInfo Info, ForecastingPolicies Policies, ConformalIntervals? Intervals) ReadHeader(
+    private protected static (int Version, ForecastingModelInfo Info, ForecastingPolicies Policies, ConformalIntervals? Intervals,
+        ForecastingCovariates Covariates) ReadHeader(
         BinaryReader reader, string modelName, int newestVersion)
     {
         int first = reader.ReadInt32();
@@ -420,7 +501,7 @@ public abstract class ForecastingModel : TorchTransformerBase
                 throw new InvalidDataException(
                     $"This {modelName} model has the version-1 layout but declares network format {version}; the " +
                     "model file is corrupted. Re-save or re-download it.");
-            return (1, legacy, ForecastingPolicies.Strict, null);
+            return (1, legacy, ForecastingPolicies.Strict, null, ForecastingCovariates.None);
         }
         if (first < 0)
             throw new InvalidDataException(
@@ -443,7 +524,9 @@ public abstract class ForecastingModel : TorchTransformerBase
         var policies = payloadVersion >= 3 ? ConfigPersistence.ReadConfig<ForecastingPolicies>(reader) : ForecastingPolicies.Strict;
         // Payload 4 adds the (optional) conformal prediction intervals.
         var intervals = payloadVersion >= 4 && reader.ReadBoolean() ? ConfigPersistence.ReadConfig<ConformalIntervals>(reader) : null;
-        return (payloadVersion, info, policies, intervals);
+        // Payload 5 adds the exogenous covariates.
+        var covariates = payloadVersion >= 5 ? ConfigPersistence.ReadConfig<ForecastingCovariates>(reader) : ForecastingCovariates.None;
+        return (payloadVersion, info, policies, intervals, covariates);
     }
 
     /// <summary>"MLNet.Attention.Core 0.1.0": the package version written into every payload.</summary>

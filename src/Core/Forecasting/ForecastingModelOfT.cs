@@ -19,8 +19,8 @@ public abstract class ForecastingModel<TConfig, TNetwork> : ForecastingModel
     where TNetwork : torch.nn.Module, IForecastingNetwork
 {
     /// <summary>The payload layout written by this class: header with policies (from version 3) and prediction
-    /// intervals (from version 4), config, scoring batch size, weights.</summary>
-    private protected const int ToolkitPayloadVersion = 4;
+    /// intervals (from version 4) and covariates (from version 5), config, scoring batch size, weights.</summary>
+    private protected const int ToolkitPayloadVersion = 5;
 
     /// <summary>Wraps a trained (or loaded) network.</summary>
     /// <param name="env">The ML.NET environment.</param>
@@ -74,7 +74,7 @@ public abstract class ForecastingModel<TConfig, TNetwork> : ForecastingModel
     {
         ArgumentNullException.ThrowIfNull(env);
         ArgumentNullException.ThrowIfNull(reader);
-        var (version, info, policies, intervals) = ReadHeader(reader, name, ToolkitPayloadVersion);
+        var (version, info, policies, intervals, covariates) = ReadHeader(reader, name, ToolkitPayloadVersion);
         if (version == 1 && version1 is null)
             throw new InvalidDataException($"This {name} model declares payload format 1, which {name} never wrote; " +
                                            "the model file is corrupted. Re-save or re-download it.");
@@ -95,7 +95,7 @@ public abstract class ForecastingModel<TConfig, TNetwork> : ForecastingModel
             var (gpu, fallback) = HostSettings.GpuSettings(env);
             var device = TorchRuntime.ResolveDevice(gpu, fallback);
             network.to(device);
-            var scorer = new ForecastScorer(info, policies, network, device, network.ForecastScaled);
+            var scorer = new ForecastScorer(info, policies, covariates, network, device);
             if (intervals is not null) scorer.SetIntervals(intervals);
             return createModel(new ForecastingState(scorer, scoringBatchSize), config);
         }

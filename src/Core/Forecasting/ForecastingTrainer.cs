@@ -11,7 +11,15 @@ namespace MLNet.Attention.Forecasting;
 /// <param name="Lookback">Input window length L.</param>
 /// <param name="Horizon">Forecast length S.</param>
 /// <param name="Covariates">Calendar covariates M per row (0 without them).</param>
-public sealed record ForecastingShape(int Variates, int Lookback, int Horizon, int Covariates);
+/// <param name="PastCovariates">Past covariates P: window channels after the variates, not forecast.</param>
+/// <param name="FutureCovariates">Known-future covariates F: the last window channels, their horizon values passed
+/// beside the window (<see cref="IFutureCovariateForecastingNetwork"/>).</param>
+public sealed record ForecastingShape(int Variates, int Lookback, int Horizon, int Covariates, int PastCovariates = 0,
+    int FutureCovariates = 0)
+{
+    /// <summary>Channels per window row C = N + P + F (the window tensor's last dimension).</summary>
+    public int Channels => Variates + PastCovariates + FutureCovariates;
+}
 
 /// <summary>
 /// What a trained forecasting model wraps, produced by the toolkit (after training, or when loading): the model
@@ -85,12 +93,27 @@ public abstract class ForecastingTrainer<TOptions, TConfig, TNetwork, TModel> : 
     /// <summary>Wraps the trained network (inside <paramref name="state"/>, now owned by the model) in the fitted model.</summary>
     protected abstract TModel CreateModel(ForecastingState state, TConfig config);
 
-    /// <summary>Training loss of a batch; <c>batch.Inputs</c> are the scaled window [B, L, N] (missing entries 0),
-    /// the covariates [B, L, M] or null, and the observed mask or null; <c>batch.Target</c> [B, S, N] with
-    /// <c>batch.TargetMask</c> (1 = observed) or null. Default: squared error over the observed targets.</summary>
+    /// <summary>Training loss of a batch; <c>batch.Inputs</c> are the scaled window [B, L, C] (missing entries 0),
+    /// the covariates [B, L, M] or null, the observed mask or null, and with known-future covariates their horizon
+    /// values [B, S, F]; <c>batch.Target</c> [B, S, N] with <c>batch.TargetMask</c> (1 = observed) or null.
+    /// Default: squared error over the observed targets of <see cref="Forecast"/>.</summary>
     protected virtual TrainingLoss Loss(TNetwork network, TrainingBatch batch) =>
-        new(MaskedLoss.SquaredError(network.ForecastScaled(batch.Inputs[0]!, batch.Inputs[1], batch.Inputs[2]),
-            batch.Target, batch.TargetMask));
+        new(MaskedLoss.SquaredError(Forecast(network, batch), batch.Target, batch.TargetMask));
+
+    /// <summary>The network's scaled forecast [B, S, N] of a batch, as scoring computes it: the future covariates go to
+    /// <see cref="IFutureCovariateForecastingNetwork"/>, and output channels beyond the N variates (past covariates'
+    /// tokens) are dropped.</summary>
+    protected static Tensor Forecast(TNetwork network, TrainingBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        return ForecastScorer.Forward(network, (int)batch.Target.size(2), batch.Inputs);
+    }
+
+    /// <summary>True when the network reads past covariates (<see cref="ForecasterOptions.PastCovariateColumnNames"/>)
+    /// as window channels after the variates, i.e. it is built for <see cref="ForecastingShape.Channels"/> channels.
+    /// Default false: the trainer refuses them. Known-future covariates need a network implementing
+    /// <see cref="IFutureCovariateForecastingNetwork"/>.</summary>
+    protected virtual bool SupportsPastCovariates => false;
 
     /// <summary>The validation loss of a batch for early stopping and the epoch report; null (the default) uses
     /// <see cref="Loss"/>'s total.</summary>
@@ -102,7 +125,17 @@ public abstract class ForecastingTrainer<TOptions, TConfig, TNetwork, TModel> : 
     /// <inheritdoc/>
     protected sealed override TModel Train(IDataView input)
     {
-        var config = CreateConfig(ForecasterTraining.Shape(Options));
+        Options.Validate();
+        var shape = ForecasterTraining.Shape(Options);
+        if (shape.PastCovariates > 0 && !SupportsPastCovariates)
+            throw new InvalidOperationException($"{Name} does not read past covariates (PastCovariateColumnNames: " +
+                $"{string.Join(", ", Options.PastCovariateColumnNames)}). Use the InvertedTransformer or " +
+                "MultiVariateParallelTransformer forecaster for them, or name them as variates (they are then forecast too).");
+        if (shape.FutureCovariates > 0 && !typeof(IFutureCovariateForecastingNetwork).IsAssignableFrom(typeof(TNetwork)))
+            throw new InvalidOperationException($"{Name} does not read known-future covariates (FutureCovariateColumnNames: " +
+                $"{string.Join(", ", Options.FutureCovariateColumnNames)}). Use the InvertedTransformer forecaster for " +
+                "them, or name them in PastCovariateColumnNames if the forecaster reads those (their horizon values are then unused).");
+        var config = CreateConfig(shape);
         var (scorer, summary) = ForecasterTraining.Train(Environment, Name, Options, input, new Adapter(this, config));
         try
         {

@@ -77,7 +77,7 @@ internal sealed record ConformalIntervals(double Coverage, int CalibrationWindow
     {
         var info = scorer.Info;
         int l = info.Lookback, s = info.Horizon, n = info.VariateCount, size = s * n;
-        using var windows = ForecasterTraining.Windows(frame, info.Scaler, info.Calendar, l, s);
+        using var windows = ForecasterTraining.Windows(frame, scorer, s);
         var unusable = windows.UnusableWindows();
         var usable = Enumerable.Range(0, windows.Count).Where(w => !unusable[w]).ToArray();
         int m = Math.Min(usable.Length, MaxCalibrationWindows);
@@ -95,7 +95,7 @@ internal sealed record ConformalIntervals(double Coverage, int CalibrationWindow
                 using var scope = NewDisposeScope();
                 int count = Math.Min(256, m - start);
                 var batch = windows.CreateBatch(chosen.AsSpan(start, count), scorer.Device);
-                var forecast = scorer.ForecastScaled(batch.Inputs[0]!, batch.Inputs[1], batch.Inputs[2]);
+                var forecast = scorer.ForecastScaled(batch.Inputs);
                 var error = forecast.sub(batch.Target).abs();
                 if (batch.TargetMask is { } mask) error = error.masked_fill(mask.eq(TorchScalars.Zero), TorchScalars.Of(double.NaN));
                 error.cpu().contiguous().data<float>().CopyTo(residuals.AsSpan((int)((long)start * size), count * size));

@@ -12,31 +12,33 @@ internal sealed class SeriesForecastDataView : IndexedDataView
 {
     private readonly ForecastingModel _model;
     private readonly TimeSeriesFrame _frame;
+    private readonly WindowLayout _layout;
+    private readonly WindowColumnNames _names;
     private readonly int _firstOutput;
 
-    public SeriesForecastDataView(ForecastingModel model, TimeSeriesFrame frame, DataViewSchema schema)
-        : base(schema, frame.Rows - model.Lookback + 1)
+    /// <param name="model">The model scoring the windows.</param>
+    /// <param name="frame">The series (every channel the model reads).</param>
+    /// <param name="layout">The model's scoring windows (with known-future covariates the horizon rows must be in the
+    /// series, so the last window ends Horizon rows before its end).</param>
+    /// <param name="names">The window columns' names.</param>
+    /// <param name="schema">The window columns, then the forecast (and the bounds).</param>
+    public SeriesForecastDataView(ForecastingModel model, TimeSeriesFrame frame, WindowLayout layout, WindowColumnNames names,
+        DataViewSchema schema)
+        : base(schema, frame.Rows - layout.Lookback - layout.RowsAfter + 1)
     {
         _model = model;
         _frame = frame;
-        _firstOutput = frame.Timestamps is null ? 1 : 2;
+        _layout = layout;
+        _names = names;
+        _firstOutput = (frame.Timestamps is null ? 1 : 2) + (layout.FutureCovariates > 0 ? 1 : 0);
     }
 
     protected override IDisposable CreateCursorState() => new Batches(this);
 
     protected override Delegate CreateGetter(DataViewSchema.Column column, Func<long> position, IDisposable? state)
     {
-        var frame = _frame;
-        int n = frame.Columns.Count, l = _model.Lookback, size = _model.Horizon * n;
-        if (column.Index == 0)
-            return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) =>
-            {
-                var editor = VBufferEditor.Create(ref value, l * n);
-                frame.Values.AsSpan(checked((int)position()) * n, l * n).CopyTo(editor.Values);
-                value = editor.Commit();
-            });
-        if (column.Index < _firstOutput)
-            return (ValueGetter<DateTime>)((ref DateTime value) => value = frame.Timestamps![checked((int)position()) + l - 1]);
+        int size = _model.Horizon * _layout.Variates;
+        if (column.Index < _firstOutput) return WindowDataView.Getter(_frame, _layout, _names, column, position);
         int output = column.Index - _firstOutput;
         var batches = (Batches)state!;
         return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) =>

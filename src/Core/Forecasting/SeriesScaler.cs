@@ -19,6 +19,10 @@ public sealed class SeriesScaler
         Std = std;
     }
 
+    /// <summary>The scaler of variates [start, start + count).</summary>
+    internal SeriesScaler Slice(int start, int count) =>
+        new(Mean.Skip(start).Take(count).ToArray(), Std.Skip(start).Take(count).ToArray());
+
     /// <summary>Fits on rows [0, rows) of a row-major [rows × variates] array; NaN values are ignored.</summary>
     public static SeriesScaler Fit(ReadOnlySpan<float> values, int variates, int rows)
     {

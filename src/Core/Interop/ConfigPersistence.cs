@@ -31,7 +31,8 @@ namespace MLNet.Attention.Interop;
 ///         int64 ticks (TimeSpan) | int64 DateTime.ToBinary | int32 count + values (array) | record (nested)
 /// </code>
 /// <para>Numbers are stored as their exact bits, so a saved and reloaded record is equal to the original.</para>
-/// <para><b>Reading is strict.</b> A missing field, an unknown field, a field of another type, a value outside its
+/// <para><b>Reading is strict.</b> A missing field (unless its constructor parameter has a default value: a field
+/// added in a later version then reads as that default from older payloads), an unknown field, a field of another type, a value outside its
 /// enum, a null in a non-nullable field or a record that fails its constructor checks throws
 /// <see cref="InvalidDataException"/> naming the field, what was found, what was expected, and which version of the
 /// record's assembly wrote it (the version to load the model with). After construction the record's public
@@ -226,7 +227,7 @@ public static class ConfigPersistence
     {
         var expected = string.Join(", ", contract.Fields.Select(f => f.Name));
         foreach (var field in contract.Fields)
-            if (!stored.ContainsKey(field.Name))
+            if (!stored.ContainsKey(field.Name) && !field.Parameter.HasDefaultValue)
                 throw context.Mismatch(
                     $"{path} has no field '{field.Name}' (stored: {string.Join(", ", stored.Keys)}; " +
                     $"expected: {expected})");
@@ -240,7 +241,11 @@ public static class ConfigPersistence
         for (int i = 0; i < args.Length; i++)
         {
             var field = contract.Fields[i];
-            args[i] = ConvertValue(stored[field.Name], field.Shape, $"{path}.{field.Name}", context);
+            // A field added to the record later (a constructor parameter with a default) takes its default when an
+            // older build's payload lacks it.
+            args[i] = stored.TryGetValue(field.Name, out var value)
+                ? ConvertValue(value, field.Shape, $"{path}.{field.Name}", context)
+                : field.Parameter.DefaultValue;
         }
         object record;
         try
@@ -322,7 +327,7 @@ public static class ConfigPersistence
 
     private sealed record Shape(Type Type, Kind Kind, bool Nullable, Shape? Element, Contract? Record);
 
-    private sealed record Field(string Name, PropertyInfo Property, Shape Shape);
+    private sealed record Field(string Name, PropertyInfo Property, Shape Shape, ParameterInfo Parameter);
 
     private sealed class Contract
     {
@@ -376,7 +381,7 @@ public static class ConfigPersistence
         var contract = new Contract { Constructor = constructor, Validate = validate };
         building[type] = contract;
         contract.Fields = parameters.Select(p => new Field(Match(p)!.Name, Match(p)!,
-            ShapeOf(p.ParameterType, nullability.Create(p), $"{type.Name}.{p.Name}", nullability, building))).ToArray();
+            ShapeOf(p.ParameterType, nullability.Create(p), $"{type.Name}.{p.Name}", nullability, building), p)).ToArray();
         return contract;
     }
 

@@ -25,7 +25,11 @@ public sealed class InvertedTransformerTrainer
     }
 
     /// <inheritdoc/>
-    protected override InvertedTransformerConfig CreateConfig(ForecastingShape shape) => Options.ToConfig();
+    protected override InvertedTransformerConfig CreateConfig(ForecastingShape shape) =>
+        Options.ToConfig() with { FutureCovariates = shape.FutureCovariates };
+
+    /// <summary>Past covariates are extra variate tokens (the iTransformer authors' suggestion for exogenous series).</summary>
+    protected override bool SupportsPastCovariates => true;
 
     /// <inheritdoc/>
     protected override InvertedTransformerNetwork CreateNetwork(InvertedTransformerConfig config) => new(config);

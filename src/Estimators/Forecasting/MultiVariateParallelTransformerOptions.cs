@@ -53,11 +53,16 @@ public sealed class MultiVariateParallelTransformerOptions : ForecasterOptions
     public override void Validate()
     {
         base.Validate();
+        if ((FutureCovariateColumnNames?.Length ?? 0) > 0)
+            throw new ArgumentException("The MultiVariateParallelTransformer does not read known-future covariates " +
+                "(FutureCovariateColumnNames); use the InvertedTransformer for them, or name them in PastCovariateColumnNames " +
+                "(their lookback values are then read).", nameof(FutureCovariateColumnNames));
         ToConfig(new ForecastingShape(VariateColumnNames.Length, Lookback, Horizon,
-            Forecasting.CalendarFeatureEncoder.Count(ResolvedCalendar))).Validate();
+            Forecasting.CalendarFeatureEncoder.Count(ResolvedCalendar), PastCovariateColumnNames?.Length ?? 0)).Validate();
     }
 
     internal MultiVariateParallelTransformerConfig ToConfig(ForecastingShape shape) => new(
-        shape.Lookback, shape.Horizon, shape.Variates, shape.Covariates, PatchLength, ModelWidth, Heads, KeyValueHeads,
+        // Past covariates are extra variables (channels) of the token grid; their forecasts are dropped.
+        shape.Lookback, shape.Horizon, shape.Variates + shape.PastCovariates, shape.Covariates, PatchLength, ModelWidth, Heads, KeyValueHeads,
         Layers, InnerWidth ?? 2 * ModelWidth, Window, MaxSegments, MaxChannels, Dropout, UseNorm);
 }

@@ -21,6 +21,9 @@ public sealed class MultiVariateParallelTransformerTrainer : ForecastingTrainer<
     protected override MultiVariateParallelTransformerConfig CreateConfig(ForecastingShape shape) => Options.ToConfig(shape);
 
     /// <inheritdoc/>
+    protected override bool SupportsPastCovariates => true;
+
+    /// <inheritdoc/>
     protected override MultiVariateParallelTransformerNetwork CreateNetwork(MultiVariateParallelTransformerConfig config) =>
         new(config);
 

@@ -16,9 +16,11 @@ namespace MLNet.Attention.Forecasting;
 /// <param name="Dropout">Dropout probability everywhere (embedding, attention, residuals, feed-forward).</param>
 /// <param name="UseNorm">Per-window, per-variate normalisation (RevIN without affine) and its inverse.</param>
 /// <param name="Activation">"gelu" (default, exact erf) or "relu".</param>
+/// <param name="FutureCovariates">Known-future covariates F: each is one token embedded from its lookback and horizon
+/// values (L + S → D); 0 (default) for none.</param>
 public sealed record InvertedTransformerConfig(
     int Lookback, int Horizon, int ModelWidth = 512, int Heads = 8, int Layers = 2, int FeedForwardWidth = 2048,
-    double Dropout = 0.1, bool UseNorm = true, string Activation = "gelu")
+    double Dropout = 0.1, bool UseNorm = true, string Activation = "gelu", int FutureCovariates = 0)
 {
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value and what to change.</summary>
     public void Validate()
@@ -32,6 +34,8 @@ public sealed record InvertedTransformerConfig(
         if (FeedForwardWidth < 1) throw new ArgumentOutOfRangeException(nameof(FeedForwardWidth), FeedForwardWidth, "FeedForwardWidth must be positive.");
         if (Dropout is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(Dropout), Dropout, "Dropout must be in [0, 1).");
         if (Activation is not ("gelu" or "relu")) throw new ArgumentException($"Unknown activation '{Activation}'; use \"gelu\" or \"relu\".", nameof(Activation));
+        if (FutureCovariates < 0)
+            throw new ArgumentOutOfRangeException(nameof(FutureCovariates), FutureCovariates, "FutureCovariates must be 0 or more.");
     }
 
     /// <summary>Number of trainable parameters (independent of the number of variates).</summary>
@@ -39,18 +43,22 @@ public sealed record InvertedTransformerConfig(
         (long)Lookback * ModelWidth + ModelWidth
         + (long)Layers * (4L * ((long)ModelWidth * ModelWidth + ModelWidth) + ((long)ModelWidth * FeedForwardWidth + FeedForwardWidth)
                           + ((long)FeedForwardWidth * ModelWidth + ModelWidth) + 4L * ModelWidth)
-        + 2L * ModelWidth + ((long)ModelWidth * Horizon + Horizon);
+        + 2L * ModelWidth + ((long)ModelWidth * Horizon + Horizon)
+        + (FutureCovariates > 0 ? ((long)Lookback + Horizon) * ModelWidth + ModelWidth : 0);
 }
 
 /// <summary>
 /// iTransformer (Liu et al., ICLR 2024): every variate's whole lookback window is one token; self-attention runs
 /// across variates, the feed-forward network along time, and a linear head maps each token to its forecast.
-/// Optional calendar covariates enter as extra (un-normalised) tokens whose outputs are dropped.
+/// Optional calendar covariates enter as extra (un-normalised) tokens whose outputs are dropped; past covariates are
+/// extra variate tokens (the authors' suggestion for exogenous series) and known-future covariates tokens embedded from
+/// their lookback and horizon values, their outputs dropped too.
 /// </summary>
-public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tensor>, IForecastingNetwork
+public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tensor>, IFutureCovariateForecastingNetwork
 {
     // Field names reproduce the reference state-dict keys (enc_embedding.value_embedding.weight, encoder.attn_layers.0...).
     private readonly InvertedEmbedding enc_embedding;
+    private readonly InvertedEmbedding? future_embedding;
     private readonly Encoder encoder;
     private readonly Linear projector;
 
@@ -64,6 +72,8 @@ public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tens
         config.Validate();
         Config = config;
         enc_embedding = new InvertedEmbedding(config.Lookback, config.ModelWidth, config.Dropout);
+        if (config.FutureCovariates > 0)
+            future_embedding = new InvertedEmbedding(config.Lookback + config.Horizon, config.ModelWidth, config.Dropout);
         encoder = new Encoder(config);
         projector = nn.Linear(config.ModelWidth, config.Horizon);
         RegisterComponents();
@@ -85,13 +95,28 @@ public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tens
     /// window and ignores the mask.</summary>
     public Tensor ForecastScaled(Tensor windows, Tensor? covariates, Tensor? observedMask) => call(windows, covariates);
 
+    /// <inheritdoc/>
+    public int FutureCovariates => Config.FutureCovariates;
+
+    /// <summary>The toolkit's forward with known-future covariates: the last <see cref="FutureCovariates"/> channels of
+    /// <paramref name="windows"/> are their lookback values, <paramref name="futureCovariates"/> [B, S, F] their horizon
+    /// values; returns [B, S, C − F].</summary>
+    public Tensor ForecastScaled(Tensor windows, Tensor? covariates, Tensor? observedMask, Tensor futureCovariates) =>
+        Run(windows, covariates, null, futureCovariates);
+
     /// <summary>Forward pass that also hands the token embeddings and the encoder output to <paramref name="observe"/> (for parity tests).</summary>
-    internal Tensor Run(Tensor series, Tensor? covariates, Action<string, Tensor>? observe)
+    internal Tensor Run(Tensor series, Tensor? covariates, Action<string, Tensor>? observe, Tensor? future = null)
     {
         CheckShapes(series, covariates);
+        int f = Config.FutureCovariates;
+        if (f > 0 && (future is null || future.dim() != 3 || future.size(0) != series.size(0)
+                      || future.size(1) != Config.Horizon || future.size(2) != f || series.size(2) <= f))
+            throw new ArgumentException($"This network reads {f} known-future covariates: the window needs more than {f} " +
+                $"channels and the future covariates shape [{series.size(0)} (batch), {Config.Horizon} (horizon), {f}]; got " +
+                (future is null ? "none" : $"[{string.Join(", ", future.shape)}]") + ".", nameof(future));
         using var scope = NewDisposeScope();
-        long variates = series.size(2);
-        Tensor x = series, mean = null!, std = null!;
+        long variates = series.size(2) - f;
+        Tensor x = series, mean = null!, std = null!, ahead = future!;
         if (Config.UseNorm)
         {
             // μ is a constant (detached); σ keeps its gradient, as in the reference.
@@ -99,15 +124,27 @@ public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tens
             var centred = series - mean;
             std = centred.var(1, unbiased: false, keepdim: true).add(Of(1e-5), One).sqrt();
             x = centred / std;
+            // The future covariates' horizon values are normalised with their own lookback's statistics.
+            if (f > 0) ahead = future!.sub(mean.narrow(2, variates, f)).div(std.narrow(2, variates, f));
         }
-        var tokens = x.transpose(1, 2);                                       // [B, N, L]
-        if (covariates is not null) tokens = cat(new[] { tokens, covariates.transpose(1, 2) }, 1); // [B, N+M, L]
+        var tokens = x.transpose(1, 2);                                       // [B, C, L]
+        if (f > 0) tokens = tokens.narrow(1, 0, variates);                    // [B, N + P, L]
+        if (covariates is not null) tokens = cat(new[] { tokens, covariates.transpose(1, 2) }, 1); // [B, N+P+M, L]
         var embedded = enc_embedding.call(tokens);                           // [B, N', D]
+        if (f > 0)
+        {
+            // Known-future tokens: lookback and horizon values of each future covariate, embedded together.
+            var futureTokens = cat(new[] { x.narrow(2, variates, f), ahead }, 1).transpose(1, 2);   // [B, F, L + S]
+            var futureEmbedded = future_embedding!.call(futureTokens);
+            embedded = cat(new[] { embedded.narrow(1, 0, variates), futureEmbedded,
+                embedded.narrow(1, variates, embedded.size(1) - variates) }, 1);
+        }
         observe?.Invoke("embedding", embedded);
         var h = encoder.call(embedded);
         observe?.Invoke("encoder", h);
         var y = projector.call(h).transpose(1, 2).narrow(2, 0, variates);   // [B, S, N]: drop covariate tokens
-        if (Config.UseNorm) y = (y * std).add(mean, One);
+        if (Config.UseNorm)
+            y = f > 0 ? y.mul(std.narrow(2, 0, variates)).add(mean.narrow(2, 0, variates), One) : (y * std).add(mean, One);
         return y.MoveToOuterDisposeScope();
     }
 

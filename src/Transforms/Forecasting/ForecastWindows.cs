@@ -151,6 +151,8 @@ public sealed class ForecastWindowsTransformer : ITorchPersistable
     /// <inheritdoc/>
     public bool IsRowToRowMapper => false;
 
+    private WindowLayout Layout => WindowLayout.Plain(_settings.VariateColumnNames.Length, _settings.Lookback, _settings.Horizon);
+
     private WindowColumnNames Names => new(_settings.LookbackColumnName, _settings.WindowTimestampColumnName, _settings.TargetColumnName);
 
     /// <summary>The window columns; throws naming a missing or non-numeric series column.</summary>
@@ -165,8 +167,7 @@ public sealed class ForecastWindowsTransformer : ITorchPersistable
         if (_settings.TimestampColumnName is { } time && inputSchema.GetColumnOrNull(time) is null)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
                 $"CreateForecastWindows: timestamp column '{time}' was not found.");
-        return WindowDataView.SchemaOf(_settings.VariateColumnNames.Length, _settings.Lookback, _settings.Horizon,
-            _settings.TimestampColumnName is not null, Names);
+        return WindowDataView.SchemaOf(Layout, _settings.TimestampColumnName is not null, Names);
     }
 
     /// <summary>The windows of <paramref name="input"/>, in row order.</summary>
@@ -181,7 +182,7 @@ public sealed class ForecastWindowsTransformer : ITorchPersistable
         if (frame.Rows < need)
             throw new InvalidOperationException($"CreateForecastWindows: the series has {frame.Rows} rows, fewer than the " +
                 $"{need} (lookback {_settings.Lookback} + horizon {_settings.Horizon}) one window needs.");
-        return new WindowDataView(frame, _settings.Lookback, _settings.Horizon, Names);
+        return new WindowDataView(frame, Layout, Names);
     }
 
     /// <summary>Not available: a window spans several series rows. Pass windows to a prediction engine instead.</summary>

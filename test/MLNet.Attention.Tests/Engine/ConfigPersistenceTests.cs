@@ -37,7 +37,8 @@ public sealed class ConfigPersistenceTests
 
     // Same type name ("Settings") in different shapes: what an older or newer build would have written.
     public static class Saved { public sealed record Settings(int Width, double Rate); }
-    public static class WithMode { public sealed record Settings(int Width, double Rate, string Mode = "fast"); }
+    public static class WithMode { public sealed record Settings(int Width, double Rate, string Mode); }
+    public static class WithDefaultMode { public sealed record Settings(int Width, double Rate, string Mode = "fast"); }
     public static class WidthOnly { public sealed record Settings(int Width); }
     public static class IntRate { public sealed record Settings(int Width, int Rate); }
     public static class OtherName { public sealed record Options(int Width, double Rate); }
@@ -130,6 +131,15 @@ public sealed class ConfigPersistenceTests
     {
         var back = RoundTrip(new ListBacked(new[] { 1f, 2f }));
         CollectionAssert.AreEqual(new[] { 1f, 2f }, back.Values.ToArray());
+    }
+
+    [TestMethod]
+    public void AFieldAddedLaterWithADefaultReadsAsTheDefaultFromOlderPayloads()
+    {
+        var back = Read<WithDefaultMode.Settings>(Write(new Saved.Settings(8, 0.5)));
+        Assert.AreEqual(new WithDefaultMode.Settings(8, 0.5, "fast"), back);
+        // Stored values win over the default.
+        Assert.AreEqual("slow", Read<WithDefaultMode.Settings>(Write(new WithDefaultMode.Settings(8, 0.5, "slow"))).Mode);
     }
 
     private static string ReadFails<T>(byte[] bytes) where T : notnull =>

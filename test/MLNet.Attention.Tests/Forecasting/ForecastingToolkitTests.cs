@@ -65,9 +65,9 @@ public sealed class ForecastingToolkitTests
     public void WindowCountsFollowThePapersProtocol()
     {
         // ETTh, L = 96, S = 96 → 8449 training windows; S = 192 → 8353 / 2689 / 2689.
-        Assert.AreEqual(8449, new WindowBatchSource(new float[8640 * 7], 7, null, 0, 96, 96).Count);
-        Assert.AreEqual(8353, new WindowBatchSource(new float[8640 * 7], 7, null, 0, 96, 192).Count);
-        Assert.AreEqual(2689, new WindowBatchSource(new float[(11520 - 8640 + 96) * 7], 7, null, 0, 96, 192).Count);
+        Assert.AreEqual(8449, new WindowBatchSource(new float[8640 * 7], 7, 7, 0, null, 0, 96, 96).Count);
+        Assert.AreEqual(8353, new WindowBatchSource(new float[8640 * 7], 7, 7, 0, null, 0, 96, 192).Count);
+        Assert.AreEqual(2689, new WindowBatchSource(new float[(11520 - 8640 + 96) * 7], 7, 7, 0, null, 0, 96, 192).Count);
     }
 
     [TestMethod]
@@ -75,7 +75,7 @@ public sealed class ForecastingToolkitTests
     {
         TorchSharp.torch.InitializeDeviceType(TorchSharp.DeviceType.CPU);
         var values = Enumerable.Range(0, 20 * 2).Select(i => (float)i).ToArray(); // row t = [2t, 2t+1]
-        using var source = new WindowBatchSource(values, 2, null, 0, 3, 2);
+        using var source = new WindowBatchSource(values, 2, 2, 0, null, 0, 3, 2);
         Assert.AreEqual(16, source.Count);
         using var scope = TorchSharp.torch.NewDisposeScope();
         var batch = source.CreateBatch(new[] { 0, 5 }, TorchSharp.torch.CPU);

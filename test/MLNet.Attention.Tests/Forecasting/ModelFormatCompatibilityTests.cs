@@ -120,7 +120,7 @@ public sealed class ModelFormatCompatibilityTests
             var forecast = v3.Forecast(series).Values;
             AssertClose(expected, forecast, "forecast");
 
-            // Saved again by this build (payload 4, with an empty interval slot): bit-identical forecasts.
+            // Saved again by this build (payload 5, with empty interval and covariate slots): bit-identical forecasts.
             ml.Model.Save(v3, series.Schema, resaved);
             using var v4 = (CribModel)new MLContext().Model.Load(resaved, out _);
             Assert.AreEqual(v3.Config, v4.Config);
@@ -136,9 +136,9 @@ public sealed class ModelFormatCompatibilityTests
     [TestMethod]
     public void APayloadFromANewerReleaseNamesTheVersionToUse()
     {
-        var message = LoadFails(Header(0, 5, "MLNet.Attention.Core 0.5.0"));
-        StringAssert.Contains(message, "saved by MLNet.Attention.Core 0.5.0 with payload format 5");
-        StringAssert.Contains(message, "reads InvertedTransformer payload formats up to 4");
+        var message = LoadFails(Header(0, 6, "MLNet.Attention.Core 0.6.0"));
+        StringAssert.Contains(message, "saved by MLNet.Attention.Core 0.6.0 with payload format 6");
+        StringAssert.Contains(message, "reads InvertedTransformer payload formats up to 5");
         StringAssert.Contains(message, "Upgrade the MLNet.Attention packages to the version that saved it");
     }
 
