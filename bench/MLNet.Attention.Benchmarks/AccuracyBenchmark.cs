@@ -201,14 +201,6 @@ public static class AccuracyBenchmark
         return md.ToString();
     }
 
-    private static string MeanStd(double[] values)
-    {
-        double mean = values.Average();
-        if (values.Length < 2) return F(mean, "F4");
-        double std = Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Length - 1));
-        return $"{F(mean, "F4")} ± {F(std, "F4")}";
-    }
-
     /// <summary>A signed percentage with one decimal; values that round to zero print as +0.0 (never "-+0.0").</summary>
     private static string Percent(double ratio) => F(Math.Round(100 * ratio, 1) + 0.0, "+0.0;-0.0");
 }

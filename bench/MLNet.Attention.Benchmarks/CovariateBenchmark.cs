@@ -120,12 +120,4 @@ public static class CovariateBenchmark
         foreach (var line in lines) md.AppendLine(line);
         return md.ToString();
     }
-
-    private static string MeanStd(double[] values)
-    {
-        double mean = values.Average();
-        if (values.Length < 2) return F(mean, "F4");
-        double std = Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Length - 1));
-        return $"{F(mean, "F4")} ± {F(std, "F4")}";
-    }
 }

@@ -231,5 +231,14 @@ namespace MLNet.Attention.Benchmarks
         }
 
         public static string F(double value, string format = "F3") => value.ToString(format, CultureInfo.InvariantCulture);
+
+        /// <summary>"mean ± sample std" with four decimals (the mean alone for one value).</summary>
+        public static string MeanStd(double[] values)
+        {
+            double mean = values.Average();
+            if (values.Length < 2) return F(mean, "F4");
+            double std = Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Length - 1));
+            return $"{F(mean, "F4")} ± {F(std, "F4")}";
+        }
     }
 }
