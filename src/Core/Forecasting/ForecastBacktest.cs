@@ -60,7 +60,8 @@ public static class ForecastBacktest
                 "of its own training rows.", nameof(trainer));
         var policies = options.Policies;
         var frame = TimeSeriesFrame.FromDataView(series, options.ChannelColumnNames, options.TimestampColumnName,
-            policies.AllowsMissing, "backtest series", "enough rows for the folds", policies.DuplicateTimestamps);
+            policies.AllowsMissing, "backtest series", "enough rows for the folds", policies.DuplicateTimestamps,
+            policies.MissingIndicators);
         int stride = step ?? options.Horizon;
         var cutoffs = Cutoffs("backtest", frame.Rows, options.Lookback, options.Horizon, folds, stride, seasonality);
         string time = options.TimestampColumnName ?? "Date";
@@ -68,14 +69,14 @@ public static class ForecastBacktest
         try
         {
             // Each fold's model trains on the rows before its cutoff; the first fold's model anchors the result.
-            var first = trainer.Fit(frame.Slice(0, cutoffs[0]).ToDataView(time));
+            var first = trainer.Fit(frame.Slice(0, cutoffs[0]).ToDataView(time, policies.MissingIndicators));
             try
             {
                 return first.Backtest(frame, folds, stride, seasonality, refitted: true, fold =>
                 {
                     if (fold.Fold == 0) return first;
                     current?.Dispose();
-                    return current = trainer.Fit(frame.Slice(0, fold.Cutoff).ToDataView(time));
+                    return current = trainer.Fit(frame.Slice(0, fold.Cutoff).ToDataView(time, policies.MissingIndicators));
                 });
             }
             finally

@@ -101,7 +101,17 @@ public abstract class ForecasterOptions : TorchTrainerOptions
     /// <summary>Output column of the intervals' upper bounds: Vector&lt;Single, S, N&gt; in original units.</summary>
     public string UpperColumnName { get; set; } = "Upper";
 
-    internal ForecastingPolicies Policies => new(MissingValues, DuplicateTimestamps);
+    /// <summary>
+    /// Optional missing-value indicator columns, one per variate in <see cref="VariateColumnNames"/> order: Boolean
+    /// (true = missing, as <c>mlContext.Transforms.IndicateMissingValues</c> writes) or numeric (non-zero = missing). A
+    /// value whose indicator is set is missing whatever its column holds (a sentinel such as -999 or 0 from a sensor
+    /// outage), then handled by <see cref="MissingValues"/>. The fitted model reads the same columns from the series it
+    /// scores, evaluates and forecasts from; window rows carry missing values as NaN. Null or empty for none.
+    /// </summary>
+    public string[]? MissingIndicatorColumnNames { get; set; }
+
+    internal ForecastingPolicies Policies => new(MissingValues, DuplicateTimestamps,
+        MissingIndicatorColumnNames is { Length: > 0 } indicators ? indicators.ToArray() : null);
 
     /// <summary>Every column a window reads, in channel order: variates, past covariates, future covariates.</summary>
     internal string[] ChannelColumnNames =>
@@ -123,6 +133,18 @@ public abstract class ForecasterOptions : TorchTrainerOptions
             throw new ArgumentException($"Column '{repeated.Key}' is named more than once across VariateColumnNames, " +
                 "PastCovariateColumnNames and FutureCovariateColumnNames; name each column in one list only (a " +
                 "covariate that should also be forecast is a variate).", nameof(PastCovariateColumnNames));
+        if (MissingIndicatorColumnNames is { Length: > 0 } indicators)
+        {
+            if (indicators.Length != VariateColumnNames.Length)
+                throw new ArgumentException($"MissingIndicatorColumnNames names {indicators.Length} column(s) for " +
+                    $"{VariateColumnNames.Length} variate(s); expected one indicator per variate, in VariateColumnNames order.",
+                    nameof(MissingIndicatorColumnNames));
+            var clash = indicators.FirstOrDefault(i => string.IsNullOrWhiteSpace(i) || ChannelColumnNames.Contains(i)
+                                                       || indicators.Count(j => j == i) > 1);
+            if (clash is not null)
+                throw new ArgumentException($"Missing-value indicator column '{clash}' is empty, named twice or also a " +
+                    "variate or covariate; name one separate indicator column per variate.", nameof(MissingIndicatorColumnNames));
+        }
         if ((FutureCovariateColumnNames?.Length ?? 0) > 0 && (string.IsNullOrWhiteSpace(FutureCovariatesColumnName)
                 || FutureCovariatesColumnName == LookbackColumnName || FutureCovariatesColumnName == ForecastColumnName))
             throw new ArgumentException($"FutureCovariatesColumnName ('{FutureCovariatesColumnName}') must be a non-empty " +

@@ -42,14 +42,15 @@ internal static class ForecasterTraining
         var channels = options.ChannelColumnNames;
         int variates = options.VariateColumnNames.Length, futureCount = options.FutureCovariateColumnNames?.Length ?? 0;
         var frame = TimeSeriesFrame.FromDataView(data, channels, options.TimestampColumnName,
-            policies.AllowsMissing, $"{name} training data", duplicateTimestamps: policies.DuplicateTimestamps);
+            policies.AllowsMissing, $"{name} training data", duplicateTimestamps: policies.DuplicateTimestamps,
+            missingIndicators: policies.MissingIndicators);
 
         TimeSeriesFrame train = frame, validation;
         string heldOut = "";
         if (options.ValidationSet is not null)
             validation = TimeSeriesFrame.FromDataView(options.ValidationSet, channels,
                 options.TimestampColumnName, policies.AllowsMissing, $"{name} validation data",
-                duplicateTimestamps: policies.DuplicateTimestamps);
+                duplicateTimestamps: policies.DuplicateTimestamps, missingIndicators: policies.MissingIndicators);
         else if (options.ValidationFraction > 0)
         {
             int validationRows = (int)Math.Ceiling(frame.Rows * options.ValidationFraction);
@@ -127,7 +128,7 @@ internal static class ForecasterTraining
                 var calibration = options.IntervalCalibrationSet is null ? validation
                     : TimeSeriesFrame.FromDataView(options.IntervalCalibrationSet, channels,
                         options.TimestampColumnName, policies.AllowsMissing, $"{name} interval calibration data",
-                        $"at least lookback + horizon = {l + s} rows", policies.DuplicateTimestamps);
+                        $"at least lookback + horizon = {l + s} rows", policies.DuplicateTimestamps, policies.MissingIndicators);
                 if (calibration is null)
                     throw new InvalidOperationException(
                         $"{name}: IntervalCoverage = {coverage} calibrates on held-out windows, but there are none: " +
@@ -186,6 +187,14 @@ internal static class ForecasterTraining
                 throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: {role} column '{variate}' was not found in the input schema.");
             if (column.Kind != SchemaShape.Column.VectorKind.Scalar || column.ItemType is not NumberDataViewType)
                 throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: {role} column '{variate}' has type {column.ItemType} ({column.Kind}); expected a numeric scalar (Single).");
+        }
+        foreach (var indicator in options.MissingIndicatorColumnNames ?? Array.Empty<string>())
+        {
+            if (!byName.TryGetValue(indicator, out var column))
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: missing-value indicator column '{indicator}' was not found in the input schema.");
+            if (column.Kind != SchemaShape.Column.VectorKind.Scalar || (column.ItemType is not BooleanDataViewType
+                    && (column.ItemType is not NumberDataViewType)))
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: missing-value indicator column '{indicator}' has type {column.ItemType} ({column.Kind}); expected a Boolean (true = missing) or numeric (non-zero = missing) scalar.");
         }
         var result = new List<SchemaShape.Column>
         {

@@ -59,6 +59,9 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// <summary>What the model does with missing (NaN) values in windows and series (from the training options).</summary>
     public MissingValuePolicy MissingValues => Scorer.Policies.MissingValues;
 
+    /// <summary>The missing-value indicator columns the model reads beside its variates (empty without them).</summary>
+    public IReadOnlyList<string> MissingIndicatorColumnNames => Scorer.Policies.MissingIndicators ?? Array.Empty<string>();
+
     /// <summary>What the model does with rows whose timestamp repeats the previous row's (from the training options).</summary>
     public DuplicateTimestampPolicy DuplicateTimestamps => Scorer.Policies.DuplicateTimestamps;
 
@@ -443,7 +446,7 @@ public abstract class ForecastingModel : TorchTransformerBase
 
     private TimeSeriesFrame ReadSeries(IDataView series, string purpose, string rowsNeeded) =>
         TimeSeriesFrame.FromDataView(series, Scorer.ChannelColumns, TimestampColumnForReading, Scorer.Policies.AllowsMissing,
-            purpose, rowsNeeded, Scorer.Policies.DuplicateTimestamps);
+            purpose, rowsNeeded, Scorer.Policies.DuplicateTimestamps, Scorer.Policies.MissingIndicators);
 
     /// <summary>
     /// Writes the payload: a header shared by every forecaster, then the architecture's part

@@ -4,17 +4,21 @@ using Microsoft.ML.Data;
 namespace MLNet.Attention.Forecasting;
 
 /// <summary>A <see cref="TimeSeriesFrame"/> served as an <see cref="IDataView"/> (no copy): one Single column per
-/// variate and, with timestamps, one DateTime column. Cursors read the frame in row order.</summary>
+/// variate and, with timestamps, one DateTime column (and optional Boolean missing-value indicators of the first
+/// variates: true where the value is NaN). Cursors read the frame in row order.</summary>
 internal sealed class FrameDataView : IndexedDataView
 {
     private readonly TimeSeriesFrame _frame;
+    private readonly int _firstIndicator;
 
-    public FrameDataView(TimeSeriesFrame frame, string timestampColumnName) : base(SchemaOf(frame, timestampColumnName), frame.Rows)
+    public FrameDataView(TimeSeriesFrame frame, string timestampColumnName, IReadOnlyList<string>? missingIndicators = null)
+        : base(SchemaOf(frame, timestampColumnName, missingIndicators ?? Array.Empty<string>()), frame.Rows)
     {
         _frame = frame;
+        _firstIndicator = frame.Columns.Count + (frame.Timestamps is null ? 0 : 1);
     }
 
-    private static DataViewSchema SchemaOf(TimeSeriesFrame frame, string timestampColumnName)
+    private static DataViewSchema SchemaOf(TimeSeriesFrame frame, string timestampColumnName, IReadOnlyList<string> indicators)
     {
         var builder = new DataViewSchema.Builder();
         foreach (var name in frame.Columns) builder.AddColumn(name, NumberDataViewType.Single);
@@ -25,6 +29,7 @@ internal sealed class FrameDataView : IndexedDataView
                     "pass another timestampColumnName.", nameof(timestampColumnName));
             builder.AddColumn(timestampColumnName, DateTimeDataViewType.Instance);
         }
+        foreach (var name in indicators) builder.AddColumn(name, BooleanDataViewType.Instance);
         return builder.ToSchema();
     }
 
@@ -36,6 +41,12 @@ internal sealed class FrameDataView : IndexedDataView
         {
             int n = column.Index;
             return (ValueGetter<float>)((ref float value) => value = frame.Values[checked((int)position()) * variates + n]);
+        }
+        if (column.Index >= _firstIndicator)
+        {
+            int n = column.Index - _firstIndicator;
+            return (ValueGetter<bool>)((ref bool value) =>
+                value = float.IsNaN(frame.Values[checked((int)position()) * variates + n]));
         }
         return (ValueGetter<DateTime>)((ref DateTime value) => value = frame.Timestamps![checked((int)position())]);
     }

@@ -35,8 +35,10 @@ public enum DuplicateTimestampPolicy
 }
 
 /// <summary>The data policies a forecasting model was trained with and scores by (persisted from payload version 3
-/// on; older payloads read as <c>Refuse</c>/<c>Refuse</c>, which is what they did).</summary>
-internal sealed record ForecastingPolicies(MissingValuePolicy MissingValues, DuplicateTimestampPolicy DuplicateTimestamps)
+/// on; older payloads read as <c>Refuse</c>/<c>Refuse</c>, which is what they did; the missing-value indicator columns
+/// were added later and read as none from older payloads).</summary>
+internal sealed record ForecastingPolicies(MissingValuePolicy MissingValues, DuplicateTimestampPolicy DuplicateTimestamps,
+    string[]? MissingIndicators = null)
 {
     public static ForecastingPolicies Strict { get; } = new(MissingValuePolicy.Refuse, DuplicateTimestampPolicy.Refuse);
 

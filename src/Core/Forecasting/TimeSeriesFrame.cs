@@ -45,9 +45,12 @@ public sealed class TimeSeriesFrame
     /// model's lookback)"; null means at least lookback + horizon rows (one complete training window).</param>
     /// <param name="duplicateTimestamps">Rows whose timestamp equals the previous row's: refused (default), kept, or
     /// dropped (all but the first of each run). Timestamps that decrease are always refused.</param>
+    /// <param name="missingIndicators">Optional indicator columns for the first variates, in order (Boolean: true =
+    /// missing; numeric: non-zero = missing): where set, the value is read as missing (NaN) whatever it holds.</param>
     public static TimeSeriesFrame FromDataView(IDataView data, IReadOnlyList<string> variateColumns, string? timestampColumn,
         bool allowMissing, string purpose, string? rowsNeeded = null,
-        DuplicateTimestampPolicy duplicateTimestamps = DuplicateTimestampPolicy.Refuse)
+        DuplicateTimestampPolicy duplicateTimestamps = DuplicateTimestampPolicy.Refuse,
+        IReadOnlyList<string>? missingIndicators = null)
     {
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(variateColumns);
@@ -59,13 +62,16 @@ public sealed class TimeSeriesFrame
         var schema = data.Schema;
         var columns = variateColumns.Select(name => CheckNumericColumn(schema, name, purpose)).ToArray();
         DataViewSchema.Column? timeColumn = timestampColumn is null ? null : CheckTimestampColumn(schema, timestampColumn, purpose);
+        var indicators = (missingIndicators ?? Array.Empty<string>()).Select((name, n) =>
+            CheckIndicatorColumn(schema, name, variateColumns[n], purpose)).ToArray();
 
         var values = new List<float>(4096);
         var times = timeColumn is null ? null : new List<DateTime>(1024);
-        var active = timeColumn is null ? columns : columns.Append(timeColumn.Value).ToArray();
+        var active = (timeColumn is null ? columns : columns.Append(timeColumn.Value)).Concat(indicators).ToArray();
         using (var cursor = data.GetRowCursor(active))
         {
             var getters = columns.Select(c => NumericGetter(cursor, c)).ToArray();
+            var missingFlags = indicators.Select(c => IndicatorGetter(cursor, c, purpose)).ToArray();
             var timeGetter = timeColumn is null ? null : TimestampGetter(cursor, timeColumn.Value, purpose);
             long row = 0;
             while (cursor.MoveNext())
@@ -73,6 +79,16 @@ public sealed class TimeSeriesFrame
                 for (int n = 0; n < getters.Length; n++)
                 {
                     double v = getters[n]();
+                    if (n < missingFlags.Length && missingFlags[n](row))
+                    {
+                        if (!allowMissing)
+                            throw new InvalidOperationException($"{purpose}: column '{columns[n].Name}' is missing at row " +
+                                $"{row} (indicator column '{indicators[n].Name}'), and this model refuses missing values " +
+                                "(MissingValues = Refuse). Train with MissingValues = MissingValuePolicy.ZeroFill in the " +
+                                "trainer's options, or use the CRIB forecaster, which reads them natively.");
+                        values.Add(float.NaN);
+                        continue;
+                    }
                     if (double.IsInfinity(v))
                         throw new InvalidOperationException($"{purpose}: column '{columns[n].Name}' holds {(v > 0 ? "+infinity" : "-infinity")} at row {row}. Remove or clip infinite values before training or scoring.");
                     if (double.IsNaN(v) && !allowMissing)
@@ -135,6 +151,11 @@ public sealed class TimeSeriesFrame
     /// the frame has timestamps, a DateTime column named <paramref name="timestampColumnName"/>.</summary>
     public IDataView ToDataView(string timestampColumnName = "Date") => new FrameDataView(this, timestampColumnName);
 
+    /// <summary>As <see cref="ToDataView(string)"/> plus Boolean missing-value indicator columns (true where the value
+    /// is NaN) named <paramref name="missingIndicators"/>, for the first variates in order.</summary>
+    internal IDataView ToDataView(string timestampColumnName, IReadOnlyList<string>? missingIndicators) =>
+        new FrameDataView(this, timestampColumnName, missingIndicators);
+
     /// <summary>Rows whose timestamp is more than <paramref name="step"/> after the previous row's, in order
     /// (row <c>t</c> means the gap lies between rows <c>t − 1</c> and <c>t</c>); empty without timestamps.</summary>
     internal int[] GapRows(TimeSpan step)
@@ -165,6 +186,39 @@ public sealed class TimeSeriesFrame
         if (!IsNumeric(type.RawType))
             throw new ArgumentOutOfRangeException("data", $"{purpose}: column '{name}' has type {type}, which is not numeric; expected Single (or Double/integer). Load it as a number (e.g. a float field in LoadFromTextFile, or mlContext.Transforms.Conversion.ConvertType).");
         return column;
+    }
+
+    private static DataViewSchema.Column CheckIndicatorColumn(DataViewSchema schema, string name, string variate, string purpose)
+    {
+        var column = schema.GetColumnOrNull(name)
+            ?? throw new ArgumentOutOfRangeException("data", $"{purpose}: missing-value indicator column '{name}' (for " +
+                $"'{variate}') was not found. Available columns: {string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => c.Name))}.");
+        var type = column.Type;
+        if (type is not BooleanDataViewType && (type is VectorDataViewType || type is KeyDataViewType || !IsNumeric(type.RawType)))
+            throw new ArgumentOutOfRangeException("data", $"{purpose}: missing-value indicator column '{name}' (for " +
+                $"'{variate}') has type {type}; expected a Boolean scalar (true = missing, as " +
+                "mlContext.Transforms.IndicateMissingValues writes) or a numeric scalar (non-zero = missing). Convert it " +
+                "(e.g. mlContext.Transforms.Conversion.ConvertType to Boolean) or name another column.");
+        return column;
+    }
+
+    private static Func<long, bool> IndicatorGetter(DataViewRow row, DataViewSchema.Column column, string purpose)
+    {
+        if (column.Type is BooleanDataViewType)
+        {
+            var g = row.GetGetter<bool>(column);
+            bool flag = false;
+            return _ => { g(ref flag); return flag; };
+        }
+        var number = NumericGetter(row, column);
+        return r =>
+        {
+            double v = number();
+            if (double.IsNaN(v))
+                throw new InvalidOperationException($"{purpose}: missing-value indicator column '{column.Name}' holds NaN " +
+                    $"at row {r}; expected 0 (observed) or non-zero (missing).");
+            return v != 0;
+        };
     }
 
     private static DataViewSchema.Column CheckTimestampColumn(DataViewSchema schema, string name, string purpose)
