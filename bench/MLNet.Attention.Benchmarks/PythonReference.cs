@@ -37,6 +37,11 @@ public static class PythonReference
     private static string? _coreType;
     private static string? _core;
 
+    /// <summary>How the last reference ran, for the reports: "OPENBLAS_NUM_THREADS=1, OpenBLAS kernel Cooperlake"
+    /// (+ the OPENBLAS_CORETYPE set, when the generic kernel had to be overridden).</summary>
+    public static string RunEnvironment => $"OPENBLAS_NUM_THREADS=1, OpenBLAS kernel {_core ?? "not probed"}" +
+                                        (_coreType is null ? "" : $" (OPENBLAS_CORETYPE={_coreType})");
+
     /// <summary>
     /// The OpenBLAS kernel the reference runs with. Debian's OpenBLAS picks the generic "Prescott" kernel on some Intel
     /// machines (3–4× slower GEMM, which would flatter every ratio against PyTorch); then OPENBLAS_CORETYPE is set from
