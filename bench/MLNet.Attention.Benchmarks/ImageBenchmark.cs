@@ -140,22 +140,10 @@ public static class ImageBenchmark
     private static Trial TrainOursInChild(CommandLine options, string model, int seed)
     {
         string resultFile = Path.Combine(Path.GetTempPath(), $"mlnet-attention-trial-{Environment.ProcessId}-{model}-{seed}.json");
-        string self = Environment.ProcessPath!;
-        var start = new ProcessStartInfo(self) { UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet") start.ArgumentList.Add(typeof(ImageBenchmark).Assembly.Location);
-        start.ArgumentList.Add("images");
-        foreach (var (name, value) in options.All)
-            if (name is not ("trial" or "trial-out" or "out"))
-            {
-                start.ArgumentList.Add("--" + name);
-                start.ArgumentList.Add(value);
-            }
-        foreach (var arg in new[] { "--trial", $"{model}:{seed}", "--trial-out", resultFile, "--out", "/dev/null" })
-            start.ArgumentList.Add(arg);
-        using var child = Process.Start(start)!;
-        child.WaitForExit();
-        if (child.ExitCode != 0 || !File.Exists(resultFile))
-            throw new InvalidOperationException($"Our trial {model} seed {seed} failed in its child process (exit {child.ExitCode}).");
+        int exitCode = RunSelf("images", options, new[] { "trial", "trial-out", "out" },
+            "--trial", $"{model}:{seed}", "--trial-out", resultFile, "--out", "/dev/null");
+        if (exitCode != 0 || !File.Exists(resultFile))
+            throw new InvalidOperationException($"Our trial {model} seed {seed} failed in its child process (exit {exitCode}).");
         var trial = JsonSerializer.Deserialize<Trial>(File.ReadAllText(resultFile))!;
         File.Delete(resultFile);
         return trial;

@@ -12,6 +12,9 @@
 //       (training, Transform and PredictionEngine under forced garbage collections; counts every error)
 //   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- crib [--datasets ETTh1] [--patterns point]
 //       [--rates 0.2] [--seeds 1,2,3] [--models crib,itransformer] (forecasting from incomplete series, CRIB protocol)
+//   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- crib-speed [--lookback 24] [--horizon 24]
+//       [--epochs 2] [--windows N] [--threads 2] [--seed 1] [--python /usr/bin/python3] [--section crib-speed]
+//       (CRIB training/scoring speed and peak RSS vs bench/reference/crib_reference.py, same run)
 //   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- heads [--train 5000] [--test 1000] [--seeds 1,2,3]
 //       [--max-epochs 15] [--daam-hidden 64] [--heads Daam,Linear,MultiHeadAttention] [--threads 2] [--onnx-batch 32]
 //       [--data cifar10_jpeg_all.tar] [--cache /tmp/mlnet-attention-heads] [--out docs/benchmarks.md]
@@ -46,6 +49,9 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
                     [--out docs/benchmarks.md]
           crib      [--datasets ETTh1] [--patterns point,block,column] [--rates 0.2,0.4,0.7] [--seeds 1,2,3]
                     [--models crib,itransformer] [--lookback 24] [--horizon 24] [--epochs 10] [--threads 2] [--out ...]
+          crib-speed [--lookback 24] [--horizon 24] [--epochs 2] [--windows N] [--threads 2] [--seed 1]
+                    [--python /usr/bin/python3] [--section crib-speed] [--out ...]
+                    (CRIB training/scoring speed and peak RSS vs the PyTorch reference, same run)
           covariates [--datasets ETTh1] [--horizons 96] [--seeds 2023] [--max-epochs 10] [--threads 2] [--out ...]
                     (OT alone vs the six loads as past / known-future covariates)
           heads     [--train 5000] [--test 1000] [--seeds 1,2,3] [--max-epochs 15] [--daam-hidden 64]
@@ -67,8 +73,9 @@ try
         "images" => ImageBenchmark.Run(options),
         "heads" => HeadsBenchmark.Run(options),
         "crib" => MissingDataBenchmark.Run(options),
+        "crib-speed" => CribSpeedBenchmark.Run(options),
         "covariates" => CovariateBenchmark.Run(options),
-        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads', 'crib' or 'covariates'."),
+        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads', 'crib', 'crib-speed' or 'covariates'."),
     };
 }
 catch (UsageException ex)
@@ -166,8 +173,25 @@ namespace MLNet.Attention.Benchmarks
             return Directory.GetCurrentDirectory();
         }
 
-        public static string DataDir(CommandLine options) =>
-            Path.GetFullPath(options.Get("data-dir") ?? Path.Combine(RepoRoot(), "..", "shared", "data", "timeseries"));
+        /// <summary>--data-dir, else shared/data/timeseries next to the repository (for a linked git worktree, next to
+        /// its main checkout, where the shared folder lives).</summary>
+        public static string DataDir(CommandLine options)
+        {
+            if (options.Get("data-dir") is { } given) return Path.GetFullPath(given);
+            string Beside(string root) => Path.GetFullPath(Path.Combine(root, "..", "shared", "data", "timeseries"));
+            string next = Beside(RepoRoot());
+            return Directory.Exists(next) || MainCheckout(RepoRoot()) is not { } main ? next : Beside(main);
+        }
+
+        /// <summary>The main checkout of a linked worktree (its .git file reads "gitdir: MAIN/.git/worktrees/NAME"), or null.</summary>
+        private static string? MainCheckout(string root)
+        {
+            string file = Path.Combine(root, ".git");
+            if (!File.Exists(file)) return null;
+            string line = File.ReadLines(file).FirstOrDefault() ?? "";
+            int at = line.IndexOf("/.git/worktrees/", StringComparison.Ordinal);
+            return line.StartsWith("gitdir: ", StringComparison.Ordinal) && at > 0 ? line["gitdir: ".Length..at] : null;
+        }
 
         public static string DataFile(string dataDir, string dataset) => Path.Combine(dataDir, dataset + ".csv.gz");
 
@@ -196,6 +220,29 @@ namespace MLNet.Attention.Benchmarks
         public static void CleanUp()
         {
             try { if (Directory.Exists(TempDir)) Directory.Delete(TempDir, recursive: true); } catch (IOException) { }
+        }
+
+        /// <summary>
+        /// Runs this program again as a child process: <paramref name="command"/> with this run's options except
+        /// <paramref name="dropped"/>, then <paramref name="extra"/>; returns its exit code. Our side of a comparison runs
+        /// in a fresh process so that its peak RSS counts one run only, as each PyTorch reference process does.
+        /// </summary>
+        public static int RunSelf(string command, CommandLine options, IReadOnlyCollection<string> dropped, params string[] extra)
+        {
+            string self = Environment.ProcessPath!;
+            var start = new System.Diagnostics.ProcessStartInfo(self) { UseShellExecute = false };
+            if (Path.GetFileNameWithoutExtension(self) == "dotnet") start.ArgumentList.Add(typeof(Bench).Assembly.Location);
+            start.ArgumentList.Add(command);
+            foreach (var (name, value) in options.All)
+                if (!dropped.Contains(name, StringComparer.OrdinalIgnoreCase))
+                {
+                    start.ArgumentList.Add("--" + name);
+                    start.ArgumentList.Add(value);
+                }
+            foreach (var arg in extra) start.ArgumentList.Add(arg);
+            using var child = System.Diagnostics.Process.Start(start)!;
+            child.WaitForExit();
+            return child.ExitCode;
         }
 
         public static IDataView Load(MLContext ml, string csv) => ml.Data.LoadFromTextFile<EttRow>(csv, hasHeader: true, separatorChar: ',');

@@ -184,13 +184,15 @@ public static class SpeedBenchmark
     private static string Ratio(double ours, double? other, bool higherIsBetter) =>
         other is { } o && o > 0 ? F(ours / o, "F2") + (higherIsBetter ? (ours >= o ? " (faster)" : " (slower)") : (ours <= o ? " (better)" : " (worse)")) : "—";
 
-    private static string LoadAverage()
+    /// <summary>The 1/5/15-minute load average, as a contention check next to timings.</summary>
+    internal static string LoadAverage()
     {
         try { return string.Join(" / ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
         catch (IOException) { return "n/a"; }
     }
 
-    private static int Consume(IDataView scored) => scored.GetColumn<float[]>("Forecast").Count();
+    /// <summary>Reads every Forecast of a scored view (so lazy scoring really runs) and returns the row count.</summary>
+    internal static int Consume(IDataView scored) => scored.GetColumn<float[]>("Forecast").Count();
 
     /// <summary>Windows/s of the bare network at batch 32 and 1, and its forecast of the first window in original units (a consistency check).</summary>
     private static (double Batch32, double Batch1, float[] FirstForecast) RawModule(InvertedTransformerModel model, float[] values, DateTime[] dates,
