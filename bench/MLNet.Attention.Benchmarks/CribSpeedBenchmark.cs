@@ -231,19 +231,7 @@ public static class CribSpeedBenchmark
 
         var network = model.Network;
         network.eval();
-        double Time((Tensor X, Tensor Mask)[] batches, int warmup)
-        {
-            using var inference = inference_mode();
-            foreach (var (x, mask) in batches.Take(warmup)) network.call(x, mask).Dispose();
-            var clock = Stopwatch.StartNew();
-            long windows = 0;
-            foreach (var (x, mask) in batches)
-            {
-                using var y = network.call(x, mask);
-                windows += x.shape[0];
-            }
-            return windows / clock.Elapsed.TotalSeconds;
-        }
+        double Time((Tensor X, Tensor Mask)[] batches, int warmup) => NetworkThroughput(batches, warmup, network.call);
 
         var b32 = Batches(count, 32);
         var b1 = Batches(batch1Count, 1);

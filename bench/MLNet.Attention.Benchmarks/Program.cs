@@ -279,6 +279,23 @@ namespace MLNet.Attention.Benchmarks
 
         public static string F(double value, string format = "F3") => value.ToString(format, CultureInfo.InvariantCulture);
 
+        /// <summary>Windows/s of a bare network over batches prepared in advance (inference mode, after
+        /// <paramref name="warmup"/> warm-up batches): the raw-module rows of the speed benchmarks.</summary>
+        public static double NetworkThroughput((TorchSharp.torch.Tensor X, TorchSharp.torch.Tensor Other)[] batches, int warmup,
+            Func<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> forward)
+        {
+            using var inference = TorchSharp.torch.inference_mode();
+            foreach (var (x, other) in batches.Take(warmup)) forward(x, other).Dispose();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            long windows = 0;
+            foreach (var (x, other) in batches)
+            {
+                using var y = forward(x, other);
+                windows += x.shape[0];
+            }
+            return windows / clock.Elapsed.TotalSeconds;
+        }
+
         /// <summary>"mean ± sample std" with four decimals (the mean alone for one value).</summary>
         public static string MeanStd(double[] values)
         {

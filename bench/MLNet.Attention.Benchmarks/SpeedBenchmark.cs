@@ -231,19 +231,7 @@ public static class SpeedBenchmark
 
         var network = model.Network;
         network.eval();
-        double Time((Tensor X, Tensor C)[] batches, int warmup)
-        {
-            using var inference = inference_mode();
-            foreach (var (x, c) in batches.Take(warmup)) network.call(x, c).Dispose();
-            var clock = Stopwatch.StartNew();
-            long windows = 0;
-            foreach (var (x, c) in batches)
-            {
-                using var y = network.call(x, c);
-                windows += x.shape[0];
-            }
-            return windows / clock.Elapsed.TotalSeconds;
-        }
+        double Time((Tensor X, Tensor C)[] batches, int warmup) => NetworkThroughput(batches, warmup, network.call);
 
         var b32 = Batches(windowCount, 32);
         var b1 = Batches(Math.Min(Batch1Windows, windowCount), 1);
