@@ -39,22 +39,71 @@ public sealed class ForecastWindowsOptions
     /// <summary>Rows whose timestamp repeats the previous row's: refuse (default), keep, or drop all but the first.</summary>
     public DuplicateTimestampPolicy DuplicateTimestamps { get; set; } = DuplicateTimestampPolicy.Refuse;
 
+    /// <summary>Past covariate columns (as a forecaster's <c>PastCovariateColumnNames</c>): extra channels of
+    /// <see cref="LookbackColumnName"/> after the variates, not in the target.</summary>
+    public string[] PastCovariateColumnNames { get; set; } = Array.Empty<string>();
+
+    /// <summary>Known-future covariate columns (as a forecaster's <c>FutureCovariateColumnNames</c>): the last channels of
+    /// the lookback, and their next <see cref="Horizon"/> rows in <see cref="FutureCovariatesColumnName"/>
+    /// (Vector&lt;Single, S, F&gt;). Needs a horizon.</summary>
+    public string[] FutureCovariateColumnNames { get; set; } = Array.Empty<string>();
+
+    /// <summary>Output column of the future covariates' horizon values (with <see cref="FutureCovariateColumnNames"/>).</summary>
+    public string FutureCovariatesColumnName { get; set; } = "FutureCovariates";
+
+    /// <summary>With a horizon: write <see cref="TargetColumnName"/> (default). False for scoring windows of a model
+    /// with known-future covariates: the horizon rows then only supply the covariates.</summary>
+    public bool IncludeTargets { get; set; } = true;
+
+    /// <summary>Optional missing-value indicators, one per variate (as a forecaster's
+    /// <c>MissingIndicatorColumnNames</c>): flagged values become NaN in the windows.</summary>
+    public string[]? MissingIndicatorColumnNames { get; set; }
+
     internal ForecastWindowsSettings ToSettings()
     {
         var settings = new ForecastWindowsSettings(VariateColumnNames ?? Array.Empty<string>(), TimestampColumnName, Lookback,
-            Horizon, LookbackColumnName, WindowTimestampColumnName, TargetColumnName, MissingValues, DuplicateTimestamps);
+            Horizon, LookbackColumnName, WindowTimestampColumnName, TargetColumnName, MissingValues, DuplicateTimestamps,
+            (PastCovariateColumnNames ?? Array.Empty<string>()).ToArray(), (FutureCovariateColumnNames ?? Array.Empty<string>()).ToArray(),
+            FutureCovariatesColumnName, IncludeTargets,
+            MissingIndicatorColumnNames is { Length: > 0 } indicators ? indicators.ToArray() : null);
         settings.Validate();
         return settings;
     }
 }
 
-/// <summary>The persisted form of <see cref="ForecastWindowsOptions"/>.</summary>
+/// <summary>The persisted form of <see cref="ForecastWindowsOptions"/> (the covariate, target and indicator fields were
+/// added later: older payloads read them as their defaults).</summary>
 internal sealed record ForecastWindowsSettings(string[] VariateColumnNames, string? TimestampColumnName, int Lookback,
     int Horizon, string LookbackColumnName, string WindowTimestampColumnName, string TargetColumnName,
-    MissingValuePolicy MissingValues, DuplicateTimestampPolicy DuplicateTimestamps)
+    MissingValuePolicy MissingValues, DuplicateTimestampPolicy DuplicateTimestamps, string[]? PastCovariateColumnNames = null,
+    string[]? FutureCovariateColumnNames = null, string FutureCovariatesColumnName = "FutureCovariates",
+    bool IncludeTargets = true, string[]? MissingIndicatorColumnNames = null)
 {
+    /// <summary>Every column a window reads, in channel order: variates, past covariates, future covariates.</summary>
+    public string[] ChannelColumnNames => VariateColumnNames.Concat(PastCovariateColumnNames ?? Array.Empty<string>())
+        .Concat(FutureCovariateColumnNames ?? Array.Empty<string>()).ToArray();
+
+    public int FutureCount => FutureCovariateColumnNames?.Length ?? 0;
+
+    /// <summary>The windows: every channel in the lookback, the future covariates and (optionally) the target after it.</summary>
+    public WindowLayout Layout => new(ChannelColumnNames.Length, VariateColumnNames.Length, FutureCount, Lookback, Horizon,
+        IncludeTargets && Horizon > 0);
+
     public void Validate()
     {
+        var repeated = ChannelColumnNames.GroupBy(c => c).FirstOrDefault(g => g.Count() > 1);
+        if (repeated is not null)
+            throw new ArgumentException($"Column '{repeated.Key}' is named more than once across VariateColumnNames, " +
+                "PastCovariateColumnNames and FutureCovariateColumnNames; name each column in one list only.",
+                nameof(PastCovariateColumnNames));
+        if (FutureCount > 0 && Horizon < 1)
+            throw new ArgumentException("FutureCovariateColumnNames needs Horizon (the model's horizon): each window carries " +
+                "the covariates' next Horizon rows. Set Horizon, and IncludeTargets = false for scoring windows.",
+                nameof(Horizon));
+        if (MissingIndicatorColumnNames is { } indicators && indicators.Length != VariateColumnNames.Length)
+            throw new ArgumentException($"MissingIndicatorColumnNames names {indicators.Length} column(s) for " +
+                $"{VariateColumnNames.Length} variate(s); expected one indicator per variate, in VariateColumnNames order.",
+                nameof(MissingIndicatorColumnNames));
         if (VariateColumnNames.Length == 0)
             throw new ArgumentException("Name at least one variate column (VariateColumnNames).", nameof(VariateColumnNames));
         if (Lookback < 1) throw new ArgumentOutOfRangeException(nameof(Lookback), Lookback, "Lookback must be at least 1.");
@@ -103,7 +152,7 @@ public sealed class ForecastWindowsEstimator : IEstimator<ForecastWindowsTransfo
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         var byName = inputSchema.ToDictionary(c => c.Name);
-        foreach (var variate in _settings.VariateColumnNames)
+        foreach (var variate in _settings.ChannelColumnNames)
             if (!byName.TryGetValue(variate, out var column) || column.Kind != SchemaShape.Column.VectorKind.Scalar
                 || column.ItemType is not NumberDataViewType)
                 throw new ArgumentOutOfRangeException(nameof(inputSchema), $"CreateForecastWindows: variate column '{variate}' " +
@@ -116,7 +165,10 @@ public sealed class ForecastWindowsEstimator : IEstimator<ForecastWindowsTransfo
         if (_settings.TimestampColumnName is not null)
             result.Add(HostSettings.SchemaColumn(_settings.WindowTimestampColumnName, SchemaShape.Column.VectorKind.Scalar,
                 DateTimeDataViewType.Instance));
-        if (_settings.Horizon > 0)
+        if (_settings.FutureCount > 0)
+            result.Add(HostSettings.SchemaColumn(_settings.FutureCovariatesColumnName, SchemaShape.Column.VectorKind.Vector,
+                NumberDataViewType.Single));
+        if (_settings.Layout.WithTargets)
             result.Add(HostSettings.SchemaColumn(_settings.TargetColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single));
         return new SchemaShape(result);
     }
@@ -151,15 +203,16 @@ public sealed class ForecastWindowsTransformer : ITorchPersistable
     /// <inheritdoc/>
     public bool IsRowToRowMapper => false;
 
-    private WindowLayout Layout => WindowLayout.Plain(_settings.VariateColumnNames.Length, _settings.Lookback, _settings.Horizon);
+    private WindowLayout Layout => _settings.Layout;
 
-    private WindowColumnNames Names => new(_settings.LookbackColumnName, _settings.WindowTimestampColumnName, _settings.TargetColumnName);
+    private WindowColumnNames Names => new(_settings.LookbackColumnName, _settings.WindowTimestampColumnName,
+        _settings.TargetColumnName, _settings.FutureCovariatesColumnName);
 
     /// <summary>The window columns; throws naming a missing or non-numeric series column.</summary>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        foreach (var variate in _settings.VariateColumnNames)
+        foreach (var variate in _settings.ChannelColumnNames)
             if (inputSchema.GetColumnOrNull(variate) is not { } column || column.Type is not NumberDataViewType)
                 throw new ArgumentOutOfRangeException(nameof(inputSchema), $"CreateForecastWindows: variate column '{variate}' " +
                     (inputSchema.GetColumnOrNull(variate) is { } c ? $"has type {c.Type}" : "was not found") +
@@ -175,10 +228,11 @@ public sealed class ForecastWindowsTransformer : ITorchPersistable
     {
         ArgumentNullException.ThrowIfNull(input);
         GetOutputSchema(input.Schema);
-        int need = _settings.Lookback + _settings.Horizon;
-        var frame = TimeSeriesFrame.FromDataView(input, _settings.VariateColumnNames, _settings.TimestampColumnName,
+        int need = _settings.Lookback + Layout.RowsAfter;
+        var frame = TimeSeriesFrame.FromDataView(input, _settings.ChannelColumnNames, _settings.TimestampColumnName,
             _settings.MissingValues == MissingValuePolicy.ZeroFill, "CreateForecastWindows input",
-            $"at least {need} rows (lookback {_settings.Lookback} + horizon {_settings.Horizon})", _settings.DuplicateTimestamps);
+            $"at least {need} rows (lookback {_settings.Lookback} + horizon {_settings.Horizon})", _settings.DuplicateTimestamps,
+            _settings.MissingIndicatorColumnNames);
         if (frame.Rows < need)
             throw new InvalidOperationException($"CreateForecastWindows: the series has {frame.Rows} rows, fewer than the " +
                 $"{need} (lookback {_settings.Lookback} + horizon {_settings.Horizon}) one window needs.");

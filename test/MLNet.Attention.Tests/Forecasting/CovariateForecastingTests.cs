@@ -2,6 +2,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLNet.Attention.Forecasting;
 using MLNet.Attention.Interop;
+using MLNet.Attention.Transforms;
 
 namespace MLNet.Attention.Tests.Forecasting;
 
@@ -97,6 +98,18 @@ public sealed class CovariateForecastingTests
         Assert.AreEqual(800 + S - L - S + 1, windows.Length);
         using (var engine = ml.Model.CreatePredictionEngine<Window, Scored>(model))
             CollectionAssert.AreEqual(forecast.Values, engine.Predict(windows[^1]).Forecast, new Tolerance(1e-5f));
+        // The same windows as a pipeline step (CreateForecastWindows with the covariates, no targets).
+        var step = ml.Transforms.CreateForecastWindows(new ForecastWindowsOptions
+        {
+            VariateColumnNames = new[] { "Y" }, FutureCovariateColumnNames = new[] { "X" }, Lookback = L, Horizon = S,
+            IncludeTargets = false,
+        }).Fit(seriesView).Transform(seriesView);
+        CollectionAssert.AreEqual(forecast.Values, model.Transform(step).GetColumn<float[]>("Forecast").Last(),
+            new Tolerance(1e-5f));
+        Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.CreateForecastWindows(new ForecastWindowsOptions
+        {
+            VariateColumnNames = new[] { "Y" }, FutureCovariateColumnNames = new[] { "X" }, Lookback = L,
+        }));
 
         // Saved and reloaded: the same forecast.
         var path = Path.Combine(Path.GetTempPath(), $"future-covariates-{Guid.NewGuid():N}.zip");
