@@ -39,12 +39,20 @@ public sealed class CribEncoder : nn.Module<Tensor, (Tensor Tokens, Tensor Mean,
     public override (Tensor Tokens, Tensor Mean, Tensor Variance) forward(Tensor x)
     {
         using var scope = NewDisposeScope();
+        var encoded = Tokens(x);
+        var (mean, variance) = projector.call(encoded);
+        return (encoded.MoveToOuterDisposeScope(), mean.MoveToOuterDisposeScope(), variance.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The encoded tokens [B, P·N, D] alone, without the information-bottleneck head (which only the KL term
+    /// reads): the forecasting path.</summary>
+    internal Tensor Tokens(Tensor x)
+    {
+        using var scope = NewDisposeScope();
         long b = x.shape[0], p = x.shape[1], n = x.shape[2];
         var embedded = enc_embedding_2.call(x.permute(0, 3, 2, 1));                 // [B, D, N, P], causal along P
         var tokens = embedded.permute(0, 3, 2, 1).reshape(b, p * n, _width);       // [B, P·N, D]
-        var encoded = encoder.call(tokens);
-        var (mean, variance) = projector.call(encoded);
-        return (encoded.MoveToOuterDisposeScope(), mean.MoveToOuterDisposeScope(), variance.MoveToOuterDisposeScope());
+        return encoder.call(tokens).MoveToOuterDisposeScope();
     }
 
     /// <summary>The reference's unused DataEmbedding (a Linear(D→D) named <c>value_embedding</c>); never called.</summary>

@@ -66,9 +66,11 @@ public sealed class CribNetwork : nn.Module<Tensor, Tensor?, Tensor>, IForecasti
     /// </summary>
     public override Tensor forward(Tensor series, Tensor? observedMask)
     {
+        // The forecast alone: the information-bottleneck head and its KL feed only the training loss (the forecast
+        // reads the encoder tokens), so scoring and validation skip them — about 6 % of a scoring forward.
         using var scope = NewDisposeScope();
-        var output = Run(series, observedMask, secondView: false, null, null);
-        return output.Forecast.MoveToOuterDisposeScope();
+        var (x1, mean, std) = Embed(series, observedMask);
+        return revinlayer.Denormalise(predictor.call(encoder.Tokens(x1)), mean, std).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc/>
@@ -116,14 +118,22 @@ public sealed class CribNetwork : nn.Module<Tensor, Tensor?, Tensor>, IForecasti
         return new CribLossTerms(prediction.MoveToOuterDisposeScope(), consistency.MoveToOuterDisposeScope(), output.Kl, total.MoveToOuterDisposeScope(), output);
     }
 
-    private CribOutput Run(Tensor series, Tensor? observedMask, bool secondView, Tensor? draws, Generator? generator)
+    /// <summary>Zero-fill, RevIN and patching with the positional encoding: the encoder's input [B, P, N, L] and the
+    /// per-window statistics that undo RevIN (in the caller's dispose scope).</summary>
+    private (Tensor Patches, Tensor Mean, Tensor Std) Embed(Tensor series, Tensor? observedMask)
     {
-        using var scope = NewDisposeScope();
         var x = ZeroFillMissing(series, observedMask);                         // [B, T, N]
         long b = x.shape[0], n = x.shape[2], p = Config.Patches, l = Config.PatchLength;
         var (normalised, mean, std) = revinlayer.Normalise(x);
         var tokens = CribPatching.ToPatches(normalised, Config.PatchLength).reshape(b, p * n, l);
         var x1 = tokens.add(enc_pos_emded.Slice(p * n, l), One).reshape(b, p, n, l);  // positional encoding over r = p·N + n
+        return (x1, mean, std);
+    }
+
+    private CribOutput Run(Tensor series, Tensor? observedMask, bool secondView, Tensor? draws, Generator? generator)
+    {
+        using var scope = NewDisposeScope();
+        var (x1, mean, std) = Embed(series, observedMask);
         var (e1, posteriorMean, posteriorVariance) = encoder.call(x1);
         var kl = CribInformationBottleneck.KlToStandardNormal(posteriorMean, posteriorVariance);
         var forecast = revinlayer.Denormalise(predictor.call(e1), mean, std);
