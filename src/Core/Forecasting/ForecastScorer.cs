@@ -70,7 +70,8 @@ internal sealed record ForecastingModelInfo(
 /// after the prediction intervals from payload version 5 on (older models have none).</summary>
 internal sealed record ForecastingCovariates(string[] Past, string[] Future, string FutureColumnName, SeriesScaler? Scaler)
 {
-    public static ForecastingCovariates None { get; } = new(Array.Empty<string>(), Array.Empty<string>(), "FutureCovariates", null);
+    public static ForecastingCovariates None { get; } =
+        new(Array.Empty<string>(), Array.Empty<string>(), "FutureCovariates", null);
 
     public int Count => Past.Length + Future.Length;
 
@@ -154,7 +155,8 @@ internal sealed class ForecastScorer : IDisposable
         Tensor? observedMask, Tensor? futureCovariates)
     {
         var y = futureCovariates is null ? network.ForecastScaled(windows, covariates, observedMask)
-            : ((IFutureCovariateForecastingNetwork)network).ForecastScaled(windows, covariates, observedMask, futureCovariates);
+            : ((IFutureCovariateForecastingNetwork)network).ForecastScaled(windows, covariates, observedMask,
+                futureCovariates);
         return y.size(2) == variates ? y : y.narrow(2, 0, variates);
     }
 

@@ -97,8 +97,9 @@ internal static class ForecasterTraining
         var info = new ForecastingModelInfo(options.VariateColumnNames.ToArray(), l, s, calendar, step,
             options.TimestampColumnName, options.LookbackColumnName, options.WindowTimestampColumnName, options.ForecastColumnName, scaler);
         var covariates = channels.Length == variates ? ForecastingCovariates.None
-            : new ForecastingCovariates(options.PastCovariateColumnNames.ToArray(), (options.FutureCovariateColumnNames ?? Array.Empty<string>()).ToArray(),
-                options.FutureCovariatesColumnName, inputScaler.Slice(variates, channels.Length - variates));
+            : new ForecastingCovariates(options.PastCovariateColumnNames.ToArray(),
+                (options.FutureCovariateColumnNames ?? Array.Empty<string>()).ToArray(), options.FutureCovariatesColumnName,
+                inputScaler.Slice(variates, channels.Length - variates));
 
         var (seed, device) = TrainerSession.Start(env, name, options);
 
@@ -115,7 +116,8 @@ internal static class ForecasterTraining
                     "FutureCovariateColumnNames (it must implement IFutureCovariateForecastingNetwork built for them).");
             network.to(device);
             using var trainSource = Windows(train, inputScaler, variates, futureCount, calendar, l, s);
-            using var validationSource = validation is null ? null : Windows(validation, inputScaler, variates, futureCount, calendar, l, s);
+            using var validationSource = validation is null ? null
+                : Windows(validation, inputScaler, variates, futureCount, calendar, l, s);
             var summary = TrainingLoop.Run(env, name, network,
                 new TrainingHooks(batch => architecture.Loss(network, batch))
                 {
@@ -128,7 +130,8 @@ internal static class ForecasterTraining
                 var calibration = options.IntervalCalibrationSet is null ? validation
                     : TimeSeriesFrame.FromDataView(options.IntervalCalibrationSet, channels,
                         options.TimestampColumnName, policies.AllowsMissing, $"{name} interval calibration data",
-                        $"at least lookback + horizon = {l + s} rows", policies.DuplicateTimestamps, policies.MissingIndicators);
+                        $"at least lookback + horizon = {l + s} rows", policies.DuplicateTimestamps,
+                        policies.MissingIndicators);
                 if (calibration is null)
                     throw new InvalidOperationException(
                         $"{name}: IntervalCoverage = {coverage} calibrates on held-out windows, but there are none: " +
@@ -184,17 +187,22 @@ internal static class ForecasterTraining
         {
             string role = past.Contains(variate) ? "past covariate" : future.Contains(variate) ? "future covariate" : "variate";
             if (!byName.TryGetValue(variate, out var column))
-                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: {role} column '{variate}' was not found in the input schema.");
+                throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                    $"{name}: {role} column '{variate}' was not found in the input schema.");
             if (column.Kind != SchemaShape.Column.VectorKind.Scalar || column.ItemType is not NumberDataViewType)
-                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: {role} column '{variate}' has type {column.ItemType} ({column.Kind}); expected a numeric scalar (Single).");
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: {role} column '{variate}' has type " +
+                    $"{column.ItemType} ({column.Kind}); expected a numeric scalar (Single).");
         }
         foreach (var indicator in options.MissingIndicatorColumnNames ?? Array.Empty<string>())
         {
             if (!byName.TryGetValue(indicator, out var column))
-                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: missing-value indicator column '{indicator}' was not found in the input schema.");
-            if (column.Kind != SchemaShape.Column.VectorKind.Scalar || (column.ItemType is not BooleanDataViewType
-                    && (column.ItemType is not NumberDataViewType)))
-                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: missing-value indicator column '{indicator}' has type {column.ItemType} ({column.Kind}); expected a Boolean (true = missing) or numeric (non-zero = missing) scalar.");
+                throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                    $"{name}: missing-value indicator column '{indicator}' was not found in the input schema.");
+            if (column.Kind != SchemaShape.Column.VectorKind.Scalar
+                || (column.ItemType is not BooleanDataViewType && column.ItemType is not NumberDataViewType))
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{name}: missing-value indicator column " +
+                    $"'{indicator}' has type {column.ItemType} ({column.Kind}); expected a Boolean (true = missing) or " +
+                    "numeric (non-zero = missing) scalar.");
         }
         var result = new List<SchemaShape.Column>
         {
@@ -214,8 +222,8 @@ internal static class ForecasterTraining
 
     /// <summary>The windows of <paramref name="frame"/> (every channel: variates, then covariates), scaled with
     /// <paramref name="inputScaler"/>; calendar covariates from its timestamps.</summary>
-    internal static WindowBatchSource Windows(TimeSeriesFrame frame, SeriesScaler inputScaler, int variates, int futureCovariates,
-        CalendarFeatures calendar, int lookback, int horizon, bool withTargets = true)
+    internal static WindowBatchSource Windows(TimeSeriesFrame frame, SeriesScaler inputScaler, int variates,
+        int futureCovariates, CalendarFeatures calendar, int lookback, int horizon, bool withTargets = true)
     {
         float[]? covariates = calendar == CalendarFeatures.None ? null : CalendarFeatureEncoder.EncodeAll(calendar, frame.Timestamps!);
         return new WindowBatchSource(inputScaler.Transform(frame.Values), frame.Columns.Count, variates, futureCovariates,
@@ -224,7 +232,8 @@ internal static class ForecasterTraining
 
     /// <summary>The windows of a series for a trained model (its channels, scaler and calendar) with
     /// <paramref name="horizon"/> rows after each.</summary>
-    internal static WindowBatchSource Windows(TimeSeriesFrame frame, ForecastScorer scorer, int horizon, bool withTargets = true) =>
+    internal static WindowBatchSource Windows(TimeSeriesFrame frame, ForecastScorer scorer, int horizon,
+        bool withTargets = true) =>
         Windows(frame, scorer.InputScaler, scorer.Info.VariateCount, scorer.Covariates.Future.Length, scorer.Info.Calendar,
             scorer.Info.Lookback, horizon, withTargets);
 }

@@ -78,10 +78,14 @@ public abstract class ForecastingModel : TorchTransformerBase
     private static TorchInputColumn[] ScoringInputs(ForecastScorer scorer)
     {
         var info = scorer.Info;
-        var inputs = new List<TorchInputColumn> { TorchInputColumn.Single(info.LookbackColumnName, info.Lookback, scorer.Channels) };
+        var inputs = new List<TorchInputColumn>
+        {
+            TorchInputColumn.Single(info.LookbackColumnName, info.Lookback, scorer.Channels),
+        };
         if (info.Calendar != CalendarFeatures.None) inputs.Add(TorchInputColumn.DateTime(info.WindowTimestampColumnName));
         if (scorer.Covariates.Future.Length > 0)
-            inputs.Add(TorchInputColumn.Single(scorer.Covariates.FutureColumnName, info.Horizon, scorer.Covariates.Future.Length));
+            inputs.Add(TorchInputColumn.Single(scorer.Covariates.FutureColumnName, info.Horizon,
+                scorer.Covariates.Future.Length));
         return inputs.ToArray();
     }
 
@@ -191,7 +195,8 @@ public abstract class ForecastingModel : TorchTransformerBase
     {
         var future = Scorer.Covariates.Future;
         int s = Horizon, c = Scorer.Channels, f = future.Length;
-        string need = $"at least {s} rows (the model's horizon) with the future covariate columns {string.Join(", ", future)}";
+        string need = $"at least {s} rows (the model's horizon) with the future covariate columns " +
+                      string.Join(", ", future);
         var ahead = TimeSeriesFrame.FromDataView(futureCovariates, future, null, Scorer.Policies.AllowsMissing,
             $"{Name} future covariates", need);
         if (ahead.Rows < s)
