@@ -136,10 +136,7 @@ internal sealed class ForecastScorer : IDisposable
         Network = network;
         Device = device;
         _forecaster = (IForecastingNetwork)network;
-        if (covariates.Future.Length > 0
-            && (network as IFutureCovariateForecastingNetwork)?.FutureCovariates != covariates.Future.Length)
-            throw new InvalidOperationException($"The network does not read the model's {covariates.Future.Length} " +
-                "known-future covariates (it must implement IFutureCovariateForecastingNetwork for that many).");
+        CheckReadsFutureCovariates(_forecaster, covariates.Future.Length, "The model");
         ChannelColumns = info.Variates.Concat(covariates.Columns).ToArray();
         InputScaler = covariates.InputScaler(info.Scaler);
         _mean = tensor(info.Scaler.Mean.ToArray(), device: device).DetachFromDisposeScope();
@@ -147,6 +144,15 @@ internal sealed class ForecastScorer : IDisposable
         _inputMean = tensor(InputScaler.Mean.ToArray(), device: device).DetachFromDisposeScope();
         _inputStd = tensor(InputScaler.Std.ToArray(), device: device).DetachFromDisposeScope();
         network.eval();
+    }
+
+    /// <summary>Throws unless <paramref name="network"/> reads exactly <paramref name="count"/> known-future covariates
+    /// (nothing to check when there are none); <paramref name="who"/> names the trainer or model.</summary>
+    public static void CheckReadsFutureCovariates(IForecastingNetwork network, int count, string who)
+    {
+        if (count > 0 && (network as IFutureCovariateForecastingNetwork)?.FutureCovariates != count)
+            throw new InvalidOperationException($"{who}: the network does not read the {count} known-future covariates " +
+                "of FutureCovariateColumnNames (it must implement IFutureCovariateForecastingNetwork built for them).");
     }
 
     /// <summary>The network's forward on scaled inputs (window [B, L, C], calendar [B, L, M] or null, observed mask or
@@ -187,9 +193,14 @@ internal sealed class ForecastScorer : IDisposable
             if (missingFuture.any().item<bool>())
             {
                 if (!Policies.AllowsMissing)
-                    throw new InvalidOperationException("A known-future covariate is missing (NaN) over the horizon, and " +
-                        "this model refuses missing values (MissingValues = Refuse). Give every future covariate value, or " +
-                        "train with MissingValues = MissingValuePolicy.ZeroFill.");
+                {
+                    long at = missingFuture.flatten().nonzero()[0, 0].item<long>();
+                    long window = at / ((long)Info.Horizon * f), step = at / f % Info.Horizon;
+                    throw new InvalidOperationException($"Known-future covariate '{Covariates.Future[at % f]}' (column " +
+                        $"'{Covariates.FutureColumnName}') is missing (NaN) at horizon step {step} of window {window} of " +
+                        "this batch (0-based), and this model refuses missing values (MissingValues = Refuse). Give every " +
+                        "future covariate value, or train with MissingValues = MissingValuePolicy.ZeroFill.");
+                }
                 scaledFuture = scaledFuture.masked_fill(missingFuture, Zero);
             }
         }

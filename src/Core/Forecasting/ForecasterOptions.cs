@@ -115,8 +115,7 @@ public abstract class ForecasterOptions : TorchTrainerOptions
 
     /// <summary>Every column a window reads, in channel order: variates, past covariates, future covariates.</summary>
     internal string[] ChannelColumnNames =>
-        VariateColumnNames.Concat(PastCovariateColumnNames ?? Array.Empty<string>())
-            .Concat(FutureCovariateColumnNames ?? Array.Empty<string>()).ToArray();
+        ForecastColumns.Channels(VariateColumnNames, PastCovariateColumnNames, FutureCovariateColumnNames);
 
     public override void Validate()
     {
@@ -128,23 +127,8 @@ public abstract class ForecasterOptions : TorchTrainerOptions
                 "DuplicateTimestamps must be Refuse, Keep or Drop.");
         if (VariateColumnNames is null || VariateColumnNames.Length == 0)
             throw new ArgumentException("Name at least one variate column (VariateColumnNames).", nameof(VariateColumnNames));
-        var repeated = ChannelColumnNames.GroupBy(c => c).FirstOrDefault(g => g.Count() > 1);
-        if (repeated is not null)
-            throw new ArgumentException($"Column '{repeated.Key}' is named more than once across VariateColumnNames, " +
-                "PastCovariateColumnNames and FutureCovariateColumnNames; name each column in one list only (a " +
-                "covariate that should also be forecast is a variate).", nameof(PastCovariateColumnNames));
-        if (MissingIndicatorColumnNames is { Length: > 0 } indicators)
-        {
-            if (indicators.Length != VariateColumnNames.Length)
-                throw new ArgumentException($"MissingIndicatorColumnNames names {indicators.Length} column(s) for " +
-                    $"{VariateColumnNames.Length} variate(s); expected one indicator per variate, in VariateColumnNames order.",
-                    nameof(MissingIndicatorColumnNames));
-            var clash = indicators.FirstOrDefault(i => string.IsNullOrWhiteSpace(i) || ChannelColumnNames.Contains(i)
-                                                       || indicators.Count(j => j == i) > 1);
-            if (clash is not null)
-                throw new ArgumentException($"Missing-value indicator column '{clash}' is empty, named twice or also a " +
-                    "variate or covariate; name one separate indicator column per variate.", nameof(MissingIndicatorColumnNames));
-        }
+        ForecastColumns.Check(VariateColumnNames, PastCovariateColumnNames, FutureCovariateColumnNames,
+            MissingIndicatorColumnNames);
         if ((FutureCovariateColumnNames?.Length ?? 0) > 0 && (string.IsNullOrWhiteSpace(FutureCovariatesColumnName)
                 || FutureCovariatesColumnName == LookbackColumnName || FutureCovariatesColumnName == ForecastColumnName))
             throw new ArgumentException($"FutureCovariatesColumnName ('{FutureCovariatesColumnName}') must be a non-empty " +

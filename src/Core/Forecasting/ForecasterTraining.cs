@@ -110,10 +110,7 @@ internal static class ForecasterTraining
                 throw new InvalidOperationException(
                     $"{name}: the network was built for lookback {network.Lookback} and horizon {network.Horizon}, " +
                     $"but the options ask for {l} and {s}. Build the network from the options' Lookback and Horizon.");
-            if (futureCount > 0 && (network as IFutureCovariateForecastingNetwork)?.FutureCovariates != futureCount)
-                throw new InvalidOperationException(
-                    $"{name}: the network does not read the {futureCount} known-future covariates of " +
-                    "FutureCovariateColumnNames (it must implement IFutureCovariateForecastingNetwork built for them).");
+            ForecastScorer.CheckReadsFutureCovariates(network, futureCount, name);
             network.to(device);
             using var trainSource = Windows(train, inputScaler, variates, futureCount, calendar, l, s);
             using var validationSource = validation is null ? null

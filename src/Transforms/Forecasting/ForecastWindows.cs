@@ -80,8 +80,8 @@ internal sealed record ForecastWindowsSettings(string[] VariateColumnNames, stri
     bool IncludeTargets = true, string[]? MissingIndicatorColumnNames = null)
 {
     /// <summary>Every column a window reads, in channel order: variates, past covariates, future covariates.</summary>
-    public string[] ChannelColumnNames => VariateColumnNames.Concat(PastCovariateColumnNames ?? Array.Empty<string>())
-        .Concat(FutureCovariateColumnNames ?? Array.Empty<string>()).ToArray();
+    public string[] ChannelColumnNames =>
+        ForecastColumns.Channels(VariateColumnNames, PastCovariateColumnNames, FutureCovariateColumnNames);
 
     public int FutureCount => FutureCovariateColumnNames?.Length ?? 0;
 
@@ -91,19 +91,12 @@ internal sealed record ForecastWindowsSettings(string[] VariateColumnNames, stri
 
     public void Validate()
     {
-        var repeated = ChannelColumnNames.GroupBy(c => c).FirstOrDefault(g => g.Count() > 1);
-        if (repeated is not null)
-            throw new ArgumentException($"Column '{repeated.Key}' is named more than once across VariateColumnNames, " +
-                "PastCovariateColumnNames and FutureCovariateColumnNames; name each column in one list only.",
-                nameof(PastCovariateColumnNames));
+        ForecastColumns.Check(VariateColumnNames, PastCovariateColumnNames, FutureCovariateColumnNames,
+            MissingIndicatorColumnNames);
         if (FutureCount > 0 && Horizon < 1)
             throw new ArgumentException("FutureCovariateColumnNames needs Horizon (the model's horizon): each window carries " +
                 "the covariates' next Horizon rows. Set Horizon, and IncludeTargets = false for scoring windows.",
                 nameof(Horizon));
-        if (MissingIndicatorColumnNames is { } indicators && indicators.Length != VariateColumnNames.Length)
-            throw new ArgumentException($"MissingIndicatorColumnNames names {indicators.Length} column(s) for " +
-                $"{VariateColumnNames.Length} variate(s); expected one indicator per variate, in VariateColumnNames order.",
-                nameof(MissingIndicatorColumnNames));
         if (VariateColumnNames.Length == 0)
             throw new ArgumentException("Name at least one variate column (VariateColumnNames).", nameof(VariateColumnNames));
         if (Lookback < 1) throw new ArgumentOutOfRangeException(nameof(Lookback), Lookback, "Lookback must be at least 1.");

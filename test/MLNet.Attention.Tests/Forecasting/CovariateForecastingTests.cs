@@ -97,7 +97,16 @@ public sealed class CovariateForecastingTests
             reuseRowObject: false).ToArray();
         Assert.AreEqual(800 + S - L - S + 1, windows.Length);
         using (var engine = ml.Model.CreatePredictionEngine<Window, Scored>(model))
+        {
             CollectionAssert.AreEqual(forecast.Values, engine.Predict(windows[^1]).Forecast, new Tolerance(1e-5f));
+            var holed = new Window
+            {
+                Lookback = windows[^1].Lookback, FutureCovariates = (float[])windows[^1].FutureCovariates.Clone(),
+            };
+            holed.FutureCovariates[2] = float.NaN;
+            StringAssert.Contains(Assert.ThrowsExactly<InvalidOperationException>(() => engine.Predict(holed)).Message,
+                "FutureCovariates");
+        }
         // The same windows as a pipeline step (CreateForecastWindows with the covariates, no targets).
         var step = ml.Transforms.CreateForecastWindows(new ForecastWindowsOptions
         {
