@@ -154,12 +154,46 @@ public sealed class EfficientLocalAttention : nn.Module<Tensor, Tensor>
     {
         CheckInput(x);
         using var scope = NewDisposeScope();
-        var (ah, aw) = Maps(x);
-        AttentionMapCapture.For(this)?.RecordEla(this, ah, aw);
-        var y = x * ah * aw;
+        var y = IsChannelsLast(x) ? ForwardChannelsLast(x) : ForwardContiguous(x);
         if (ExtraResidual) y = x.add(y, One);
         return y.MoveToOuterDisposeScope();
     }
+
+    private Tensor ForwardContiguous(Tensor x)
+    {
+        var (ah, aw) = Maps(x);
+        AttentionMapCapture.For(this)?.RecordEla(this, ah, aw);
+        return Rescale(x, ah, aw);
+    }
+
+    // Channels-last input (NHWC strides, as the image classifier runs): pool, convolve and rescale in the [B, H, W, C]
+    // view so that every reduction and broadcast runs along contiguous channels. Same values as ForwardContiguous (to
+    // float rounding of the means); measured on MobileNetV2-0.35 + ELA-L, batch 64, 2 cores: eval 110 → 75 ms.
+    private Tensor ForwardChannelsLast(Tensor x)
+    {
+        var nhwc = x.permute(0, 2, 3, 1);
+        var ah = Strip(nhwc.mean(new long[] { 2 }));               // [B, H, C]
+        var aw = Strip(nhwc.mean(new long[] { 1 }));               // [B, W, C]
+        AttentionMapCapture.For(this)?
+            .RecordEla(this, ah.permute(0, 2, 1).unsqueeze(3), aw.permute(0, 2, 1).unsqueeze(2));
+        return Rescale(nhwc, ah.unsqueeze(2), aw.unsqueeze(1)).permute(0, 3, 1, 2);
+    }
+
+    // [B, L, C] strip means → σ(GN(conv)) as [B, L, C] contiguous.
+    private Tensor Strip(Tensor means)
+        => gn.call(conv.call(means.permute(0, 2, 1).contiguous())).sigmoid().permute(0, 2, 1).contiguous();
+
+    // x ⊙ a_h ⊙ a_w; without autograd the second product is in place (one full-size tensor instead of two).
+    private static Tensor Rescale(Tensor x, Tensor ah, Tensor aw)
+    {
+        if (is_grad_enabled()) return x.mul(ah).mul(aw);
+        var y = x.mul(ah);
+        y.mul_(aw);
+        return y;
+    }
+
+    private static bool IsChannelsLast(Tensor x)
+        => x.size(1) > 1 && x.stride(1) == 1 && x.permute(0, 2, 3, 1).is_contiguous();
 
     /// <summary>
     /// The two strip attentions the block multiplies its input by: <c>a_h = σ(GN(conv(mean over W)))</c> [B, C, H, 1]

@@ -207,6 +207,47 @@ public sealed class ElaTests
     }
 
     [TestMethod]
+    public void ChannelsLastInputGivesTheSameOutputGradientsAndMapsAsContiguousInput()
+    {
+        // The image classifier runs channels-last (NHWC strides); ELA then pools and rescales in the NHWC view.
+        manual_seed(23);
+        using var scope = NewDisposeScope();
+        using var att = new EfficientLocalAttention(16, kernelSize: 3, convGroups: 2, normGroups: 4, extraResidual: true);
+        att.to(float64);
+        using (no_grad()) foreach (var p in att.parameters()) p.add_(randn_like(p) * 0.1);
+        var x = randn(2, 16, 3, 5, dtype: float64);
+        var xc = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2).requires_grad_(true);
+        var xn = x.clone().requires_grad_(true);
+        Assert.IsFalse(xc.is_contiguous(), "the test input must carry NHWC strides");
+
+        var w = att.get_parameter("conv.weight")!;
+        var yn = att.forward(xn);
+        yn.pow(TorchScalars.Of(2.0)).sum().backward();
+        var gradN = xn.grad!.clone();
+        var gradW = w.grad!.clone();
+        w.grad!.zero_();
+        var yc = att.forward(xc);
+        yc.pow(TorchScalars.Of(2.0)).sum().backward();
+        Assert.IsTrue((yc - yn).abs().max().item<double>() < 1e-12, "forward");
+        Assert.IsTrue((xc.grad! - gradN).abs().max().item<double>() < 1e-12, "input gradient");
+        Assert.IsTrue((w.grad! - gradW).abs().max().item<double>() < 1e-12, "conv weight gradient");
+        Assert.IsTrue(yc.permute(0, 2, 3, 1).is_contiguous(), "the output keeps the channels-last layout");
+
+        using (no_grad())
+        {
+            var evalY = att.forward(xc.detach());
+            Assert.IsTrue((evalY - yn.detach()).abs().max().item<double>() < 1e-12, "forward without autograd (in-place path)");
+            using var capture = new AttentionMapCapture();
+            att.forward(xc.detach());
+            var (ah, aw) = att.AttentionMaps(xn.detach());
+            CollectionAssert.AreEqual(ah.shape, capture.Maps[0].Height!.shape);
+            CollectionAssert.AreEqual(aw.shape, capture.Maps[0].Width!.shape);
+            Assert.IsTrue((capture.Maps[0].Height! - ah).abs().max().item<double>() < 1e-12, "captured a_h");
+            Assert.IsTrue((capture.Maps[0].Width! - aw).abs().max().item<double>() < 1e-12, "captured a_w");
+        }
+    }
+
+    [TestMethod]
     public void ElaGradientsMatchFiniteDifferences()
     {
         manual_seed(19);
