@@ -108,4 +108,32 @@ public static class TransformsCatalogExtensions
         ArgumentNullException.ThrowIfNull(options);
         return new ForecastWindowsEstimator(HostSettings.EnvironmentOf(catalog), options);
     }
+
+    /// <summary>
+    /// Groups instance rows into bag rows for the attention-MIL trainers: one row per distinct
+    /// <paramref name="bagIdColumnName"/>, its instances' features concatenated (N × D, Vector&lt;Single&gt; with the
+    /// InstanceSize annotation), the bag's label and the instance count. Musk (<c>bag_label, bag_id, f1..f166</c>):
+    /// <c>GroupIntoBags("BagId", new[] { "Features" }, labelColumnName: "Label")</c>.
+    /// </summary>
+    /// <param name="catalog">mlContext.Transforms.</param>
+    /// <param name="bagIdColumnName">The bag id of each instance row.</param>
+    /// <param name="featureColumnNames">Instance feature columns (Single or known-size Single vectors).</param>
+    /// <param name="labelColumnName">Optional bag label (the same on every instance of a bag).</param>
+    /// <param name="outputFeatureColumnName">The bag features output column.</param>
+    public static GroupIntoBagsEstimator GroupIntoBags(this TransformsCatalog catalog, string bagIdColumnName,
+        string[] featureColumnNames, string? labelColumnName = null, string outputFeatureColumnName = "Features")
+        => GroupIntoBags(catalog, new GroupIntoBagsOptions
+        {
+            BagIdColumnName = bagIdColumnName,
+            FeatureColumnNames = featureColumnNames,
+            LabelColumnName = labelColumnName,
+            OutputFeatureColumnName = outputFeatureColumnName,
+        });
+
+    /// <summary>Groups instance rows into bag rows, with all options (coordinates, output names).</summary>
+    public static GroupIntoBagsEstimator GroupIntoBags(this TransformsCatalog catalog, GroupIntoBagsOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new GroupIntoBagsEstimator(HostSettings.EnvironmentOf(catalog), options);
+    }
 }

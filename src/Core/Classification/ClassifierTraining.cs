@@ -61,6 +61,15 @@ internal abstract class ClassifierArchitecture<TNetwork> where TNetwork : nn.Mod
     /// <summary>Train-only augmentation of a batch (null: none); <paramref name="seed"/> is the run's seed, so draws are
     /// reproducible.</summary>
     public virtual Func<TrainingBatch, long, TrainingBatch>? Augmentation(int seed) => null;
+
+    /// <summary>The training loss of a batch; by default the (class-weighted) cross-entropy of <see cref="Logits"/>.
+    /// Override for a composite loss (its parts appear in each epoch's report), e.g. ACMIL's three losses.</summary>
+    /// <param name="network">The network (training mode).</param>
+    /// <param name="batch">The batch; its target holds int64 class indices [B].</param>
+    /// <param name="device">The network's device.</param>
+    /// <param name="classWeights">Per-class weights [classes] (BalanceClasses), or null.</param>
+    public virtual TrainingLoss Loss(TNetwork network, TrainingBatch batch, Device device, Tensor? classWeights) =>
+        new(nn.functional.cross_entropy(Logits(network, batch.Inputs, device), batch.Target.to(device), classWeights));
 }
 
 /// <summary>
@@ -127,10 +136,11 @@ internal static class ClassifierTraining
                 weights = tensor(trainCounts.Select(c => (float)(total / ((double)labels.Count * c))).ToArray(), device: device)
                     .DetachFromDisposeScope();
             }
-            var hooks = new TrainingHooks(batch =>
-                new TrainingLoss(nn.functional.cross_entropy(architecture.Logits(network, batch.Inputs, device), batch.Target.to(device), weights)))
+            var hooks = new TrainingHooks(batch => architecture.Loss(network, batch, device, weights))
             {
                 Augment = architecture.Augmentation(seed),
+                ValidationLoss = batch => nn.functional.cross_entropy(architecture.Logits(network, batch.Inputs, device),
+                    batch.Target.to(device), weights),
                 ValidationScores = batch => nn.functional.softmax(architecture.Logits(network, batch.Inputs, device), 1),
                 Classes = labels.Count,
             };

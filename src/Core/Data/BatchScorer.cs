@@ -43,6 +43,8 @@ internal sealed class BatchScorer : IDisposable
         Capacity = capacity;
         FloatInputs = new float[inputs.Count][];
         TickInputs = new long[inputs.Count][];
+        BagInputs = new float[inputs.Count][][];
+        BagLengths = new int[inputs.Count][];
         _readers = new Action<int, long>[inputs.Count];
         for (int i = 0; i < inputs.Count; i++)
         {
@@ -85,6 +87,11 @@ internal sealed class BatchScorer : IDisposable
                     getter(ref value);
                     ticks[slot] = value.Ticks;
                 };
+            }
+            else if (spec.IsBag)
+            {
+                _readers[i] = BagReader(spec, row.GetGetter<VBuffer<float>>(column), BagInputs[i] = new float[capacity][],
+                    BagLengths[i] = new int[capacity], rejectNonFinite, allowNaN, hint);
             }
             else if (spec.IsImage)
             {
@@ -143,8 +150,51 @@ internal sealed class BatchScorer : IDisposable
 
         var outputs = owner?.OutputColumns ?? Array.Empty<TorchOutputColumn>();
         Outputs = new float[outputs.Count][];
+        BagOutputs = new float[outputs.Count][][];
         for (int j = 0; j < outputs.Count; j++)
-            Outputs[j] = new float[checked(capacity * outputs[j].Size)];
+        {
+            if (outputs[j].Kind == TorchColumnKind.Bag)
+            {
+                Outputs[j] = Array.Empty<float>();
+                BagOutputs[j] = new float[capacity][];
+                for (int slot = 0; slot < capacity; slot++) BagOutputs[j]![slot] = Array.Empty<float>();
+            }
+            else Outputs[j] = new float[checked(capacity * outputs[j].Size)];
+        }
+    }
+
+    /// <summary>Reads a bag (N × D floats, N ≥ 1) into the slot's own array (grown when a larger bag arrives, reused
+    /// otherwise) and its instance count.</summary>
+    private Action<int, long> BagReader(TorchInputColumn spec, ValueGetter<VBuffer<float>> getter, float[][] bags,
+        int[] lengths, bool reject, bool allowNaN, string? hint)
+    {
+        int size = spec.Size;
+        VBuffer<float> buffer = default;
+        for (int slot = 0; slot < bags.Length; slot++) bags[slot] = Array.Empty<float>();
+        return (slot, position) =>
+        {
+            getter(ref buffer);
+            if (buffer.Length == 0)
+                throw new InvalidOperationException($"Column '{spec.Name}' holds an empty bag (no instances) {At(position)}; " +
+                    "every bag needs at least one instance. Remove empty bags before training or scoring (for example " +
+                    "mlContext.Data.FilterRowsByColumn on the instance count column).");
+            if (buffer.Length % size != 0)
+                throw new InvalidOperationException($"Column '{spec.Name}' has {buffer.Length} values {At(position)}, not a " +
+                    $"multiple of the instance size {size}: a bag holds N instances x {size} features. Check that every bag " +
+                    "of the data was built with the same feature size (the model was trained with " + size + ").");
+            int n = buffer.Length / size;
+            if (bags[slot].Length < buffer.Length) bags[slot] = new float[buffer.Length];
+            var destination = bags[slot].AsSpan(0, buffer.Length);
+            buffer.CopyTo(destination);
+            lengths[slot] = n;
+            if (reject)
+                for (int k = 0; k < destination.Length; k++)
+                    if (!float.IsFinite(destination[k]) && !(allowNaN && float.IsNaN(destination[k])))
+                        throw new InvalidOperationException($"Column '{spec.Name}' has a non-finite value " +
+                            $"({destination[k].ToString(System.Globalization.CultureInfo.InvariantCulture)}) {At(position)}, " +
+                            $"instance {k / size}, feature {k % size}. Bags must hold finite features: " +
+                            (hint is null ? "" : hint + " Or ") + "clean or drop that instance when the bags are built.");
+        };
     }
 
     internal int Capacity { get; }
@@ -156,8 +206,18 @@ internal sealed class BatchScorer : IDisposable
     /// (0-based class index), else null.</summary>
     internal long[]?[] TickInputs { get; }
 
-    /// <summary>Per output column: <c>Capacity * Size</c> values, filled by the last <see cref="Run"/>.</summary>
+    /// <summary>Per output column: <c>Capacity * Size</c> values, filled by the last <see cref="Run"/> (empty for a
+    /// per-instance output, whose values are in <see cref="BagOutputs"/>).</summary>
     internal float[][] Outputs { get; }
+
+    /// <summary>Per bag input column: each slot's instances (N × D, the array may be longer), else null.</summary>
+    internal float[]?[]?[] BagInputs { get; }
+
+    /// <summary>Per bag input column: each slot's instance count N, else null.</summary>
+    internal int[]?[] BagLengths { get; }
+
+    /// <summary>Per per-instance output column: each slot's N × K values, else null.</summary>
+    internal float[]?[]?[] BagOutputs { get; }
 
     /// <summary>Reads the model inputs of the row the bound getters currently point at into <paramref name="slot"/>.</summary>
     /// <param name="slot">Slot in the batch.</param>
@@ -190,7 +250,8 @@ internal sealed class BatchScorer : IDisposable
             shape[0] = Capacity;
             for (int d = 0; d < spec.Dimensions.Count; d++) shape[d + 1] = spec.Dimensions[d];
             var type = spec.IsFloat ? torch.ScalarType.Float32 : torch.ScalarType.Int64;
-            tensors[i] = torch.empty(shape, type).DetachFromDisposeScope();
+            // A bag's padded size changes from batch to batch: its tensors are made per run (BagTensors).
+            tensors[i] = torch.empty(spec.IsBag ? new long[] { 0 } : shape, type).DetachFromDisposeScope();
         }
         return _inputTensors = tensors;
     }
@@ -213,6 +274,14 @@ internal sealed class BatchScorer : IDisposable
 
     internal float GetScalarOutput(int output, int slot) => Outputs[output][slot];
 
+    internal void GetBagOutput(int output, int slot, ref VBuffer<float> value)
+    {
+        var values = BagOutputs[output]![slot]!;
+        var editor = VBufferEditor.Create(ref value, values.Length);
+        values.CopyTo(editor.Values);
+        value = editor.Commit();
+    }
+
     /// <summary>The getter of output column <paramref name="output"/> for the slot <paramref name="slot"/> returns
     /// (which also scores the row when needed): float scalar, float vector, Key (uint) or Boolean by the column's kind.</summary>
     internal static ValueGetter<TValue> OutputGetter<TValue>(BatchScorer scorer, TorchOutputColumn spec, int output,
@@ -226,6 +295,8 @@ internal sealed class BatchScorer : IDisposable
                 (ValueGetter<bool>)((ref bool value) => value = scorer.GetScalarOutput(output, slot()) > 0.5f),
             TorchColumnKind.Single when spec.IsScalar && typeof(TValue) == typeof(float) =>
                 (ValueGetter<float>)((ref float value) => value = scorer.GetScalarOutput(output, slot())),
+            TorchColumnKind.Bag when typeof(TValue) == typeof(VBuffer<float>) =>
+                (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => scorer.GetBagOutput(output, slot(), ref value)),
             TorchColumnKind.Single when !spec.IsScalar && typeof(TValue) == typeof(VBuffer<float>) =>
                 (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => scorer.GetOutput(output, slot(), ref value)),
             _ => throw new InvalidOperationException(

@@ -33,6 +33,15 @@ public enum TorchColumnKind
     /// <c>LoadRawImageBytes</c>), decoded and resized per row as for <see cref="Image"/>; bytes that do not decode are an
     /// error naming column and row.</summary>
     EncodedImage = 5,
+
+    /// <summary>A bag of instances (multiple-instance learning): a variable-size <c>Vector&lt;Single&gt;</c> of N × D values,
+    /// instance-major (the layout of <c>InstanceBags</c>, made by <c>GroupIntoBags</c> or the feature-file loaders),
+    /// N ≥ 1 varying by row. A batch is fed to the module as float32 <c>[B, N_max, D]</c>, zero-padded, and its mask
+    /// bool <c>[B, N_max]</c> (true = a real instance) is appended after the last input column (one mask per bag
+    /// column, in column order), so the other columns keep their positions. As an output (see
+    /// <see cref="TorchOutputColumn.PerInstance"/>) the module returns <c>[B, N_max]</c> or <c>[B, N_max, K]</c> and
+    /// each row gets its own N × K values.</summary>
+    Bag = 6,
 }
 
 /// <summary>
@@ -64,6 +73,7 @@ public sealed class TorchInputColumn
             TorchColumnKind.Boolean => BooleanDataViewType.Instance,
             TorchColumnKind.Image => new ImageDataViewType(),
             TorchColumnKind.EncodedImage => new VectorDataViewType(NumberDataViewType.Byte),
+            TorchColumnKind.Bag => new VectorDataViewType(NumberDataViewType.Single),
             _ => dimensions.Length == 0 ? NumberDataViewType.Single : new VectorDataViewType(NumberDataViewType.Single, dimensions),
         };
     }
@@ -107,6 +117,16 @@ public sealed class TorchInputColumn
     public static TorchInputColumn EncodedImage(string name, int channels, int height, int width) =>
         new(name, TorchColumnKind.EncodedImage, ImageDimensions(channels, height, width));
 
+    /// <summary>A bag column (<see cref="TorchColumnKind.Bag"/>): a variable-size float vector of N instances ×
+    /// <paramref name="instanceSize"/> features, fed as padded <c>[B, N_max, D]</c> plus a mask.</summary>
+    /// <param name="name">The column name in the input schema.</param>
+    /// <param name="instanceSize">Features per instance D.</param>
+    public static TorchInputColumn Bag(string name, int instanceSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(instanceSize);
+        return new(name, TorchColumnKind.Bag, new[] { instanceSize });
+    }
+
     private static int[] ImageDimensions(int channels, int height, int width)
     {
         if (channels is not (1 or 3))
@@ -120,7 +140,12 @@ public sealed class TorchInputColumn
     public string Name { get; }
 
     /// <summary>True when the module receives float32 values (Single and image columns); false for the int64 kinds.</summary>
-    public bool IsFloat => Kind is TorchColumnKind.Single or TorchColumnKind.Image or TorchColumnKind.EncodedImage;
+    public bool IsFloat => Kind is TorchColumnKind.Single or TorchColumnKind.Image or TorchColumnKind.EncodedImage
+        or TorchColumnKind.Bag;
+
+    /// <summary>True for a bag column (<see cref="TorchColumnKind.Bag"/>); <see cref="Size"/> is then the size of one
+    /// instance.</summary>
+    public bool IsBag => Kind == TorchColumnKind.Bag;
 
     /// <summary>True for the image kinds (<see cref="TorchColumnKind.Image"/>, <see cref="TorchColumnKind.EncodedImage"/>).</summary>
     public bool IsImage => Kind is TorchColumnKind.Image or TorchColumnKind.EncodedImage;
@@ -131,7 +156,7 @@ public sealed class TorchInputColumn
     /// <summary>Per-row tensor dimensions; empty for a scalar.</summary>
     public IReadOnlyList<int> Dimensions => _dimensions;
 
-    /// <summary>Number of values per row (1 for a scalar).</summary>
+    /// <summary>Number of values per row (1 for a scalar); for a bag, per instance.</summary>
     public int Size { get; }
 
     /// <summary>True for a scalar column.</summary>
@@ -142,7 +167,9 @@ public sealed class TorchInputColumn
     /// accepted too; the module always receives <see cref="Dimensions"/>.</summary>
     public DataViewType ExpectedType { get; }
 
-    internal string Describe() => Kind == TorchColumnKind.Key ? "a Key column (uint keys, e.g. from MapValueToKey)"
+    internal string Describe() => Kind == TorchColumnKind.Bag
+        ? $"a bag, a variable-size Vector<Single> of N instances x {_dimensions[0]} features (GroupIntoBags, LoadFeatureBags)"
+        : Kind == TorchColumnKind.Key ? "a Key column (uint keys, e.g. from MapValueToKey)"
         : Kind == TorchColumnKind.Image ? $"an Image column (LoadImages), fed as {_dimensions[0]} x {_dimensions[1]} x {_dimensions[2]} pixels"
         : Kind == TorchColumnKind.EncodedImage ? $"encoded image bytes, Vector<Byte> (LoadRawImageBytes), fed as {_dimensions[0]} x {_dimensions[1]} x {_dimensions[2]} pixels"
         : Kind == TorchColumnKind.DateTime || IsScalar
@@ -180,6 +207,26 @@ public sealed class TorchOutputColumn
     /// <param name="name">Output column name.</param>
     public static TorchOutputColumn Boolean(string name) => new(name, TorchColumnKind.Boolean, BooleanDataViewType.Instance);
 
+    /// <summary>A per-instance output of a bag model (e.g. attention): the module returns float32 <c>[B, N_max]</c>
+    /// (<paramref name="valuesPerInstance"/> = 1) or <c>[B, N_max, K]</c>; each row gets the N × K values of its own
+    /// instances as a variable-size <c>Vector&lt;Single&gt;</c> (instance-major).</summary>
+    /// <param name="name">Output column name.</param>
+    /// <param name="bagInputName">The bag input column whose instances the values belong to.</param>
+    /// <param name="valuesPerInstance">Values per instance K (e.g. one per attention branch).</param>
+    public static TorchOutputColumn PerInstance(string name, string bagInputName, int valuesPerInstance = 1)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(bagInputName);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(valuesPerInstance);
+        return new TorchOutputColumn(name, TorchColumnKind.Bag, new VectorDataViewType(NumberDataViewType.Single))
+        {
+            BagInputName = bagInputName,
+            Size = valuesPerInstance,
+        };
+    }
+
+    /// <summary>For a per-instance output (<see cref="PerInstance"/>): the bag input column; else null.</summary>
+    public string? BagInputName { get; private init; }
+
     private TorchOutputColumn(string name, TorchColumnKind kind, DataViewType type)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
@@ -190,8 +237,8 @@ public sealed class TorchOutputColumn
         Type = type;
     }
 
-    /// <summary><see cref="TorchColumnKind.Single"/> (float scalar or vector), <see cref="TorchColumnKind.Key"/> or
-    /// <see cref="TorchColumnKind.Boolean"/>.</summary>
+    /// <summary><see cref="TorchColumnKind.Single"/> (float scalar or vector), <see cref="TorchColumnKind.Key"/>,
+    /// <see cref="TorchColumnKind.Boolean"/> or <see cref="TorchColumnKind.Bag"/> (per-instance values).</summary>
     public TorchColumnKind Kind { get; } = TorchColumnKind.Single;
 
     /// <summary>Creates an output column description.</summary>
@@ -220,11 +267,11 @@ public sealed class TorchOutputColumn
     /// <summary>Per-row dimensions; empty for a scalar.</summary>
     public IReadOnlyList<int> Dimensions => _dimensions;
 
-    /// <summary>Number of values per row.</summary>
-    public int Size { get; }
+    /// <summary>Number of values per row; for a per-instance output, per instance.</summary>
+    public int Size { get; private init; }
 
     /// <summary>True for a scalar column.</summary>
-    public bool IsScalar => _dimensions.Length == 0;
+    public bool IsScalar => _dimensions.Length == 0 && Kind != TorchColumnKind.Bag;
 
     /// <summary>The ML.NET type of the column: <c>Vector&lt;Single, dims&gt;</c>, or <c>Single</c> for a scalar.</summary>
     public DataViewType Type { get; }

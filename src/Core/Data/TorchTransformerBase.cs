@@ -70,6 +70,11 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
         if (duplicate != null)
             throw new ArgumentException($"Output column '{duplicate.Key}' is declared more than once.", nameof(outputColumns));
 
+        foreach (var output in _outputs.Where(o => o.Kind == TorchColumnKind.Bag))
+            if (!_inputs.Any(c => c.IsBag && c.Name == output.BagInputName))
+                throw new ArgumentException($"Per-instance output column '{output.Name}' belongs to bag input " +
+                    $"'{output.BagInputName}', which is not a bag input column of this transformer.", nameof(outputColumns));
+
         Name = name;
         Host = env.Register(name);
         BatchSize = batchSize;
@@ -314,6 +319,22 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
             return column.Index;
         }
 
+        if (spec.IsBag)
+        {
+            if (type is not VectorDataViewType { ItemType: var bagItem } bagType || bagItem != NumberDataViewType.Single)
+                throw SchemaError($"Column '{spec.Name}' has type {type}; expected {spec.Describe()}. Build one row per bag " +
+                                  "with mlContext.Transforms.GroupIntoBags (instance rows with a bag id) or load feature " +
+                                  "files with mlContext.Data.LoadFeatureBags.");
+            if (MultipleInstance.InstanceBags.TryGetInstanceSize(column, out int declared) && declared != spec.Size)
+                throw SchemaError($"Column '{spec.Name}' holds instances of {declared} features (its InstanceSize " +
+                                  $"annotation); this model was trained on {spec.Size}. Use features from the same " +
+                                  "featurizer the model was trained with.");
+            if (bagType.IsKnownSize && bagType.Size % spec.Size != 0)
+                throw SchemaError($"Column '{spec.Name}' has type {type}: {bagType.Size} values are not a whole number of " +
+                                  $"instances of {spec.Size} features.");
+            return column.Index;
+        }
+
         var itemType = type is VectorDataViewType v ? v.ItemType : type;
         if (itemType != NumberDataViewType.Single)
             throw SchemaError($"Column '{spec.Name}' has type {type}; expected {spec.Describe()}. Convert it with " +
@@ -358,10 +379,18 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
         using var scope = torch.NewDisposeScope();
         using var inference = torch.inference_mode();
 
-        var inputs = new torch.Tensor[_inputs.Length];
+        int bagColumns = _inputs.Count(c => c.IsBag);
+        var inputs = new torch.Tensor[_inputs.Length + bagColumns];
+        int nextMask = _inputs.Length;
         for (int i = 0; i < _inputs.Length; i++)
         {
             var spec = _inputs[i];
+            if (spec.IsBag)
+            {
+                // Padded to this batch's largest bag; the mask goes after the last column (TorchColumnKind.Bag).
+                (inputs[i], inputs[nextMask++]) = BagTensors.Pad(batch.BagInputs[i]!, batch.BagLengths[i]!, count, spec.Size);
+                continue;
+            }
             var tensor = staged[i];
             if (!spec.IsFloat)
                 tensor.data<long>().CopyFrom(new ReadOnlySpan<long>(batch.TickInputs[i], 0, count), 0, 0);
@@ -384,6 +413,11 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
             if (tensor.dtype != torch.ScalarType.Float32)
                 throw new InvalidOperationException(
                     $"{Name}: Forward returned dtype {tensor.dtype} for output column '{spec.Name}'; expected Float32.");
+            if (spec.Kind == TorchColumnKind.Bag)
+            {
+                CopyPerInstance(batch, j, spec, tensor, count);
+                continue;
+            }
             long expected = (long)count * spec.Size;
             if (tensor.Dimensions == 0 || tensor.size(0) != count || tensor.numel() != expected)
                 throw new InvalidOperationException(
@@ -392,6 +426,32 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
             var cpu = tensor.device_type == DeviceType.CPU ? tensor : tensor.cpu();
             var contiguous = cpu.is_contiguous() ? cpu : cpu.contiguous();
             contiguous.data<float>().CopyTo(new Span<float>(batch.Outputs[j], 0, (int)expected), 0, 0);
+        }
+    }
+
+    /// <summary>Copies a per-instance output [B, N_max(, K)] into each slot's own N × K values.</summary>
+    private void CopyPerInstance(BatchScorer batch, int output, TorchOutputColumn spec, torch.Tensor tensor, int count)
+    {
+        int bagInput = Array.FindIndex(_inputs, c => c.IsBag && c.Name == spec.BagInputName);
+        var lengths = batch.BagLengths[bagInput]!;
+        int longest = 1;
+        for (int b = 0; b < count; b++) longest = Math.Max(longest, lengths[b]);
+        int k = spec.Size;
+        bool shapeOk = tensor.Dimensions >= 2 && tensor.size(0) == count && tensor.size(1) == longest &&
+                       tensor.numel() == (long)count * longest * k;
+        if (!shapeOk)
+            throw new InvalidOperationException(
+                $"{Name}: Forward returned shape [{string.Join(", ", tensor.shape)}] for per-instance output column " +
+                $"'{spec.Name}'; expected [{count}, {longest}{(k == 1 ? "" : ", " + k)}] (batch of {count}, largest bag {longest}).");
+        var cpu = tensor.device_type == DeviceType.CPU ? tensor : tensor.cpu();
+        var contiguous = cpu.is_contiguous() ? cpu : cpu.contiguous();
+        var values = contiguous.data<float>();
+        var slots = batch.BagOutputs[output]!;
+        for (int b = 0; b < count; b++)
+        {
+            int n = lengths[b] * k;
+            if (slots[b]!.Length != n) slots[b] = new float[n];
+            values.CopyTo(slots[b].AsSpan(0, n), 0, (long)b * longest * k);
         }
     }
 

@@ -119,6 +119,14 @@ internal sealed class DataViewBatchSource : BatchSource
     {
         for (int c = 0; c < _columns.Length; c++)
         {
+            if (_columns[c].IsBag)
+            {
+                // Swap the slots' arrays: the source slot is refilled (or never read) after this.
+                var (fromBags, toBags) = (from.BagInputs[c]!, to.BagInputs[c]!);
+                (fromBags[fromSlot], toBags[toSlot]) = (toBags[toSlot], fromBags[fromSlot]);
+                to.BagLengths[c]![toSlot] = from.BagLengths[c]![fromSlot];
+                continue;
+            }
             if (from.FloatInputs[c] is { } values)
             {
                 int size = _columns[c].Size;
@@ -131,9 +139,17 @@ internal sealed class DataViewBatchSource : BatchSource
     private TrainingBatch Build(BatchScorer staged, int count, Device device)
     {
         var tensors = new Tensor?[_columns.Length];
+        var masks = new List<Tensor>();
         for (int c = 0; c < _columns.Length; c++)
         {
             var spec = _columns[c];
+            if (spec.IsBag)
+            {
+                var (instances, mask) = BagTensors.Pad(staged.BagInputs[c]!, staged.BagLengths[c]!, count, spec.Size);
+                tensors[c] = device.type == DeviceType.CPU ? instances : instances.to(device);
+                masks.Add(device.type == DeviceType.CPU ? mask : mask.to(device));
+                continue;
+            }
             var shape = new long[1 + spec.Dimensions.Count];
             shape[0] = count;
             for (int d = 0; d < spec.Dimensions.Count; d++) shape[d + 1] = spec.Dimensions[d];
@@ -151,7 +167,8 @@ internal sealed class DataViewBatchSource : BatchSource
             tensors[c] = device.type == DeviceType.CPU ? t : t.to(device);
         }
         var target = tensors[^1]!;
-        return new TrainingBatch(tensors[..^1], target, count);
+        // Bag masks follow the last input column (TorchColumnKind.Bag), as in scoring.
+        return new TrainingBatch(tensors[..^1].Concat(masks).ToArray(), target, count);
     }
 
     private bool Takes(long position) => _rowMask is null || position < _rowMask.Length && _rowMask[position] == _keep;
