@@ -75,7 +75,9 @@ try
         "crib" => MissingDataBenchmark.Run(options),
         "crib-speed" => CribSpeedBenchmark.Run(options),
         "covariates" => CovariateBenchmark.Run(options),
-        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads', 'crib', 'crib-speed' or 'covariates'."),
+        "mil" => MilBenchmark.Run(options),
+        "mil-speed" => MilSpeedBenchmark.Run(options),
+        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads', 'crib', 'crib-speed', 'covariates', 'mil' or 'mil-speed'."),
     };
 }
 catch (UsageException ex)
