@@ -150,3 +150,33 @@ public sealed class GroupIntoBagsTests
         }
     }
 }
+
+/// <summary>BagFolds: stratified, reproducible, disjoint k-fold views.</summary>
+[TestClass]
+public sealed class BagFoldsTests
+{
+    [TestMethod]
+    public void Musk1FoldsAreStratifiedDisjointAndReproducible()
+    {
+        var ml = new MLContext(seed: 1);
+        var bags = ml.Data.Cache(MuskData.Bags(ml));
+        var folds = BagFolds.Stratified(bags, 10, "Label", seed: 5);
+        Assert.AreEqual(10, folds.Count);
+        var seen = new HashSet<string>();
+        foreach (var fold in folds)
+        {
+            var test = fold.Test.GetColumn<ReadOnlyMemory<char>>("BagId").Select(m => m.ToString()).ToList();
+            var train = fold.Train.GetColumn<ReadOnlyMemory<char>>("BagId").Select(m => m.ToString()).ToHashSet();
+            Assert.AreEqual(92, test.Count + train.Count);
+            Assert.IsFalse(test.Any(train.Contains));
+            foreach (var id in test) Assert.IsTrue(seen.Add(id), $"bag {id} in two test folds");
+            int positives = fold.Test.GetColumn<bool>("Label").Count(l => l);
+            Assert.IsTrue(positives is 4 or 5, $"fold {fold.Fold}: {positives} positive bags of {test.Count}");
+            Assert.IsTrue(test.Count is 9 or 10);
+        }
+        Assert.AreEqual(92, seen.Count);
+        var again = BagFolds.Stratified(bags, 10, "Label", seed: 5)[3].Test.GetColumn<ReadOnlyMemory<char>>("BagId").Select(m => m.ToString());
+        CollectionAssert.AreEqual(folds[3].Test.GetColumn<ReadOnlyMemory<char>>("BagId").Select(m => m.ToString()).ToArray(), again.ToArray());
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => BagFolds.Stratified(bags, 1, "Label"));
+    }
+}
