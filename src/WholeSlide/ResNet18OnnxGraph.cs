@@ -13,7 +13,8 @@ namespace MLNet.Attention.WholeSlide;
 /// </summary>
 internal static class ResNet18OnnxGraph
 {
-    /// <summary>The ResNet-18 graph's image input, float [batch, 3, 224, 224] (the preprocess graph's output).</summary>
+    /// <summary>The ResNet-18 graph's image input, float [batch, 3, 224, 224] (the preprocess graph's
+    /// output).</summary>
     public const string ResNetInput = "Input247";
 
     /// <summary>The ResNet-18 graph's pooled output, float [batch, 512, 1, 1].</summary>
@@ -24,8 +25,8 @@ internal static class ResNet18OnnxGraph
     public static readonly string ResNetFile = Path.Combine("ResNet18Onnx", "ResNet18.onnx");
     public static readonly string PreprocessFile = Path.Combine("ResNetPrepOnnx", "ResNetPreprocess.onnx");
 
-    private static readonly ConcurrentDictionary<(string Path, long Length, DateTime Written, string Extra), Lazy<byte[]>>
-        Cache = new();
+    private static readonly ConcurrentDictionary<(string Path, long Length, DateTime Written, string Extra),
+        Lazy<byte[]>> Cache = new();
 
     /// <summary>The default models folder: <c>DnnImageModels</c> beside the application (the package's props file
     /// copies it into every consuming project's output).</summary>
@@ -33,18 +34,22 @@ internal static class ResNet18OnnxGraph
 
     /// <summary>The batchable bytes of <paramref name="path"/>, rewritten once per process and file version.</summary>
     /// <param name="path">An ONNX file of the package.</param>
-    /// <param name="pooledOutputs">Extra outputs: a GlobalAveragePool of each named tensor, as <c>NAME_pooled</c>.</param>
+    /// <param name="pooledOutputs">Extra outputs: a GlobalAveragePool of each named tensor, as
+    /// <c>NAME_pooled</c>.</param>
     public static byte[] BatchableBytes(string path, IReadOnlyList<string>? pooledOutputs = null)
     {
         var info = new FileInfo(path);
         if (!info.Exists)
             throw new FileNotFoundException($"The ONNX model '{path}' was not found.", path);
-        var key = (info.FullName, info.Length, info.LastWriteTimeUtc, string.Join("|", pooledOutputs ?? Array.Empty<string>()));
-        return Cache.GetOrAdd(key, k => new Lazy<byte[]>(() => MakeBatchable(File.ReadAllBytes(k.Path), k.Path, pooledOutputs)))
+        string extra = string.Join("|", pooledOutputs ?? Array.Empty<string>());
+        var key = (info.FullName, info.Length, info.LastWriteTimeUtc, extra);
+        return Cache.GetOrAdd(key, k =>
+                new Lazy<byte[]>(() => MakeBatchable(File.ReadAllBytes(k.Path), k.Path, pooledOutputs)))
             .Value;
     }
 
-    private static readonly ConcurrentDictionary<(string Path, long Length, DateTime Written), Lazy<string>> Hashes = new();
+    private static readonly ConcurrentDictionary<(string Path, long Length, DateTime Written), Lazy<string>> Hashes =
+        new();
 
     /// <summary>The SHA-256 (hex) of <paramref name="path"/>, computed once per process and file version.</summary>
     public static string Sha256(string path)
@@ -82,8 +87,8 @@ internal static class ResNet18OnnxGraph
         {
             var shape = value.Type?.TensorType?.Shape;
             if (shape is null || shape.Dim.Count == 0)
-                throw new InvalidDataException($"{source}: graph input/output '{value.Name}' has no shape; expected a " +
-                    "tensor whose first dimension is the batch.");
+                throw new InvalidDataException($"{source}: graph input/output '{value.Name}' has no shape; " +
+                    "expected a tensor whose first dimension is the batch.");
             shape.Dim[0] = new TensorShapeProto.Types.Dimension { DimParam = "batch" };
         }
         graph.ValueInfo.Clear();
@@ -98,7 +103,10 @@ internal static class ResNet18OnnxGraph
             graph.Output.Add(new ValueInfoProto
             {
                 Name = name + "_pooled",
-                Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float } },
+                Type = new TypeProto
+                {
+                    TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float },
+                },
             });
         }
         return proto.ToByteArray();

@@ -45,20 +45,24 @@ public sealed class ResNet18TileFeaturizerOptions
     /// null: <c>DnnImageModels</c> beside the application, where the package's props file copies them.</summary>
     public string? ModelDirectory { get; set; }
 
-    /// <summary>Checks the options; throws <see cref="ArgumentOutOfRangeException"/> naming the option and the fix.</summary>
+    /// <summary>Checks the options; throws <see cref="ArgumentOutOfRangeException"/> naming the option and the
+    /// fix.</summary>
     public void Validate()
     {
         if (string.IsNullOrWhiteSpace(InputColumnName))
-            throw new ArgumentOutOfRangeException(nameof(InputColumnName), "Name the tile column (an Image or pixel column).");
+            throw new ArgumentOutOfRangeException(nameof(InputColumnName),
+                "Name the tile column (an Image or pixel column).");
         if (string.IsNullOrWhiteSpace(OutputColumnName))
             throw new ArgumentOutOfRangeException(nameof(OutputColumnName), "Name the feature column.");
         if (BatchSize < 1)
-            throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1 (32 is a good default).");
+            throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize,
+                "BatchSize must be at least 1 (32 is a good default).");
         if (IntraOpNumThreads < 0)
             throw new ArgumentOutOfRangeException(nameof(IntraOpNumThreads), IntraOpNumThreads,
                 "IntraOpNumThreads must be 0 (ONNX Runtime's choice) or a thread count.");
         if (GpuDeviceId < 0)
-            throw new ArgumentOutOfRangeException(nameof(GpuDeviceId), GpuDeviceId, "GpuDeviceId must be a CUDA device index or null (CPU).");
+            throw new ArgumentOutOfRangeException(nameof(GpuDeviceId), GpuDeviceId,
+                "GpuDeviceId must be a CUDA device index or null (CPU).");
     }
 }
 
@@ -95,9 +99,10 @@ public sealed class ResNet18TileFeaturizerEstimator : IEstimator<ResNet18TileFea
         var columns = inputSchema.ToDictionary(c => c.Name);
         if (!columns.TryGetValue(name, out var column))
             throw ResNet18TileFeaturizerTransformer.Missing(name, inputSchema.Select(c => c.Name));
+        var kind = column.Kind;
         bool ok = column.ItemType is ImageDataViewType ||
-                  column.Kind == SchemaShape.Column.VectorKind.VariableVector && column.ItemType == NumberDataViewType.Byte ||
-                  column.Kind == SchemaShape.Column.VectorKind.Vector && column.ItemType == NumberDataViewType.Single;
+                  kind == SchemaShape.Column.VectorKind.VariableVector && column.ItemType == NumberDataViewType.Byte ||
+                  kind == SchemaShape.Column.VectorKind.Vector && column.ItemType == NumberDataViewType.Single;
         if (!ok)
             throw ResNet18TileFeaturizerTransformer.WrongType(name, $"{column.ItemType} ({column.Kind})");
         columns[_options.OutputColumnName] = OutputColumn(_options.OutputColumnName);
@@ -119,14 +124,15 @@ public sealed class ResNet18TileFeaturizerEstimator : IEstimator<ResNet18TileFea
 /// <summary>
 /// The pretrained ImageNet ResNet-18 tile featurizer: a 224 × 224 RGB tile in, the 512 globally pooled features of its
 /// last stage out (<c>Vector&lt;Single, 512&gt;</c>), the same values as ML.NET's
-/// <c>DnnFeaturizeImage(ResNet18)</c> but scored by ONNX Runtime in batches of <see cref="TorchTransformerBase.BatchSize"/>
-/// tiles. Saves and loads with <c>mlContext.Model.Save/Load</c>; works in a <c>PredictionEngine</c>; dispose it (or
-/// the chain holding it) to release the ONNX Runtime sessions.
+/// <c>DnnFeaturizeImage(ResNet18)</c> but scored by ONNX Runtime in batches of
+/// <see cref="TorchTransformerBase.BatchSize"/> tiles. Saves and loads with <c>mlContext.Model.Save/Load</c>; works
+/// in a <c>PredictionEngine</c>; dispose it (or the chain holding it) to release the ONNX Runtime sessions.
 /// </summary>
 /// <remarks>
 /// <para><b>Model.</b> The graphs of Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1 (<c>ResNetPreprocess.onnx</c>:
-/// RGB 0–255 → the network's BGR mean-subtracted input; <c>ResNet18.onnx</c>: a CNTK export with its batch fixed at 1).
-/// Both are rewritten in memory to a symbolic batch dimension (the weights are untouched) and cached per process.</para>
+/// RGB 0–255 → the network's BGR mean-subtracted input; <c>ResNet18.onnx</c>: a CNTK export with its batch fixed at
+/// 1). Both are rewritten in memory to a symbolic batch dimension (the weights are untouched) and cached per
+/// process.</para>
 /// <para><b>Input.</b> CHW float pixels as <c>ResizeImages(224, 224) → ExtractPixels()</c> write them, an
 /// <c>Image</c> column or encoded bytes, detected when fitting. Images of another size than 224 × 224 are scaled to
 /// cover it and centre-cropped (IsoCrop, ML.NET's <c>ResizeImages</c> default) with an antialiased bilinear filter
@@ -137,8 +143,8 @@ public sealed class ResNet18TileFeaturizerEstimator : IEstimator<ResNet18TileFea
 /// it was set and exists, else from <c>DnnImageModels</c> beside the loading application (any project referencing
 /// this package has it), and refuses a different ResNet18.onnx.</para>
 /// <para><b>GPU.</b> With a GPU id (options or <c>MLContext.GpuDeviceId</c>) the sessions use ONNX Runtime's CUDA
-/// execution provider when the loaded ONNX Runtime has it. The CPU-only Microsoft.ML.OnnxRuntime package referenced here
-/// does not: the featurizer then runs on the CPU with <c>FallbackToCpu</c>, or throws saying so.</para>
+/// execution provider when the loaded ONNX Runtime has it. The CPU-only Microsoft.ML.OnnxRuntime package referenced
+/// here does not: the featurizer then runs on the CPU with <c>FallbackToCpu</c>, or throws saying so.</para>
 /// </remarks>
 public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
 {
@@ -164,9 +170,10 @@ public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
 
     private ResNet18TileFeaturizerTransformer(IHostEnvironment env, string input, string output, int batchSize,
         ImageInputKind kind, int threads, int? gpu, bool fallback, string? modelDirectory, string resolvedDirectory,
-        string sha256, SessionOptions sessionOptions, string provider, InferenceSession preprocess, InferenceSession resnet)
-        : base(env, ComponentName, new[] { InputColumn(input, kind) }, new[] { new TorchOutputColumn(output, FeatureWidth) },
-            batchSize)
+        string sha256, SessionOptions sessionOptions, string provider, InferenceSession preprocess,
+        InferenceSession resnet)
+        : base(env, ComponentName, new[] { InputColumn(input, kind) },
+            new[] { new TorchOutputColumn(output, FeatureWidth) }, batchSize)
     {
         InputKind = kind;
         IntraOpNumThreads = threads;
@@ -197,17 +204,19 @@ public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
     public string ExecutionProvider { get; }
 
     /// <summary>Features of <paramref name="count"/> tiles of CHW RGB pixels (0–255, 224 × 224) in
-    /// <paramref name="pixels"/> into <paramref name="features"/> (<paramref name="count"/> × 512), in one ONNX Runtime
-    /// call, outside any ML.NET pipeline.</summary>
+    /// <paramref name="pixels"/> into <paramref name="features"/> (<paramref name="count"/> × 512), in one ONNX
+    /// Runtime call, outside any ML.NET pipeline.</summary>
     public void Featurize(ReadOnlySpan<float> pixels, int count, Span<float> features)
     {
         ThrowIfDisposed();
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
         if (pixels.Length < count * PixelCount)
-            throw new ArgumentException($"{count} tiles need {count * PixelCount} pixel values (3 × 224 × 224 each); " +
+            throw new ArgumentException($"{count} tiles need {count * PixelCount} pixel values (3 × 224 × 224 " +
+                "each); " +
                 $"got {pixels.Length}.", nameof(pixels));
         if (features.Length < count * FeatureWidth)
-            throw new ArgumentException($"{count} tiles need room for {count * FeatureWidth} features; got {features.Length}.",
+            throw new ArgumentException(
+                $"{count} tiles need room for {count * FeatureWidth} features; got {features.Length}.",
                 nameof(features));
         var buffer = ArrayPool<float>.Shared.Rent(count * PixelCount);
         try
@@ -246,13 +255,15 @@ public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
     {
         using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance,
             buffer.AsMemory(0, n * PixelCount), new long[] { n, 3, TileSide, TileSide });
-        using var prepped = _preprocess.Run(_runOptions, new[] { _preprocessInput }, new[] { input }, new[] { _preprocessOutput });
+        using var prepped = _preprocess.Run(_runOptions, new[] { _preprocessInput }, new[] { input },
+            new[] { _preprocessOutput });
         using var pooled = _resnet.Run(_runOptions, new[] { ResNet18OnnxGraph.ResNetInput }, new[] { prepped[0] },
             new[] { ResNet18OnnxGraph.ResNetOutput });
         var values = pooled[0].GetTensorDataAsSpan<float>();
         if (values.Length != n * FeatureWidth)
-            throw new InvalidDataException($"{ComponentName}: ResNet-18 returned {values.Length} values for {n} tiles; " +
-                $"expected {n * FeatureWidth}. Use the ResNet18.onnx of Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1.");
+            throw new InvalidDataException($"{ComponentName}: ResNet-18 returned {values.Length} values for {n} " +
+                $"tiles; expected {n * FeatureWidth}. Use the ResNet18.onnx of " +
+                "Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1.");
         values.CopyTo(features);
     }
 
@@ -260,8 +271,8 @@ public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
     protected override string? MissingColumnHint(TorchInputColumn column) => FixHint;
 
     private const string FixHint = "Give the featurizer an Image column (mlContext.Transforms.LoadImages), encoded " +
-        "bytes (LoadRawImageBytes) or CHW pixels (LoadImages → ResizeImages(224, 224) → ExtractPixels()), or name the " +
-        "column it reads (inputColumnName).";
+        "bytes (LoadRawImageBytes) or CHW pixels (LoadImages → ResizeImages(224, 224) → ExtractPixels()), or " +
+        "name the column it reads (inputColumnName).";
 
     // Every schema check goes through DetectInput first, for errors that say what a tile column must hold.
     /// <inheritdoc/>
@@ -283,9 +294,9 @@ public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
         ThrowIfDisposed();
         var kind = DetectInput(schema, InputColumns[0].Name);
         if (kind != InputKind)
-            throw new ArgumentOutOfRangeException(nameof(schema), $"{ComponentName}: column '{InputColumns[0].Name}' holds " +
-                $"{Describe(kind)}, but the featurizer was fitted on {Describe(InputKind)}. Fit it again on this data, or " +
-                "give it the column kind it was fitted on.");
+            throw new ArgumentOutOfRangeException(nameof(schema), $"{ComponentName}: column " +
+                $"'{InputColumns[0].Name}' holds {Describe(kind)}, but the featurizer was fitted on " +
+                $"{Describe(InputKind)}. Fit it again on this data, or give it the column kind it was fitted on.");
     }
 
     private static string Describe(ImageInputKind kind) => kind switch
@@ -320,7 +331,8 @@ public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
 
     internal static ArgumentOutOfRangeException WrongType(string name, string type) =>
         new("inputSchema", $"{ComponentName}: tile column '{name}' has type {type}; expected an Image (LoadImages), " +
-            $"encoded bytes Vector<Byte> (LoadRawImageBytes) or Vector<Single, 3, {TileSide}, {TileSide}> of RGB 0–255 " +
+            $"encoded bytes Vector<Byte> (LoadRawImageBytes) or Vector<Single, 3, {TileSide}, {TileSide}> of RGB " +
+            "0–255 " +
             $"CHW pixels (ResizeImages({TileSide}, {TileSide}) → ExtractPixels() with its defaults).");
 
     internal static ImageInputKind DetectInput(DataViewSchema schema, string name)
@@ -335,15 +347,18 @@ public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
         if (vector.Size == PixelCount) return ImageInputKind.PixelVector;
         var dims = string.Join(" × ", vector.Dimensions.ToArray());
         string hint = vector.Size == 0
-            ? $"It has an unknown size: resize the images first (ResizeImages({TileSide}, {TileSide})) or pass the Image column."
+            ? $"It has an unknown size: resize the images first (ResizeImages({TileSide}, {TileSide})) or pass the " +
+              "Image column."
             : vector.Size % 3 == 0 && IsSquare(vector.Size / 3) is int side
-                ? $"It holds {side} × {side} tiles: resize them to {TileSide} × {TileSide} (ResizeImages({TileSide}, {TileSide}) " +
-                  "before ExtractPixels) or pass the Image column, which the featurizer resizes itself."
+                ? $"It holds {side} × {side} tiles: resize them to {TileSide} × {TileSide} " +
+                  $"(ResizeImages({TileSide}, {TileSide}) before ExtractPixels) or pass the Image column, which " +
+                  "the featurizer resizes itself."
                 : vector.Size == TileSide * TileSide
                     ? "It holds one channel: extract RGB (ExtractPixels' default colors)."
                     : "Build it with ResizeImages(224, 224) → ExtractPixels() or pass the Image column.";
-        throw new ArgumentOutOfRangeException(nameof(schema), $"{ComponentName}: pixel column '{name}' holds {dims} = " +
-            $"{vector.Size} values per tile; expected 3 × {TileSide} × {TileSide} = {PixelCount} (CHW RGB). {hint}");
+        throw new ArgumentOutOfRangeException(nameof(schema), $"{ComponentName}: pixel column '{name}' holds " +
+            $"{dims} = {vector.Size} values per tile; expected 3 × {TileSide} × {TileSide} = {PixelCount} (CHW " +
+            $"RGB). {hint}");
     }
 
     private static int? IsSquare(int n)
@@ -352,8 +367,8 @@ public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
         return s * s == n ? s : null;
     }
 
-    internal static ResNet18TileFeaturizerTransformer Create(IHostEnvironment env, ResNet18TileFeaturizerOptions options,
-        ImageInputKind kind)
+    internal static ResNet18TileFeaturizerTransformer Create(IHostEnvironment env,
+        ResNet18TileFeaturizerOptions options, ImageInputKind kind)
     {
         var context = env as MLContext;
         int? gpu = options.GpuDeviceId ?? context?.GpuDeviceId;
@@ -362,16 +377,18 @@ public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
             options.IntraOpNumThreads, gpu, fallback, options.ModelDirectory, expectedSha256: null);
     }
 
-    private static ResNet18TileFeaturizerTransformer Open(IHostEnvironment env, string input, string output, int batchSize,
-        ImageInputKind kind, int threads, int? gpu, bool fallback, string? modelDirectory, string? expectedSha256)
+    private static ResNet18TileFeaturizerTransformer Open(IHostEnvironment env, string input, string output,
+        int batchSize, ImageInputKind kind, int threads, int? gpu, bool fallback, string? modelDirectory,
+        string? expectedSha256)
     {
         string directory = ResolveDirectory(modelDirectory, loading: expectedSha256 is not null);
         string resnetPath = Path.Combine(directory, ResNet18OnnxGraph.ResNetFile);
         string prepPath = Path.Combine(directory, ResNet18OnnxGraph.PreprocessFile);
         string sha256 = ResNet18OnnxGraph.Sha256(resnetPath);
         if (expectedSha256 is not null && !string.Equals(sha256, expectedSha256, StringComparison.OrdinalIgnoreCase))
-            throw new InvalidDataException($"{ComponentName}: '{resnetPath}' is not the ResNet18.onnx the model was saved " +
-                $"with (SHA-256 {sha256}, saved {expectedSha256}). Reference Microsoft.ML.DnnImageFeaturizer.ResNet18 " +
+            throw new InvalidDataException($"{ComponentName}: '{resnetPath}' is not the ResNet18.onnx the model was " +
+                $"saved with (SHA-256 {sha256}, saved {expectedSha256}). Reference " +
+                "Microsoft.ML.DnnImageFeaturizer.ResNet18 " +
                 "0.23.1, the version the model was saved with.");
         var (sessionOptions, provider) = SessionOptionsFor(threads, gpu, fallback);
         InferenceSession? prep = null;
@@ -400,11 +417,12 @@ public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
         {
             if (Has(fallback)) return fallback;
         }
-        string where = modelDirectory is null ? fallback : loading ? $"{modelDirectory} (saved) or {fallback}" : modelDirectory;
+        string where = modelDirectory is null ? fallback
+            : loading ? $"{modelDirectory} (saved) or {fallback}" : modelDirectory;
         throw new FileNotFoundException($"{ComponentName}: {ResNet18OnnxGraph.ResNetFile} and " +
             $"{ResNet18OnnxGraph.PreprocessFile} were not found under {where}. Reference the " +
-            "Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1 package in the application's project (its props file copies " +
-            "them to DnnImageModels in the output folder), or set ModelDirectory to a folder holding them.");
+            "Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1 package in the application's project (its props file " +
+            "copies them to DnnImageModels in the output folder), or set ModelDirectory to a folder holding them.");
     }
 
     private static (SessionOptions Options, string Provider) SessionOptionsFor(int threads, int? gpu, bool fallback)
@@ -438,8 +456,8 @@ public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
         }
         if (fallback) return (options, "CPU");
         options.Dispose();
-        throw new InvalidOperationException($"{ComponentName}: GPU {id} was asked for (GpuDeviceId), but the loaded ONNX " +
-            "Runtime has no CUDA execution provider: Microsoft.ML.OnnxRuntime is CPU-only. Reference " +
+        throw new InvalidOperationException($"{ComponentName}: GPU {id} was asked for (GpuDeviceId), but the " +
+            "loaded ONNX Runtime has no CUDA execution provider: Microsoft.ML.OnnxRuntime is CPU-only. Reference " +
             "Microsoft.ML.OnnxRuntime.Gpu.Linux (CUDA 13 runtime) instead of it, set FallbackToCpu = true, or leave " +
             "GpuDeviceId null.");
     }
@@ -466,13 +484,16 @@ public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
         int version = reader.ReadInt32();
         if (version is < 1 or > PayloadVersion)
             throw new InvalidDataException($"This ResNet-18 tile featurizer was saved with format {version}; this " +
-                $"MLNet.Attention.WholeSlide reads format 1 to {PayloadVersion}. Load it with the version that saved it.");
+                $"MLNet.Attention.WholeSlide reads format 1 to {PayloadVersion}. Load it with the version that " +
+                "saved it.");
         string input = reader.ReadString(), output = reader.ReadString();
-        int batchSize = reader.ReadInt32(), k = reader.ReadInt32(), threads = reader.ReadInt32(), gpu = reader.ReadInt32();
+        int batchSize = reader.ReadInt32(), k = reader.ReadInt32();
+        int threads = reader.ReadInt32(), gpu = reader.ReadInt32();
         bool fallback = reader.ReadBoolean();
         string directory = reader.ReadString(), sha256 = reader.ReadString();
         if (batchSize < 1 || threads < 0 || gpu < -1 || !Enum.IsDefined((ImageInputKind)k))
-            throw new InvalidDataException("Corrupted ResNet-18 tile featurizer: batch size, threads, GPU or input kind out of range.");
+            throw new InvalidDataException("Corrupted ResNet-18 tile featurizer: batch size, threads, GPU or input " +
+                "kind out of range.");
         return Open(env, input, output, batchSize, (ImageInputKind)k, threads, gpu < 0 ? null : gpu, fallback,
             directory.Length == 0 ? null : directory, sha256);
     }

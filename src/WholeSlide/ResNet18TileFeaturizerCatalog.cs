@@ -8,8 +8,8 @@ public static class ResNet18TileFeaturizerCatalog
 {
     /// <summary>
     /// The pretrained ImageNet ResNet-18 of Microsoft.ML.DnnImageFeaturizer.ResNet18 as a tile featurizer:
-    /// <paramref name="inputColumnName"/> (an Image column, encoded bytes, or CHW RGB 0–255 pixels of 224 × 224 tiles
-    /// from <c>ResizeImages(224, 224) → ExtractPixels()</c>) → <paramref name="outputColumnName"/>,
+    /// <paramref name="inputColumnName"/> (an Image column, encoded bytes, or CHW RGB 0–255 pixels of 224 × 224
+    /// tiles from <c>ResizeImages(224, 224) → ExtractPixels()</c>) → <paramref name="outputColumnName"/>,
     /// <c>Vector&lt;Single, 512&gt;</c>, scored by ONNX Runtime <paramref name="batchSize"/> tiles at a time. The
     /// features equal those of <c>DnnFeaturizeImage(ResNet18)</c> on the same pixels.
     /// </summary>

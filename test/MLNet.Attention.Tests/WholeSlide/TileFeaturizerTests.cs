@@ -84,7 +84,8 @@ public sealed class TileFeaturizerTests
 
     private static float[][] DnnFeatures(MLContext ml, IDataView data, string pixels)
     {
-        var dnn = ml.Transforms.DnnFeaturizeImage("Dnn", m => m.ModelSelector.ResNet18(ml, m.OutputColumn, m.InputColumn), pixels);
+        var dnn = ml.Transforms.DnnFeaturizeImage("Dnn",
+            m => m.ModelSelector.ResNet18(ml, m.OutputColumn, m.InputColumn), pixels);
         return Column(dnn.Fit(data).Transform(data), "Dnn");
     }
 
@@ -106,7 +107,8 @@ public sealed class TileFeaturizerTests
         Console.WriteLine($"tiles: max |Δ| / max |feature| = {diff:E2}");
         Assert.IsTrue(diff <= 1e-4, $"max relative difference {diff}");
         Assert.IsTrue(actual.All(f => f.Any(v => v != 0)), "every tile has non-zero features");
-        Assert.IsTrue(MaxRelativeDiff(new[] { actual[0] }, new[] { actual[8] }) > 0.05, "different tiles, different features");
+        Assert.IsTrue(MaxRelativeDiff(new[] { actual[0] }, new[] { actual[8] }) > 0.05,
+            "different tiles, different features");
 
         // The whole 512 × 512 image through ML.NET's LoadImages → ResizeImages(224, 224) → ExtractPixels.
         var paths = ml.Data.LoadFromEnumerable(new[] { new PathRow { Path = Fixture("ihc-512.jpg") } });
@@ -152,7 +154,8 @@ public sealed class TileFeaturizerTests
         // An Image of another size is resized inside (IsoCrop, antialiased): close to ML.NET's ResizeImages.
         var paths = ml.Data.LoadFromEnumerable(new[] { new PathRow { Path = Fixture("ihc-512.jpg") } });
         var loaded = ml.Transforms.LoadImages("Image", null, "Path").Fit(paths).Transform(paths);
-        var viaMl = ml.Transforms.ResizeImages("Resized", Side, Side, "Image").Append(ml.Transforms.ExtractPixels("Pixels", "Resized"))
+        var viaMl = ml.Transforms.ResizeImages("Resized", Side, Side, "Image")
+            .Append(ml.Transforms.ExtractPixels("Pixels", "Resized"))
             .Fit(loaded).Transform(loaded);
         using var f1 = ml.Transforms.ResNet18TileFeaturizer(inputColumnName: "Image").Fit(loaded);
         using var f2 = ml.Transforms.ResNet18TileFeaturizer().Fit(viaMl);
@@ -221,7 +224,8 @@ public sealed class TileFeaturizerTests
     {
         var ml = new MLContext(1);
         var small = ml.Data.LoadFromEnumerable(new[] { new SmallRow() });
-        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.ResNet18TileFeaturizer().Fit(small));
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            ml.Transforms.ResNet18TileFeaturizer().Fit(small));
         StringAssert.Contains(e.Message, "'Pixels'");
         StringAssert.Contains(e.Message, "3072");
         StringAssert.Contains(e.Message, "ResizeImages(224, 224)");
@@ -231,7 +235,8 @@ public sealed class TileFeaturizerTests
         StringAssert.Contains(e.Message, "'Tile' was not found");
         StringAssert.Contains(e.Message, "LoadImages");
         e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
-            ml.Transforms.ResNet18TileFeaturizer(inputColumnName: "Tile").GetOutputSchema(BridgeTestHelpers.ShapeOf(small.Schema)));
+            ml.Transforms.ResNet18TileFeaturizer(inputColumnName: "Tile")
+                .GetOutputSchema(BridgeTestHelpers.ShapeOf(small.Schema)));
         StringAssert.Contains(e.Message, "'Tile' was not found");
 
         var text = ml.Data.LoadFromEnumerable(new[] { new TextRow() });
@@ -250,14 +255,19 @@ public sealed class TileFeaturizerTests
 
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.ResNet18TileFeaturizer(batchSize: 0));
         var gpu = new ResNet18TileFeaturizerOptions { GpuDeviceId = 0, FallbackToCpu = false };
-        var g = Assert.ThrowsExactly<InvalidOperationException>(() => ml.Transforms.ResNet18TileFeaturizer(gpu).Fit(tiles));
+        var g = Assert.ThrowsExactly<InvalidOperationException>(() =>
+            ml.Transforms.ResNet18TileFeaturizer(gpu).Fit(tiles));
         StringAssert.Contains(g.Message, "CUDA execution provider");
         gpu.FallbackToCpu = true;
         using var onCpu = ml.Transforms.ResNet18TileFeaturizer(gpu).Fit(tiles);
         Assert.AreEqual("CPU", onCpu.ExecutionProvider);
 
-        var missing = new ResNet18TileFeaturizerOptions { ModelDirectory = Path.Combine(Path.GetTempPath(), "no-models-here") };
-        var m = Assert.ThrowsExactly<FileNotFoundException>(() => ml.Transforms.ResNet18TileFeaturizer(missing).Fit(tiles));
+        var missing = new ResNet18TileFeaturizerOptions
+        {
+            ModelDirectory = Path.Combine(Path.GetTempPath(), "no-models-here"),
+        };
+        var m = Assert.ThrowsExactly<FileNotFoundException>(() =>
+            ml.Transforms.ResNet18TileFeaturizer(missing).Fit(tiles));
         StringAssert.Contains(m.Message, "Microsoft.ML.DnnImageFeaturizer.ResNet18");
 
         fitted.Dispose();
