@@ -44,7 +44,12 @@ internal static class ResNet18OnnxGraph
         string extra = string.Join("|", pooledOutputs ?? Array.Empty<string>());
         var key = (info.FullName, info.Length, info.LastWriteTimeUtc, extra);
         return Cache.GetOrAdd(key, k =>
-                new Lazy<byte[]>(() => MakeBatchable(File.ReadAllBytes(k.Path), k.Path, pooledOutputs)))
+                new Lazy<byte[]>(() =>
+                {
+                    // Parsed from the stream: no 64 MB copy of the original bytes next to the parsed graph.
+                    using var stream = File.OpenRead(k.Path);
+                    return MakeBatchable(ModelProto.Parser.ParseFrom(stream), k.Path, pooledOutputs);
+                }))
             .Value;
     }
 
@@ -74,9 +79,11 @@ internal static class ResNet18OnnxGraph
     /// </summary>
     /// <exception cref="InvalidDataException">The graph has nodes that bake a shape (Reshape, Flatten, Gemm), or a
     /// named tensor is written by no node.</exception>
-    public static byte[] MakeBatchable(byte[] model, string source, IReadOnlyList<string>? pooledOutputs = null)
+    public static byte[] MakeBatchable(byte[] model, string source, IReadOnlyList<string>? pooledOutputs = null) =>
+        MakeBatchable(ModelProto.Parser.ParseFrom(model), source, pooledOutputs);
+
+    private static byte[] MakeBatchable(ModelProto proto, string source, IReadOnlyList<string>? pooledOutputs)
     {
-        var proto = ModelProto.Parser.ParseFrom(model);
         var graph = proto.Graph;
         if (graph.Node.FirstOrDefault(n => n.OpType is "Reshape" or "Flatten" or "Gemm") is { } baked)
             throw new InvalidDataException($"{source}: node '{baked.Name}' ({baked.OpType}) bakes a shape; the batch " +
