@@ -6,6 +6,7 @@ using Microsoft.ML.Runtime;
 using Microsoft.ML.Transforms.Image;
 using MLNet.Attention.Classification;
 using MLNet.Attention.Data;
+using MLNet.Attention.Interop;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -105,19 +106,9 @@ public sealed class ResNet18TileFeaturizerEstimator : IEstimator<ResNet18TileFea
                   kind == SchemaShape.Column.VectorKind.Vector && column.ItemType == NumberDataViewType.Single;
         if (!ok)
             throw ResNet18TileFeaturizerTransformer.WrongType(name, $"{column.ItemType} ({column.Kind})");
-        columns[_options.OutputColumnName] = OutputColumn(_options.OutputColumnName);
+        columns[_options.OutputColumnName] = HostSettings.SchemaColumn(_options.OutputColumnName,
+            SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single);
         return new SchemaShape(columns.Values);
-    }
-
-    // SchemaShape.Column's only constructor is internal in Microsoft.ML 5.0.1 (and SchemaShape.Create too); Core's
-    // publicized wrapper is not visible here, so it is called through reflection (checked by the tests).
-    private static SchemaShape.Column OutputColumn(string name)
-    {
-        var constructor = typeof(SchemaShape.Column).GetConstructors(
-                System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)
-            .Single(c => c.GetParameters().Length == 5);
-        return (SchemaShape.Column)constructor.Invoke(new object?[]
-            { name, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, null });
     }
 }
 
@@ -370,9 +361,9 @@ public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
     internal static ResNet18TileFeaturizerTransformer Create(IHostEnvironment env,
         ResNet18TileFeaturizerOptions options, ImageInputKind kind)
     {
-        var context = env as MLContext;
-        int? gpu = options.GpuDeviceId ?? context?.GpuDeviceId;
-        bool fallback = options.FallbackToCpu ?? context?.FallbackToCpu ?? false;
+        var (hostGpu, hostFallback) = HostSettings.GpuSettings(env);
+        int? gpu = options.GpuDeviceId ?? hostGpu;
+        bool fallback = options.FallbackToCpu ?? hostFallback;
         return Open(env, options.InputColumnName, options.OutputColumnName, options.BatchSize, kind,
             options.IntraOpNumThreads, gpu, fallback, options.ModelDirectory, expectedSha256: null);
     }

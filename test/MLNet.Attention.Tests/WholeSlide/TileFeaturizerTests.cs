@@ -204,6 +204,15 @@ public sealed class TileFeaturizerTests
         }
     }
 
+    [TestMethod]
+    public void TheFeaturizerUsesNoMLNetInternalsNorReflection()
+    {
+        // The isolation rule of Bridge/InternalsIsolationTests (only src/Core/Interop may), for this featurizer's types.
+        var findings = InteropScanner.Scan(typeof(ResNet18TileFeaturizerTransformer).Assembly);
+        var mine = findings.Internals.Concat(findings.Reflection).Where(f => f.Contains("ResNet18")).ToList();
+        Assert.AreEqual(0, mine.Count, string.Join("\n", mine));
+    }
+
     public sealed class FeatureRow
     {
         public float[] Features { get; set; } = Array.Empty<float>();
