@@ -205,6 +205,23 @@ public sealed class TileFeaturizerTests
     }
 
     [TestMethod]
+    public void FeaturizeOnSpansEqualsTransformAndChecksItsBuffers()
+    {
+        var ml = new MLContext(1);
+        var rows = Tiles();
+        var tiles = ml.Data.LoadFromEnumerable(rows);
+        using var featurizer = ml.Transforms.ResNet18TileFeaturizer(batchSize: 4).Fit(tiles);
+        var expected = Column(featurizer.Transform(tiles), "Features");
+        var pixels = rows.SelectMany(r => r.Pixels).ToArray();
+        var features = new float[rows.Length * Width];
+        featurizer.Featurize(pixels, rows.Length, features);
+        var actual = Enumerable.Range(0, rows.Length).Select(i => features.AsSpan(i * Width, Width).ToArray()).ToArray();
+        Assert.IsTrue(MaxRelativeDiff(expected, actual) <= 1e-5);
+        var e = Assert.ThrowsExactly<ArgumentException>(() => featurizer.Featurize(pixels, rows.Length + 1, features));
+        StringAssert.Contains(e.Message, "3 × 224 × 224");
+    }
+
+    [TestMethod]
     public void TheFeaturizerUsesNoMLNetInternalsNorReflection()
     {
         // The isolation rule of Bridge/InternalsIsolationTests (only src/Core/Interop may), for this featurizer's types.
