@@ -222,6 +222,25 @@ public sealed class TileFeaturizerTests
     }
 
     [TestMethod]
+    public void TheRewrittenGraphHasASymbolicBatchAndOptionalPooledStages()
+    {
+        string path = Path.Combine(AppContext.BaseDirectory, "DnnImageModels", "ResNet18Onnx", "ResNet18.onnx");
+        var stages = new[] { "ReLU283_Output_0", "ReLU315_Output_0", "ReLU347_Output_0" };
+        var bytes = ResNet18OnnxGraph.BatchableBytes(path, stages);
+        Assert.AreSame(bytes, ResNet18OnnxGraph.BatchableBytes(path, stages), "cached per file and outputs");
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(bytes);
+        Assert.AreEqual(-1, session.InputMetadata[ResNet18OnnxGraph.ResNetInput].Dimensions[0]);
+        CollectionAssert.AreEquivalent(stages.Select(s => s + "_pooled").Append(ResNet18OnnxGraph.ResNetOutput).ToArray(),
+            session.OutputMetadata.Keys.ToArray());
+
+        var reshape = new Onnx.ModelProto { Graph = new Onnx.GraphProto() };
+        reshape.Graph.Node.Add(new Onnx.NodeProto { OpType = "Reshape", Name = "r" });
+        var e = Assert.ThrowsExactly<InvalidDataException>(() =>
+            ResNet18OnnxGraph.MakeBatchable(Google.Protobuf.MessageExtensions.ToByteArray(reshape), "tiny.onnx"));
+        StringAssert.Contains(e.Message, "'r' (Reshape) bakes a shape");
+    }
+
+    [TestMethod]
     public void TheFeaturizerUsesNoMLNetInternalsNorReflection()
     {
         // The isolation rule of Bridge/InternalsIsolationTests (only src/Core/Interop may), for this featurizer's types.
