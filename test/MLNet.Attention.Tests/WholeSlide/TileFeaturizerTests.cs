@@ -215,7 +215,8 @@ public sealed class TileFeaturizerTests
         var pixels = rows.SelectMany(r => r.Pixels).ToArray();
         var features = new float[rows.Length * Width];
         featurizer.Featurize(pixels, rows.Length, features);
-        var actual = Enumerable.Range(0, rows.Length).Select(i => features.AsSpan(i * Width, Width).ToArray()).ToArray();
+        var actual = Enumerable.Range(0, rows.Length)
+            .Select(i => features.AsSpan(i * Width, Width).ToArray()).ToArray();
         Assert.IsTrue(MaxRelativeDiff(expected, actual) <= 1e-5);
         var e = Assert.ThrowsExactly<ArgumentException>(() => featurizer.Featurize(pixels, rows.Length + 1, features));
         StringAssert.Contains(e.Message, "3 × 224 × 224");
@@ -230,7 +231,8 @@ public sealed class TileFeaturizerTests
         Assert.AreSame(bytes, ResNet18OnnxGraph.BatchableBytes(path, stages), "cached per file and outputs");
         using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(bytes);
         Assert.AreEqual(-1, session.InputMetadata[ResNet18OnnxGraph.ResNetInput].Dimensions[0]);
-        CollectionAssert.AreEquivalent(stages.Select(s => s + "_pooled").Append(ResNet18OnnxGraph.ResNetOutput).ToArray(),
+        CollectionAssert.AreEquivalent(
+            stages.Select(s => s + "_pooled").Append(ResNet18OnnxGraph.ResNetOutput).ToArray(),
             session.OutputMetadata.Keys.ToArray());
 
         var reshape = new Onnx.ModelProto { Graph = new Onnx.GraphProto() };
@@ -243,7 +245,8 @@ public sealed class TileFeaturizerTests
     [TestMethod]
     public void TheFeaturizerUsesNoMLNetInternalsNorReflection()
     {
-        // The isolation rule of Bridge/InternalsIsolationTests (only src/Core/Interop may), for this featurizer's types.
+        // The isolation rule of Bridge/InternalsIsolationTests (only src/Core/Interop may), for this featurizer's
+        // types.
         var findings = InteropScanner.Scan(typeof(ResNet18TileFeaturizerTransformer).Assembly);
         var mine = findings.Internals.Concat(findings.Reflection).Where(f => f.Contains("ResNet18")).ToList();
         Assert.AreEqual(0, mine.Count, string.Join("\n", mine));
