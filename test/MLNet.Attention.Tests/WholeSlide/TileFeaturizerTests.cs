@@ -262,6 +262,11 @@ public sealed class TileFeaturizerTests
         [VectorType(3, 32, 32)] public float[] Pixels { get; set; } = new float[3 * 32 * 32];
     }
 
+    public sealed class HwcRow
+    {
+        [VectorType(Side, Side, 3)] public float[] Pixels { get; set; } = new float[PixelCount];
+    }
+
     public sealed class TextRow
     {
         public string Pixels { get; set; } = "x";
@@ -286,6 +291,10 @@ public sealed class TileFeaturizerTests
             ml.Transforms.ResNet18TileFeaturizer(inputColumnName: "Tile")
                 .GetOutputSchema(BridgeTestHelpers.ShapeOf(small.Schema)));
         StringAssert.Contains(e.Message, "'Tile' was not found");
+
+        var hwc = ml.Data.LoadFromEnumerable(new[] { new HwcRow() });
+        e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.ResNet18TileFeaturizer().Fit(hwc));
+        StringAssert.Contains(e.Message, "interleaved HWC");
 
         var text = ml.Data.LoadFromEnumerable(new[] { new TextRow() });
         e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.ResNet18TileFeaturizer().Fit(text));
