@@ -338,8 +338,8 @@ public sealed class ResNet18TileFeaturizerTransformer : TorchTransformerBase
         if (vector.Size == PixelCount && vector.Dimensions is [_, _, 3])
             throw new ArgumentOutOfRangeException(nameof(schema), $"{ComponentName}: pixel column '{name}' is " +
                 $"{string.Join(" × ", vector.Dimensions.ToArray())} (interleaved HWC); expected planar CHW " +
-                $"3 × {TileSide} × {TileSide}. Extract the pixels with ExtractPixels' default interleavePixelColors: " +
-                "false, or pass the Image column.");
+                $"3 × {TileSide} × {TileSide}. Extract the pixels with ExtractPixels' default " +
+                "interleavePixelColors: false, or pass the Image column.");
         if (vector.Size == PixelCount) return ImageInputKind.PixelVector;
         var dims = string.Join(" × ", vector.Dimensions.ToArray());
         string hint = vector.Size == 0
