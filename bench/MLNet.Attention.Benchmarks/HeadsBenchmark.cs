@@ -1,14 +1,13 @@
 using System.Diagnostics;
 using System.Formats.Tar;
 using System.Text;
-using Google.Protobuf;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using MLNet.Attention.Classification;
 using MLNet.Attention.Runtime;
-using Onnx;
+using MLNet.Attention.WholeSlide;
 using static MLNet.Attention.Benchmarks.Bench;
 
 namespace MLNet.Attention.Benchmarks;
@@ -282,26 +281,8 @@ public static class HeadsBenchmark
     private static void Rewrite(string source, string target, bool addStages)
     {
         if (File.Exists(target)) return;
-        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(source));
-        var graph = model.Graph;
-        if (graph.Node.Any(n => n.OpType is "Reshape" or "Flatten" or "Gemm"))
-            throw new InvalidDataException($"{source}: has shape-baking nodes; the batch dimension cannot simply be made symbolic.");
-        var initializers = graph.Initializer.Select(t => t.Name).ToHashSet();
-        foreach (var value in graph.Input.Where(v => !initializers.Contains(v.Name)).Concat(graph.Output))
-            value.Type.TensorType.Shape.Dim[0] = new TensorShapeProto.Types.Dimension { DimParam = "batch" };
-        graph.ValueInfo.Clear();
-        if (addStages)
-            foreach (var stage in StageOutputs)
-            {
-                if (!graph.Node.Any(n => n.Output.Contains(stage))) throw new InvalidDataException($"{source}: no node writes {stage}.");
-                var pool = new NodeProto { OpType = "GlobalAveragePool", Name = stage + "_gap" };
-                pool.Input.Add(stage);
-                pool.Output.Add(stage + "_pooled");
-                graph.Node.Add(pool);
-                var output = new ValueInfoProto { Name = stage + "_pooled", Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1 } } };
-                graph.Output.Add(output);
-            }
-        File.WriteAllBytes(target, model.ToByteArray());
+        // The library's rewrite (MLNet.Attention.WholeSlide, as the ResNet-18 tile featurizer runs it), written to the cache.
+        File.WriteAllBytes(target, ResNet18OnnxGraph.MakeBatchable(File.ReadAllBytes(source), source, addStages ? StageOutputs : null));
     }
 
     /// <summary>Per-image time of the packaged model at its fixed batch 1 vs the rewritten one at <paramref name="batch"/>.</summary>

@@ -19,6 +19,9 @@
 //       [--max-epochs 15] [--daam-hidden 64] [--heads Daam,Linear,MultiHeadAttention] [--threads 2] [--onnx-batch 32]
 //       [--data cifar10_jpeg_all.tar] [--cache /tmp/mlnet-attention-heads] [--out docs/benchmarks.md]
 //       (DAAM vs linear vs MHA classifier heads on pooled per-stage features of the pretrained ResNet-18 ONNX, CIFAR-10)
+//   dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- tile-features [--tiles 128] [--batch 32]
+//       [--threads 2] [--image ihc.png] [--python /usr/bin/python3] [--section tile-featurizer]
+//       (ResNet18TileFeaturizer vs ONNX Runtime at batch 1, DnnFeaturizeImage and PyTorch, same run: tiles/s, peak RSS)
 // Data: ETT files (date,HUFL,HULL,MUFL,MULL,LUFL,LULL,OT, gzipped) in ../shared/data/timeseries next to the repository,
 // or --data-dir. Missing data skips the benchmark with a message (exit code 0).
 using System.Globalization;
@@ -57,6 +60,9 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
           heads     [--train 5000] [--test 1000] [--seeds 1,2,3] [--max-epochs 15] [--daam-hidden 64]
                     [--heads Daam,Linear,MultiHeadAttention] [--threads 2] [--onnx-batch 32] [--data cifar10_jpeg_all.tar]
                     [--cache /tmp/mlnet-attention-heads] [--out docs/benchmarks.md]
+          tile-features [--tiles 128] [--batch 32] [--threads 2] [--image ihc.png] [--python /usr/bin/python3]
+                    [--section tile-featurizer] [--out docs/benchmarks.md]
+                    (ResNet18TileFeaturizer vs ONNX Runtime batch 1, DnnFeaturizeImage and PyTorch: tiles/s, peak RSS)
         """);
     return args.Length == 0 ? 2 : 0;
 }
@@ -75,9 +81,14 @@ try
         "crib" => MissingDataBenchmark.Run(options),
         "crib-speed" => CribSpeedBenchmark.Run(options),
         "covariates" => CovariateBenchmark.Run(options),
+<<<<<<< HEAD
         "mil" => MilBenchmark.Run(options),
         "mil-speed" => MilSpeedBenchmark.Run(options),
         _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads', 'crib', 'crib-speed', 'covariates', 'mil' or 'mil-speed'."),
+=======
+        "tile-features" => TileFeaturesBenchmark.Run(options),
+        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads', 'crib', 'crib-speed', 'covariates' or 'tile-features'."),
+>>>>>>> feat
     };
 }
 catch (UsageException ex)
