@@ -81,14 +81,10 @@ try
         "crib" => MissingDataBenchmark.Run(options),
         "crib-speed" => CribSpeedBenchmark.Run(options),
         "covariates" => CovariateBenchmark.Run(options),
-<<<<<<< HEAD
         "mil" => MilBenchmark.Run(options),
         "mil-speed" => MilSpeedBenchmark.Run(options),
-        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads', 'crib', 'crib-speed', 'covariates', 'mil' or 'mil-speed'."),
-=======
         "tile-features" => TileFeaturesBenchmark.Run(options),
-        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads', 'crib', 'crib-speed', 'covariates' or 'tile-features'."),
->>>>>>> feat
+        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads', 'crib', 'crib-speed', 'covariates', 'mil', 'mil-speed' or 'tile-features'."),
     };
 }
 catch (UsageException ex)
