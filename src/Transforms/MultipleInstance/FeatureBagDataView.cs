@@ -273,7 +273,8 @@ public sealed class FeatureBagDataView : IDataView
         private void CheckRow()
         {
             if (_position < 0 || _position >= _order.Length)
-                throw new InvalidOperationException("The cursor is not on a row: call MoveNext first (and check it returned true).");
+                throw new InvalidOperationException("The cursor is not on a row: call MoveNext first (and check that " +
+                    "it returned true).");
         }
 
         /// <summary>Reads the current row's file once: its header and whatever the active columns need.</summary>

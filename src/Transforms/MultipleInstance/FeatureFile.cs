@@ -1,3 +1,4 @@
+using System.Globalization;
 using PureHDF;
 using PureHDF.Selections;
 
@@ -143,8 +144,9 @@ public static class FeatureFile
         int bad = FeatureFileReader.FirstNonFinite(features);
         if (bad >= 0)
             throw new ArgumentException($"Feature file '{path}': instance row {firstRow + bad / featureSize} has a " +
-                $"non-finite feature ({features[bad]} at feature {bad % featureSize} of {featureSize}); expected finite " +
-                "features. Check the encoder's input (a blank or corrupt patch) or drop that instance.", nameof(features));
+                $"non-finite feature ({features[bad].ToString(CultureInfo.InvariantCulture)} at feature " +
+                $"{bad % featureSize} of {featureSize}); expected finite features. Check the encoder's input (a blank " +
+                "or corrupt patch) or drop that instance.", nameof(features));
         return count;
     }
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using PureHDF;
 using PureHDF.VOL.Native;
 
@@ -29,13 +30,16 @@ internal sealed class FeatureFileReader : IDisposable
                 $"{Contents(file)}). Expected {Layout}. A CLAM patch file (create_patches_fp.py) holds only 'coords': " +
                 "extract the features first (CLAM extract_features_fp.py, TRIDENT run_batch_of_slides.py --task feat).");
         _features = file.Dataset(FeaturesName) as NativeDataset
-            ?? throw new InvalidDataException($"Feature file '{path}': '{FeaturesName}' is not an HDF5 dataset. Expected {Layout}.");
+            ?? throw new InvalidDataException($"Feature file '{path}': '{FeaturesName}' is not an HDF5 dataset. " +
+                $"Expected {Layout}.");
         var dims = _features.Space.Dimensions;
         var type = _features.Type;
         if (dims.Length != 2)
             throw new InvalidDataException($"Feature file '{path}': dataset '{FeaturesName}' has shape {Shape(dims)} " +
                 $"(rank {dims.Length}); expected 2-D [N instances, D features]" +
-                (dims.Length == 3 && dims[0] == 1 ? ". It has a leading batch dimension of 1: save features.squeeze(0)." : "."));
+                (dims.Length == 3 && dims[0] == 1
+                    ? ". It has a leading batch dimension of 1: save features.squeeze(0)."
+                    : "."));
         if (type.Class != H5DataTypeClass.FloatingPoint || type.Size is not (4 or 8))
             throw new InvalidDataException($"Feature file '{path}': dataset '{FeaturesName}' has element type " +
                 $"{type.Class} ({type.Size} bytes); expected float32 (float64 is converted). Save the features as float32.");
@@ -127,7 +131,8 @@ internal sealed class FeatureFileReader : IDisposable
         int bad = FirstNonFinite(destination);
         if (bad >= 0)
             throw new InvalidDataException($"Feature file '{Path}': instance row {start + bad / d} has a non-finite " +
-                $"feature ({destination[bad]} at feature {bad % d} of {d}); expected finite features. Re-extract the " +
+                $"feature ({destination[bad].ToString(CultureInfo.InvariantCulture)} at feature {bad % d} of {d}); " +
+                "expected finite features. Re-extract the " +
                 "slide (a NaN usually comes from a blank or corrupt patch), or drop that instance.");
     }
 
