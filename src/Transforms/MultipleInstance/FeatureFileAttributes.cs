@@ -61,8 +61,12 @@ public sealed class FeatureFileAttributes
         public const string Encoder = "encoder";
     }
 
-    internal void Validate()
+    internal void Validate(bool withCoordinates)
     {
+        if (!withCoordinates && CoordinateAttributes().Count > 0)
+            throw new ArgumentException("FeatureFileAttributes: the patch attributes (" +
+                string.Join(", ", CoordinateAttributes().Keys) + ") are attributes of the 'coords' dataset, and this " +
+                "file has no coordinates. Give the coordinates, or set only Encoder.", nameof(PatchSize));
         if (Downsample is { Length: not 2 })
             throw new ArgumentException($"FeatureFileAttributes.Downsample has {Downsample.Length} values; CLAM's " +
                 "'downsample' is (x, y): give two values, e.g. { 1.0, 1.0 } for level 0.", nameof(Downsample));

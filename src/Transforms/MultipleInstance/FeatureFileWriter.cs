@@ -35,7 +35,7 @@ public sealed class FeatureFileWriter : IDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(featureSize);
-        attributes?.Validate();
+        attributes?.Validate(withCoordinates);
         Path = path;
         FeatureSize = featureSize;
         WithCoordinates = withCoordinates;
@@ -94,7 +94,7 @@ public sealed class FeatureFileWriter : IDisposable
             int d = FeatureSize;
             FeatureFile.WriteFile(Path, count, d, WithCoordinates, _attributes, (writer, features, coordinates) =>
             {
-                int rows = (int)Math.Clamp(FeatureFile.ChunkBytes / (4L * d), 1, count);
+                int rows = (int)Math.Clamp(FeatureFile.SlabBytes / (4L * d), 1, count);
                 var buffer = new float[rows * d];
                 spool.Position = 0;
                 for (long start = 0; start < count; start += rows)

@@ -401,6 +401,12 @@ public sealed class FeatureFileTests
         var e9 = Assert.ThrowsExactly<ArgumentException>(() => FeatureFile.Write(PathOf("w.h5"), features, 3, coordinates,
             new FeatureFileAttributes { Downsample = new[] { 2.0 } }));
         StringAssert.Contains(e9.Message, "Downsample has 1 values; CLAM's 'downsample' is (x, y)");
+        var e9b = Assert.ThrowsExactly<ArgumentException>(() => FeatureFile.Write(PathOf("w.h5"), features, 3, null,
+            new FeatureFileAttributes { PatchSize = 256, Name = "s" }));
+        StringAssert.Contains(e9b.Message, "the patch attributes (patch_size, name) are attributes of the 'coords' " +
+            "dataset, and this file has no coordinates");
+        FeatureFile.Write(PathOf("w.h5"), features, 3, null, new FeatureFileAttributes { Encoder = "uni_v1" });
+        Assert.AreEqual("uni_v1", FeatureFile.ReadInfo(PathOf("w.h5")).FeatureAttributes["encoder"]);
 
         // In a view, a bad file is refused when its row is read, naming it.
         var ml = new MLContext(seed: 1);
@@ -462,7 +468,8 @@ public sealed class FeatureFileTests
         long peakBefore = process.PeakWorkingSet64;
         long workingBefore = process.WorkingSet64;
         var view = new MLContext(seed: 1).Data.LoadFeatureBags(paths);
-        long maxManaged = 0, total = 0;
+        long maxManaged = 0, maxLive = 0, total = 0;
+        long allocated = GC.GetTotalAllocatedBytes(precise: true);
         watch.Restart();
         using (var cursor = view.GetRowCursor(view.Schema))
         {
@@ -479,11 +486,23 @@ public sealed class FeatureFileTests
             }
         }
         double iterate = watch.Elapsed.TotalSeconds;
+        allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
+        using (var cursor = view.GetRowCursor(view.Schema))   // again, with a full collection after every bag
+        {
+            var getter = cursor.GetGetter<VBuffer<float>>(view.Schema["Features"]);
+            VBuffer<float> value = default;
+            while (cursor.MoveNext())
+            {
+                getter(ref value);
+                maxLive = Math.Max(maxLive, GC.GetTotalMemory(forceFullCollection: true) - before);
+            }
+        }
         process.Refresh();
         Assert.AreEqual(50L * 5000 * 512, total);
         double cohort = 50 * 5000 * 512 * 4.0 / (1 << 20);
         Console.WriteLine($"lazy view, 50 bags of 5000x512 ({cohort:F0} MB of features): {iterate * 1000:F0} ms " +
-            $"({cohort / iterate:F0} MB/s), managed heap growth max {maxManaged / 1e6:F1} MB, working set " +
+            $"({cohort / iterate:F0} MB/s), managed heap growth max {maxManaged / 1e6:F1} MB (live after a full " +
+            $"collection: max {maxLive / 1e6:F1} MB), allocated {allocated / 50 / 1e6:F1} MB per bag, working set " +
             $"{workingBefore / 1e6:F0} → {process.WorkingSet64 / 1e6:F0} MB, peak working set {peakBefore / 1e6:F0} → " +
             $"{process.PeakWorkingSet64 / 1e6:F0} MB");
     }
