@@ -326,6 +326,11 @@ public sealed class FeatureFileTests
         var missingFile = Assert.ThrowsExactly<FileNotFoundException>(() => FeatureFile.Read(PathOf("nope.h5")));
         StringAssert.Contains(missingFile.Message, $"Feature file '{PathOf("nope.h5")}' was not found");
 
+        var text = PathOf("not-hdf5.h5");
+        File.WriteAllText(text, "case_id,slide_id,label\n");
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => FeatureFile.Read(text)).Message,
+            $"'{text}' is not a readable HDF5 file");
+
         // A CLAM patch file: coords only.
         var noFeatures = PathOf("patches.h5");
         WriteRaw(noFeatures, new PureHDF.H5File { ["coords"] = coordinates });
