@@ -53,7 +53,7 @@ internal static class ImageOps
         using var resized = src.Resize(width / (double)srcWidth, vscale: height / (double)srcHeight);
         using var exact = resized.Width == width && resized.Height == height
             ? resized.Copy() : resized.Embed(0, 0, width, height, Enums.Extend.Copy);
-        return exact.WriteToMemory();
+        return exact.WriteToMemory<byte>();
     }
 
     /// <summary>Writes RGBA or RGB bytes as a PNG.</summary>

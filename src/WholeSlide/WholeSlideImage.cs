@@ -23,7 +23,7 @@ public enum SlideBackend
 /// <summary>
 /// A whole-slide image: a pyramid of levels (level 0 the full resolution), the microns per pixel and objective
 /// magnification when the file records them, region reads addressed by level-0 coordinates (as OpenSlide and
-/// CLAM/TRIDENT <c>coords</c>) and thumbnails. <see cref="Open"/> tries OpenSlide first (Aperio .svs, Hamamatsu
+/// CLAM/TRIDENT <c>coords</c>) and thumbnails. <see cref="Open(string)"/> tries OpenSlide first (Aperio .svs, Hamamatsu
 /// .ndpi, MIRAX .mrxs, Leica .scn, generic tiled TIFF, ...) and falls back to NetVips for pyramidal or plain TIFF and
 /// ordinary images. Not thread-safe for concurrent reads of one instance with the NetVips backend; open one
 /// instance per thread.
@@ -372,7 +372,7 @@ internal sealed class VipsReader : SlideReader
             }
             // Force a decode of a corner of the smallest level so a truncated file fails here, not at the first read.
             using (var probe = levels[^1].Crop(0, 0, Math.Min(16, levels[^1].Width), Math.Min(16, levels[^1].Height)))
-                _ = probe.WriteToMemory();
+                _ = probe.WriteToMemory<byte>();
             _levels = levels.ToArray();
             Dimensions = _levels.Select(l => ((long)l.Width, (long)l.Height)).ToArray();
             Downsamples = _levels
@@ -419,7 +419,7 @@ internal sealed class VipsReader : SlideReader
         {
             using var crop = image.Crop((int)x0, (int)y0, cw, ch);
             using var rgbaImage = ImageOps.ToRgba8(crop);
-            pixels = rgbaImage.WriteToMemory();
+            pixels = rgbaImage.WriteToMemory<byte>();
         }
         catch (VipsException e)
         {
