@@ -72,8 +72,8 @@ public sealed record GeoJsonOptions
 
 /// <summary>
 /// Attention heatmaps of a slide from per-tile scores (an attention-MIL model's attention, one per tile) and tile
-/// level-0 origins (the bag's N × 2 coordinates): a PNG overlay on the slide thumbnail, and a QuPath-compatible GeoJSON
-/// FeatureCollection of the tiles with the scores as measurements, written streaming.
+/// level-0 origins (the bag's N × 2 coordinates): a PNG overlay on the slide thumbnail, and a QuPath-compatible
+/// GeoJSON FeatureCollection of the tiles with the scores as measurements, written streaming.
 /// </summary>
 public static class AttentionHeatmap
 {

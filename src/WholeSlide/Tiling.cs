@@ -34,7 +34,8 @@ public sealed record TilingOptions
     /// <summary>Tissue detection settings; null tiles the whole slide without detection.</summary>
     public TissueDetectionOptions? Tissue { get; init; } = new();
 
-    /// <summary>A tile is kept when at least this fraction of it is tissue (0 keeps any tile touching tissue).</summary>
+    /// <summary>A tile is kept when at least this fraction of it is tissue (0 keeps any tile touching tissue).
+    /// </summary>
     public double MinTissueFraction { get; init; } = 0.25;
 
     /// <summary>Also emit a <c>Pixels</c> column: Vector&lt;Single&gt; [3, TileSize, TileSize] (CHW, R G B planes),
@@ -55,12 +56,14 @@ public sealed record TilingOptions
     internal void Validate()
     {
         if (TileSize is < 1 or > 16384)
-            throw new ArgumentOutOfRangeException(nameof(TileSize), TileSize, "TileSize must be in 1..16384 (256 is usual).");
+            throw new ArgumentOutOfRangeException(nameof(TileSize), TileSize,
+                "TileSize must be in 1..16384 (256 is usual).");
         if (Overlap < 0 || Overlap >= TileSize)
             throw new ArgumentOutOfRangeException(nameof(Overlap), Overlap,
                 $"Overlap must be in 0..{TileSize - 1} (less than TileSize {TileSize}).");
         if (EffectiveStep < 1)
-            throw new ArgumentOutOfRangeException(nameof(Step), Step, "Step must be ≥ 1 (default TileSize − Overlap).");
+            throw new ArgumentOutOfRangeException(nameof(Step), Step,
+                "Step must be ≥ 1 (default TileSize − Overlap).");
         if (Magnification is <= 0 || Mpp is <= 0 || Level is < 0)
             throw new ArgumentOutOfRangeException(nameof(Magnification),
                 "Magnification and Mpp must be positive and Level ≥ 0 when set.");
@@ -168,7 +171,8 @@ public static class SlideTiler
         {
             if (level >= slide.LevelCount)
                 throw new ArgumentOutOfRangeException(nameof(options), level,
-                    $"TilingOptions.Level {level} does not exist in '{slide.Path}' (levels 0..{slide.LevelCount - 1}).");
+                    $"TilingOptions.Level {level} does not exist in '{slide.Path}' "
+                    + $"(levels 0..{slide.LevelCount - 1}).");
             ds = slide.LevelDownsamples[level];
             what = $"level {level}";
         }
@@ -183,9 +187,11 @@ public static class SlideTiler
         else
         {
             var mag = options.Magnification!.Value;
-            var mag0 = slide.ObjectiveMagnification ?? (slide.MppX is { } m ? 10 / m : (double?)null) ?? throw new ArgumentException(
+            var fromMpp = slide.MppX is { } m ? 10 / m : (double?)null;
+            var mag0 = slide.ObjectiveMagnification ?? fromMpp ?? throw new ArgumentException(
                 $"TilingOptions.Magnification {mag.ToString(inv)}× needs the slide's objective power or microns per "
-                + $"pixel, but '{slide.Path}' records neither; set TilingOptions.Level (or Mpp) instead.", nameof(options));
+                + $"pixel, but '{slide.Path}' records neither; set TilingOptions.Level (or Mpp) instead.",
+                nameof(options));
             ds = mag0 / mag;
             what = $"{mag.ToString(inv)}× (slide {mag0.ToString(inv)}×)";
         }
@@ -216,8 +222,8 @@ public static class SlideTiler
                 coords.Add(x);
                 coords.Add(y);
             }
-        return new TileGrid(slide.Path, slide.Width, slide.Height, options.TileSize, ds, tile0, step0, readLevel, readDs,
-            readSize, slide.ObjectiveMagnification, coords.ToArray(), tissue);
+        return new TileGrid(slide.Path, slide.Width, slide.Height, options.TileSize, ds, tile0, step0, readLevel,
+            readDs, readSize, slide.ObjectiveMagnification, coords.ToArray(), tissue);
     }
 
     /// <summary>Reads the tile at level-0 origin (<paramref name="x"/>, <paramref name="y"/>) of

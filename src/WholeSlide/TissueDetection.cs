@@ -165,7 +165,8 @@ public static class TissueDetector
         options ??= new TissueDetectionOptions();
         options.Validate();
         var longer = Math.Max(slide.Width, slide.Height);
-        var target = Math.Min(longer, Math.Max(options.MinMaskSize, (long)Math.Ceiling(longer / options.MaskDownsample)));
+        var coarse = (long)Math.Ceiling(longer / options.MaskDownsample);
+        var target = Math.Min(longer, Math.Max(options.MinMaskSize, coarse));
         var scale = target / (double)longer;
         var mw = (int)Math.Max(1, Math.Round(slide.Width * scale));
         var mh = (int)Math.Max(1, Math.Round(slide.Height * scale));
@@ -227,7 +228,8 @@ public static class TissueDetector
                 + $"MinTissueArea {minPatches} reference patches of {options.ReferencePatchSize}² "
                 + $"(= {minArea} level-0 px²). Expected a stained slide; if this one is faint lower "
                 + "TissueDetectionOptions.SaturationThreshold (or set UseOtsu), if its tissue is small lower "
-                + "MinTissueArea or ReferencePatchSize, or tile without tissue detection (TilingOptions.Tissue = null).");
+                + "MinTissueArea or ReferencePatchSize, or tile without tissue detection "
+                + "(TilingOptions.Tissue = null).");
         }
         return new TissueMask(w, h, downsampleX, downsampleY, final, regions, threshold);
     }
@@ -364,7 +366,8 @@ public static class TissueDetector
                     var l = bgLabel[i];
                     bgArea[l]++;
                     if (x == 0 || y == 0 || x == w - 1 || y == h - 1) bgBorder[l] = true;
-                    else if (bgOwner[l] == 0) bgOwner[l] = fgLabel[i - w]; // first pixel in scan order: above is its rim
+                    // The first pixel in scan order: the pixel above it is on the enclosing region's rim.
+                    else if (bgOwner[l] == 0) bgOwner[l] = fgLabel[i - w];
                 }
             }
         // Holes per region: keep the largest `maxHoles` above `maxHole`, fill the rest.

@@ -89,13 +89,15 @@ public sealed class WholeSlideImage : IDisposable
     public static WholeSlideImage Open(string path) => Open(path, null);
 
     /// <summary>Opens <paramref name="path"/> with the given backend (null: OpenSlide, then NetVips).</summary>
-    /// <exception cref="DllNotFoundException"><paramref name="backend"/> is OpenSlide and it is not installed.</exception>
+    /// <exception cref="DllNotFoundException"><paramref name="backend"/> is OpenSlide and it is not installed.
+    /// </exception>
     public static WholeSlideImage Open(string path, SlideBackend? backend)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         var full = System.IO.Path.GetFullPath(path);
         if (!File.Exists(full))
-            throw new FileNotFoundException($"Slide file '{full}' does not exist; pass the path of a slide file.", full);
+            throw new FileNotFoundException(
+                $"Slide file '{full}' does not exist; pass the path of a slide file.", full);
         var tried = new List<string>();
         if (backend is null or SlideBackend.OpenSlide)
         {

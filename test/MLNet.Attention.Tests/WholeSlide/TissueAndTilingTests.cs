@@ -22,7 +22,8 @@ public sealed class TissueAndTilingTests
         var sw = Stopwatch.StartNew();
         var mask = TissueDetector.Detect(slide, SmallSlide);
         sw.Stop();
-        TestContext.WriteLine($"tissue detection {sw.Elapsed.TotalMilliseconds:F1} ms, mask {mask.Width}×{mask.Height}, "
+        TestContext.WriteLine($"tissue detection {sw.Elapsed.TotalMilliseconds:F1} ms, "
+            + $"mask {mask.Width}×{mask.Height}, "
             + $"fraction {mask.TissueFractionOfSlide:F3}, regions {mask.Regions.Count}, threshold {mask.Threshold}");
         Assert.AreEqual(512, mask.Width);
         Assert.IsGreaterThan(0.3, mask.TissueFractionOfSlide);
@@ -118,7 +119,10 @@ public sealed class TissueAndTilingTests
     public void TileViewStreamsEveryTileOnTheGridWithImagesEqualToReadRegion()
     {
         var path = SlideFixtures.Pyramid();
-        var options = new TilingOptions { Step = 128, Tissue = SmallSlide, MinTissueFraction = 0.5, IncludePixels = true };
+        var options = new TilingOptions
+        {
+            Step = 128, Tissue = SmallSlide, MinTissueFraction = 0.5, IncludePixels = true,
+        };
         var ml = new MLContext(seed: 1);
         var reports = new List<TilingProgress>();
         var view = ml.Data.LoadSlideTiles([path], options, new SyncProgress(reports.Add));
