@@ -16,6 +16,8 @@
 //        the member it overrides, and that base member keeps its accessibility;
 //      - compiler-generated types and members (names starting with '<' or marked [CompilerGenerated]): unspeakable in
 //        C#, publicizing them gains nothing;
+//      - protected (and protected internal) virtual methods and their overrides: consumers subclass these types
+//        (e.g. DataViewRowCursor.Dispose(bool)) and override them as protected, which a public base would forbid;
 //      - fields that share their name with an event of the same type (field-like event backing fields): a public field
 //        next to the event would make every use of the event name ambiguous (CS0229);
 //  * overrides whose chain ends inside the publicized set become public together with the member they override, so
@@ -209,6 +211,8 @@ internal sealed class Publicizer
             return false;                                   // explicit interface implementation
         if (IsCompilerGenerated(method))
             return false;
+        if (method.IsVirtual && (method.IsFamily || method.IsFamilyOrAssembly))
+            return false;                                   // protected virtual: consumers override it as protected
         if (method.IsVirtual && !method.IsNewSlot)
             return OverrideRootIsInInputs(method);           // an override: follow the member it overrides
         return true;

@@ -163,8 +163,9 @@ internal sealed class BatchScorer : IDisposable
         }
     }
 
-    /// <summary>Reads a bag (N × D floats, N ≥ 1) into the slot's own buffer (the getter reuses its array, so a bag
-    /// is copied once, from the source into the buffer, and once more into the padded tensor) and its instance count.</summary>
+    /// <summary>Reads a bag (N × D floats, N ≥ 1) into the slot's own buffer (the getter reuses its array: a bag is
+    /// copied once, from the source into the buffer, which a one-bag batch hands to libtorch as is and a padded batch
+    /// copies once more) and its instance count.</summary>
     private Action<int, long> BagReader(TorchInputColumn spec, ValueGetter<VBuffer<float>> getter, VBuffer<float>[] bags,
         int[] lengths, bool reject, bool allowNaN, string? hint)
     {

@@ -393,9 +393,9 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
             }
             var tensor = staged[i];
             if (!spec.IsFloat)
-                tensor.data<long>().CopyFrom(new ReadOnlySpan<long>(batch.TickInputs[i], 0, count), 0, 0);
+                TensorSpans.Write(tensor, new ReadOnlySpan<long>(batch.TickInputs[i], 0, count));
             else
-                tensor.data<float>().CopyFrom(new ReadOnlySpan<float>(batch.FloatInputs[i], 0, count * spec.Size), 0, 0);
+                TensorSpans.Write(tensor, new ReadOnlySpan<float>(batch.FloatInputs[i], 0, count * spec.Size));
             // A partial (last) batch is a view of the first rows; a full one is the staged tensor itself.
             inputs[i] = count == batch.Capacity ? tensor : tensor.narrow(0, 0, count);
         }
@@ -425,7 +425,7 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
                     $"expected [{count}{string.Concat(spec.Dimensions.Select(d => ", " + d))}] (batch of {count}).");
             var cpu = tensor.device_type == DeviceType.CPU ? tensor : tensor.cpu();
             var contiguous = cpu.is_contiguous() ? cpu : cpu.contiguous();
-            contiguous.data<float>().CopyTo(new Span<float>(batch.Outputs[j], 0, (int)expected), 0, 0);
+            TensorSpans.Read(contiguous, new Span<float>(batch.Outputs[j], 0, (int)expected));
         }
     }
 
@@ -445,13 +445,12 @@ public abstract class TorchTransformerBase : ITorchPersistable, IDisposable
                 $"'{spec.Name}'; expected [{count}, {longest}{(k == 1 ? "" : ", " + k)}] (batch of {count}, largest bag {longest}).");
         var cpu = tensor.device_type == DeviceType.CPU ? tensor : tensor.cpu();
         var contiguous = cpu.is_contiguous() ? cpu : cpu.contiguous();
-        var values = contiguous.data<float>();
         var slots = batch.BagOutputs[output]!;
         for (int b = 0; b < count; b++)
         {
             int n = lengths[b] * k;
             if (slots[b]!.Length != n) slots[b] = new float[n];
-            values.CopyTo(slots[b].AsSpan(0, n), 0, (long)b * longest * k);
+            TensorSpans.Read(contiguous, slots[b].AsSpan(0, n), (long)b * longest * k);
         }
     }
 

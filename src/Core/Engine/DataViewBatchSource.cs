@@ -157,12 +157,12 @@ internal sealed class DataViewBatchSource : BatchSource
             if (staged.FloatInputs[c] is { } values)
             {
                 t = empty(shape, ScalarType.Float32);
-                t.data<float>().CopyFrom(new ReadOnlySpan<float>(values, 0, count * spec.Size), 0, 0);
+                TensorSpans.Write(t, new ReadOnlySpan<float>(values, 0, count * spec.Size));
             }
             else
             {
                 t = empty(shape, ScalarType.Int64);
-                t.data<long>().CopyFrom(new ReadOnlySpan<long>(staged.TickInputs[c], 0, count), 0, 0);
+                TensorSpans.Write(t, new ReadOnlySpan<long>(staged.TickInputs[c], 0, count));
             }
             tensors[c] = device.type == DeviceType.CPU ? t : t.to(device);
         }

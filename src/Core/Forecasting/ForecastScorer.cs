@@ -1,3 +1,4 @@
+using MLNet.Attention.Data;
 using MLNet.Attention.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -267,7 +268,7 @@ internal sealed class ForecastScorer : IDisposable
                     CalendarFeatureEncoder.Encode(Info.Calendar, last - (l - 1 - t) * step, features.AsSpan((b * l + t) * m, m));
             }
             var result = empty(new long[] { batch, l, m }, ScalarType.Float32);
-            result.data<float>().CopyFrom(new ReadOnlySpan<float>(features, 0, size), 0, 0);
+            TensorSpans.Write(result, new ReadOnlySpan<float>(features, 0, size));
             return Device.type == DeviceType.CPU ? result : result.to(Device);
         }
         finally

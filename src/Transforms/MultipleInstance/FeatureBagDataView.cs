@@ -178,7 +178,6 @@ public sealed class FeatureBagDataView : IDataView
         private long _position = -1;
         private bool _loaded;
         private int _instances;
-        private float[] _features = Array.Empty<float>();
         private long[] _coordinates = Array.Empty<long>();
         private int _coordinateCount;
 
@@ -245,9 +244,12 @@ public sealed class FeatureBagDataView : IDataView
                 getter = (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) =>
                 {
                     Load();
+                    // Straight from the file into the caller's buffer (as h5py reads into a NumPy array): a
+                    // slide's bag is copied once on its way to the model, which then reads that buffer in place.
                     int length = _instances * _view.FeatureSize;
                     var editor = VBufferEditor.Create(ref value, length);
-                    _features.AsSpan(0, length).CopyTo(editor.Values);
+                    using (var reader = FeatureFileReader.Open(_view._paths[File]))
+                        reader.ReadFeatures(editor.Values, 0, _instances);
                     value = editor.Commit();
                 });
             else if (column.Index == _coordinatesIndex)
@@ -290,12 +292,6 @@ public sealed class FeatureBagDataView : IDataView
                     "every slide of one view needs the same encoder. Re-extract the slide with that encoder, or load " +
                     "the two feature sets as separate views.");
             _instances = reader.InstanceCount;
-            if (_active[_featuresIndex])
-            {
-                int length = _instances * reader.FeatureSize;
-                if (_features.Length < length) _features = new float[length];
-                reader.ReadFeatures(_features.AsSpan(0, length), 0, _instances);
-            }
             _coordinateCount = 0;
             if (_active[_coordinatesIndex] && reader.HasCoordinates)
             {
