@@ -27,6 +27,7 @@ def main():
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--forward", default="10000,50000,100000")
+    p.add_argument("--h5", default="", help="a CLAM-style .h5 feature file: time reading it (h5py) + the forward")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -61,11 +62,24 @@ def main():
                 times.append(time.perf_counter() - start)
             forward[str(n)] = {"seconds": min(times), "peak_rss_mb": peak_rss_mb()}
             del x
+        h5 = None
+        if a.h5:
+            import h5py
+            times = []
+            for _ in range(4):
+                start = time.perf_counter()
+                with h5py.File(a.h5, "r") as f:
+                    x = torch.from_numpy(f["features"][:])
+                model(x.unsqueeze(0))
+                times.append(time.perf_counter() - start)
+                del x
+            h5 = {"seconds": min(times[1:]), "peak_rss_mb": peak_rss_mb()}
     print("RESULT " + json.dumps({
         "bags_per_second": len(sizes) / epoch_seconds[-1],
         "epoch_seconds": epoch_seconds,
         "train_peak_rss_mb": train_rss,
         "forward": forward,
+        "h5": h5,
         "torch": torch.__version__,
         "threads": a.threads,
     }))
