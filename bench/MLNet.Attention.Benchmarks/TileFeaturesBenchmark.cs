@@ -5,6 +5,8 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using MLNet.Attention.Classification;
+using MLNet.Attention.Transforms;
 using MLNet.Attention.WholeSlide;
 using Onnx;
 using static MLNet.Attention.Benchmarks.Bench;
@@ -16,7 +18,10 @@ namespace MLNet.Attention.Benchmarks;
 /// batch-rewritten graphs) vs its baselines, same run, each in a fresh process for its own peak RSS: (a) ours at
 /// <c>--batch</c>, (b) ONNX Runtime directly on the packaged graphs at their fixed batch 1, (c) ML.NET's
 /// <c>DnnFeaturizeImage(ResNet18)</c> (per-row OnnxTransformer), (d) PyTorch (bench/reference/wsi/resnet18_tiles.py,
-/// random weights, batch 32). Tiles: 224 × 224 crops of skimage's ihc.png as CHW float pixels, built before timing.
+/// random weights, batch 32), and the ELA / ULSAM backbones of the classification work as tile featurizers on the same
+/// tiles: (e) MobileNetV2 + ELA-L and (f) MobileNetV2 + ULSAM (<c>mlContext.Transforms.AttentionImageFeaturizer</c>,
+/// TorchSharp, at <c>--batch</c>; weights of a classifier trained one step, speed does not depend on them). Tiles:
+/// 224 × 224 crops of skimage's ihc.png (the image of the ihc slide fixture) as CHW float pixels, built before timing.
 /// </summary>
 public static class TileFeaturesBenchmark
 {
@@ -59,7 +64,7 @@ public static class TileFeaturesBenchmark
         var torchRuns = new List<double>();
         for (int round = 0; round < repeats; round++)
         {
-            foreach (var p in new[] { "ours", "ort-batch1", "dnn" })
+            foreach (var p in new[] { "ours", "ort-batch1", "dnn", "ela", "ulsam" })
             {
                 int code = RunSelf("tile-features", options, new[] { "part", "result-out", "out", "section", "repeats" },
                     "--part", p, "--result-out", temp);
@@ -94,7 +99,7 @@ public static class TileFeaturesBenchmark
             $"| {name} | {F(rate, "F1")} | {F(1000 / rate, "F1")} | {F(ours.TilesPerSecond / rate, "F2")}× | {F(rss, "F0")} | " +
             $"{All(runs[part])} |";
         var md = new StringBuilder();
-        md.AppendLine("## ResNet-18 tile featurizer: tiles/s vs ONNX Runtime batch 1, DnnFeaturizeImage and PyTorch");
+        md.AppendLine("## Tile featurizers: ResNet-18 vs ONNX Runtime batch 1, DnnFeaturizeImage, PyTorch; ELA / ULSAM backbones");
         md.AppendLine();
         md.AppendLine($"`dotnet run -c Release --project bench/MLNet.Attention.Benchmarks -- {command}`, {started:yyyy-MM-dd HH:mm}; " +
                       $"{Machine()}; load average before the runs {load}, after {SpeedBenchmark.LoadAverage()}. Shared machine: other " +
@@ -103,11 +108,15 @@ public static class TileFeaturesBenchmark
         md.AppendLine($"{tiles} tiles of 224 × 224 cut from skimage's `ihc.png` (512 × 512 immunohistochemistry) at seeded random " +
                       "offsets, as CHW float pixels (RGB 0–255, what `ResizeImages(224, 224) → ExtractPixels()` writes), built " +
                       "before timing; every part is timed over all tiles after a warm-up batch, in its own process (peak RSS = " +
-                      $"that process's peak working set / `ru_maxrss`, of the best round), one after another, the four parts " +
+                      $"that process's peak working set / `ru_maxrss`, of the best round), one after another, the six parts " +
                       $"taking turns for {repeats} rounds; {threads} threads everywhere " +
-                      "(ONNX Runtime intra-op threads, `torch.set_num_threads`).");
+                      "(ONNX Runtime intra-op threads, `torch.set_num_threads`). (e) and (f) are the ELA / ULSAM backbones " +
+                      "of the classification work as tile featurizers (`AttentionImageFeaturizer`, TorchSharp 0.107 CPU) " +
+                      "on the same pixels, ImageNet-size MobileNetV2 (width 1.0, 1280 features per tile), with the weights " +
+                      "of an `ImageClassifier` trained for one step on 8 of the tiles before timing (their speed does not " +
+                      "depend on the weights; no trained pathology ELA / ULSAM backbone exists here).");
         md.AppendLine();
-        md.AppendLine("| Part | Tiles/s (best round) | ms/tile | Ours is × faster | Peak RSS (MB) | Tiles/s, every round |");
+        md.AppendLine("| Part | Tiles/s (best round) | ms/tile | (a) is × faster | Peak RSS (MB) | Tiles/s, every round |");
         md.AppendLine("|---|---:|---:|---:|---:|---|");
         md.AppendLine(Row($"(a) ours: `ResNet18TileFeaturizer`, batch {batch} (Transform, cursor)", "ours", ours.TilesPerSecond, ours.PeakRssMb));
         var ort = results["ort-batch1"];
@@ -119,6 +128,12 @@ public static class TileFeaturesBenchmark
                 "pytorch", r.GetProperty("tiles_per_second").GetDouble(), r.GetProperty("peak_rss_mb").GetDouble()));
         else
             md.AppendLine($"| (d) PyTorch | skipped: {why} | | | |");
+        var ela = results["ela"];
+        md.AppendLine(Row($"(e) `AttentionImageFeaturizer` MobileNetV2 + ELA-L, batch {batch} (Transform, cursor)", "ela",
+            ela.TilesPerSecond, ela.PeakRssMb));
+        var ulsam = results["ulsam"];
+        md.AppendLine(Row($"(f) `AttentionImageFeaturizer` MobileNetV2 + ULSAM, batch {batch} (Transform, cursor)", "ulsam",
+            ulsam.TilesPerSecond, ulsam.PeakRssMb));
         md.AppendLine();
         md.AppendLine($"Same features: the first tile's 512 values of (a) vs (b) differ by at most {diff("ours", "ort-batch1"):E1}, " +
                       $"(a) vs (c) by {diff("ours", "dnn"):E1} (max abs; the features reach ≈ {ours.First.Max():F1}). " +
@@ -165,6 +180,31 @@ public static class TileFeaturesBenchmark
                 }
         }
         return rows;
+    }
+
+    private sealed class LabelledRow
+    {
+        [VectorType(3, Side, Side)] public float[] Pixels { get; set; } = new float[PixelCount];
+        public string Label { get; set; } = "";
+    }
+
+    // An ImageNet-size MobileNetV2 (width 1.0) with ELA-L or ULSAM, trained one step on 8 tiles (any weights do for
+    // speed), as the featurizer a user makes from a classifier trained on labelled tiles.
+    private static AttentionImageFeaturizerEstimator AttentionFeaturizer(MLContext ml, PixelRow[] rows,
+        ImageAttention attention, int batch, int threads)
+    {
+        var labelled = rows.Take(8).Select((r, i) => new LabelledRow { Pixels = r.Pixels, Label = i % 2 == 0 ? "a" : "b" });
+        var train = ml.Data.LoadFromEnumerable(labelled.ToArray());
+        var classifier = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.MulticlassClassification.Trainers.ImageClassifier(new ImageClassifierOptions
+            {
+                FeatureColumnName = "Pixels", ImageHeight = Side, ImageWidth = Side, Backbone = ImageBackbone.MobileNetV2,
+                Attention = attention, MaxEpochs = 1, BatchSize = 8, NumberOfThreads = threads, Seed = 1,
+                ValidationFraction = 0, EarlyStoppingPatience = null, BatchNormRecalibrationBatches = 0,
+            }))
+            .Fit(train);
+        return ml.Transforms.AttentionImageFeaturizer(classifier.LastTransformer, outputColumnName: "Features",
+            inputColumnName: "Pixels", batchSize: batch);
     }
 
     private static int RunPart(string part, string image, int tiles, int batch, int threads, string resultFile)
@@ -221,8 +261,21 @@ public static class TileFeaturesBenchmark
                 first = features[0];
                 break;
             }
+            case "ela":
+            case "ulsam":
+            {
+                using var featurizer = AttentionFeaturizer(ml, rows, part == "ela" ? ImageAttention.ElaL : ImageAttention.Ulsam,
+                    batch, threads).Fit(data);
+                TorchSharp.torch.set_num_threads(threads);
+                Features(featurizer.Transform(ml.Data.TakeRows(data, batch)), "Features");   // warm-up batch
+                var clock = Stopwatch.StartNew();
+                var features = Features(featurizer.Transform(data), "Features");
+                seconds = clock.Elapsed.TotalSeconds;
+                first = features[0];
+                break;
+            }
             default:
-                throw new UsageException($"Unknown --part '{part}'; use ours, ort-batch1 or dnn.");
+                throw new UsageException($"Unknown --part '{part}'; use ours, ort-batch1, dnn, ela or ulsam.");
         }
         using var self = Process.GetCurrentProcess();
         self.Refresh();

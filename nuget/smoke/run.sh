@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Uses the packed packages exactly as a user would. Packs the five MLNet.Attention packages into a temporary folder
+# Uses the packed packages exactly as a user would. Packs the six MLNet.Attention packages into a temporary folder
 # (a unique pre-release version per run keeps stale copies in the NuGet cache out of the picture), then for each app:
 # `dotnet new console` in a temporary folder, `dotnet add package` from that folder (through a nuget.config, other
 # packages from the usual feed), build (the output must show the src/Native patch step), run, check its output.
@@ -7,6 +7,8 @@
 #                    from the repository), compiled verbatim and run on ETTh1 (samples/data/ETTh1.csv.gz)
 #   ModulesReadmeApp the same for the MLNet.Attention.Modules package README
 #   TransformsReadmeApp  the same for MLNet.Attention.Transforms (classifier backbone → featurizer → SDCA, reload)
+#   WholeSlideReadmeApp  the same for MLNet.Attention.WholeSlide on samples/data/ihc-aperio-20x.tif (open, tissue
+#                    tiles, ResNet-18 features of 8 tiles; the ONNX graphs must land in the app's output folder)
 #   App              tiny forecaster: train, save, reload in a new MLContext, identical forecasts (smoke/App)
 #   ModulesApp       references only MLNet.Attention.Modules: every block forward and backward (smoke/ModulesApp)
 #   TorchSharpApp    Microsoft.ML.TorchSharp 0.23.1 next to MLNet.Attention in one process (smoke/TorchSharpApp)
@@ -26,13 +28,13 @@ cat > "$work/packages.slnf" <<JSON
 { "solution": { "path": "$root/MLNet.Attention.sln", "projects": [
   "src/Native/MLNet.Attention.Native.csproj", "src/Modules/MLNet.Attention.Modules.csproj",
   "src/Core/MLNet.Attention.Core.csproj", "src/Estimators/MLNet.Attention.Estimators.csproj",
-  "src/Transforms/MLNet.Attention.Transforms.csproj" ] } }
+  "src/Transforms/MLNet.Attention.Transforms.csproj", "src/WholeSlide/MLNet.Attention.WholeSlide.csproj" ] } }
 JSON
 step "pack $version"
 dotnet pack "$work/packages.slnf" -c Release -p:Version="$version" -o "$work/packages" --nologo -v quiet
 ls "$work/packages"
 packages=(MLNet.Attention.Native MLNet.Attention.Modules MLNet.Attention.Core MLNet.Attention)
-for p in "${packages[@]}" MLNet.Attention.Transforms; do [ -f "$work/packages/$p.$version.nupkg" ] || fail "$p.$version.nupkg was not packed"; done
+for p in "${packages[@]}" MLNet.Attention.Transforms MLNet.Attention.WholeSlide; do [ -f "$work/packages/$p.$version.nupkg" ] || fail "$p.$version.nupkg was not packed"; done
 
 # Without -p:Version the version comes from git: 0.1.0-dev.<commit count>.g<sha8> (Directory.Build.targets).
 if git -C "$root" rev-parse HEAD > /dev/null 2>&1; then
@@ -66,9 +68,11 @@ new_app() {
   done
 }
 
-# build_and_run NAME: builds (the native patch step must report), runs from the app folder, keeps output in NAME.log.
+# build_and_run NAME [ARG...]: builds (the native patch step must report), runs from the app folder with the
+# arguments, keeps output in NAME.log.
 build_and_run() {
   local name=$1 t0=$SECONDS
+  shift
   (cd "$work/$name" && dotnet build -c Release --nologo -v detailed > "$work/$name.build.log" 2>&1) \
     || { grep -E ": (error|warning) " "$work/$name.build.log" | sort -u | tail -20; fail "$name: build failed"; }
   local native
@@ -78,7 +82,7 @@ build_and_run() {
   echo "$native"
   echo "($name: added and restored by $((t0 - start)) s, built in $((SECONDS - t0)) s)"
   local rc=0
-  (cd "$work/$name" && dotnet run -c Release --no-build) 2>&1 | tee "$work/$name.log" || rc=$?
+  (cd "$work/$name" && dotnet run -c Release --no-build -- "$@") 2>&1 | tee "$work/$name.log" || rc=$?
   [ "$rc" -eq 0 ] || fail "$name: exit code $rc"
 }
 
@@ -131,6 +135,24 @@ grep -q "^Features per image: Vector<Single, [0-9]*>$" "$work/TransformsReadmeAp
   || fail "TransformsReadmeApp: no Features vector column"
 grep -q "^Same predictions after reload: True$" "$work/TransformsReadmeApp.log" \
   || fail "TransformsReadmeApp: reloaded predictions differ"
+
+step "WholeSlideReadmeApp: the MLNet.Attention.WholeSlide package README example"
+new_app WholeSlideReadmeApp MLNet.Attention.WholeSlide
+check_restored MLNet.Attention.WholeSlide
+# The package must not carry the 64 MB of ONNX graphs itself: its ResNet-18 dependency brings them.
+[ "$(stat -c %s "$work/packages/MLNet.Attention.WholeSlide.$version.nupkg")" -lt 5000000 ] \
+  || fail "MLNet.Attention.WholeSlide.$version.nupkg is over 5 MB (the ONNX graphs were packed into it)"
+extract_example MLNet.Attention.WholeSlide "$work/WholeSlideReadmeApp/Program.cs"
+cp "$root/samples/data/ihc-aperio-20x.tif" "$work/WholeSlideReadmeApp/"
+build_and_run WholeSlideReadmeApp ihc-aperio-20x.tif
+out="$work/WholeSlideReadmeApp/bin/Release/net10.0"
+for f in DnnImageModels/ResNet18Onnx/ResNet18.onnx DnnImageModels/ResNetPrepOnnx/ResNetPreprocess.onnx; do
+  [ -f "$out/$f" ] || fail "WholeSlideReadmeApp: $f is not in the app's output folder"
+done
+grep -q "^ihc-aperio-20x.tif: 1024 × 1024 px, .* tissue tiles at 20×$" "$work/WholeSlideReadmeApp.log" \
+  || fail "WholeSlideReadmeApp: the slide and its tiles"
+grep -q "^ResNet-18 tile features: 8 tiles × 512 values$" "$work/WholeSlideReadmeApp.log" \
+  || fail "WholeSlideReadmeApp: no ResNet-18 features for 8 tiles"
 
 step "App: train, save, reload"
 new_app App MLNet.Attention

@@ -20,6 +20,10 @@ var tiling = new TilingOptions
     Tissue = new TissueDetectionOptions { MinTissueArea = 0.5, MaxHoleArea = 0.05 },   // the fixture is only 1024²
 };
 var tiles = ml.Data.LoadSlideTiles(new[] { slidePath }, tiling);
+// The pretrained ImageNet ResNet-18. An ELA / ULSAM backbone reads the same Image column:
+// ml.Transforms.AttentionImageFeaturizer(tileClassifier, inputColumnName: "Image") with an ImageClassifier trained on
+// labelled tiles, or AttentionImageFeaturizerOptions { CheckpointPath = "…pth", InputColumnName = "Image", … }; no
+// trained ELA / ULSAM tile backbone ships here, so this sample stays on ResNet-18 (1280 features instead of 512).
 var featurizer = ml.Transforms.ResNet18TileFeaturizer(inputColumnName: "Image").Fit(tiles);
 var featured = featurizer.Transform(tiles);
 

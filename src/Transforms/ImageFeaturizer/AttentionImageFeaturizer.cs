@@ -240,6 +240,8 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
         int expected = config.Channels * config.Height * config.Width;
         var column = schema.GetColumnOrNull(name)
             ?? throw new ArgumentOutOfRangeException(nameof(schema), $"{ComponentName}: image column '{name}' was not found. " +
+                (ImageColumns(schema) is { Length: > 0 } found
+                    ? $"Image columns here: {found} (set the input column name to one). " : "") +
                 "Load it with mlContext.Transforms.LoadRawImageBytes or LoadImages, or build pixels with LoadImages → " +
                 "ResizeImages → ExtractPixels (CHW, the default order).");
         if (column.Type is ImageDataViewType) return ImageInputKind.Image;
@@ -252,9 +254,16 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
             : size * 3 == expected ? $"It holds {size} values: one channel where {config.Channels} are expected (grey-scale images: a featurizer with Channels = 1, or ExtractPixels with the RGB colors)."
             : size == expected * 3 ? $"It holds {size} values: three channels where one is expected."
             : $"It holds {size} values; resize the images to {config.Height} × {config.Width} (ResizeImages) or set ImageHeight/ImageWidth to the images' size.";
+        if (size != 0 && ImageColumns(schema) is { Length: > 0 } images)
+            hint += $" Or give the featurizer an Image column ({images}): it resizes images itself.";
         throw new ArgumentOutOfRangeException(nameof(schema), $"{ComponentName}: pixel column '{name}' should hold " +
             $"{config.Channels} × {config.Height} × {config.Width} = {expected} values per image. {hint}");
     }
+
+    // The visible Image columns ("'Image', 'Loaded'"), for the hints: a tile view (LoadSlideTiles) or LoadImages
+    // output read under the wrong name.
+    private static string ImageColumns(DataViewSchema schema) => string.Join(", ",
+        schema.Where(c => !c.IsHidden && c.Type is ImageDataViewType).Select(c => $"'{c.Name}'"));
 
     internal static AttentionImageFeaturizerTransformer FromCheckpoint(IHostEnvironment env, AttentionImageFeaturizerOptions options,
         ImageInputKind kind = ImageInputKind.PixelVector)
