@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using Microsoft.ML.Data;
 using MLNet.Attention.Data;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -9,7 +10,9 @@ namespace MLNet.Attention.Engine;
 /// Training rows streamed from any <see cref="IDataView"/>, never materialised: each epoch opens one cursor, reads
 /// the columns with the readers scoring uses (<see cref="BatchScorer"/>), and shuffles through a pool of
 /// <c>shufflePoolSize</c> rows with the epoch's seeded <see cref="Random"/> (ML.NET's <c>ShuffleRows</c> semantics:
-/// a pool at least as large as the data gives a full permutation). Memory: the pool and one batch.
+/// a pool at least as large as the data gives a full permutation). Memory: the pool and one batch. A view that
+/// shuffles itself (<see cref="IRandomOrderDataView"/> at the bottom of its chain, e.g. a cohort of .h5 feature files)
+/// is read through its own random-order cursor instead: a full permutation with one batch in memory and no pool.
 /// Inputs are the <c>inputs</c> columns as tensors (float32 [B, dims...], int64 [B] for DateTime/Key); the target is
 /// the <c>target</c> column (float32 [B, dims...] or int64 [B] class indices for a Key).
 /// </summary>
@@ -22,6 +25,8 @@ internal sealed class DataViewBatchSource : BatchSource
     private readonly bool _rejectNonFinite;
     private readonly bool[]? _rowMask;
     private readonly bool _keep;
+    private readonly bool _randomOrder;
+    private Dictionary<DataViewRowId, long>? _rowOfId;
     private int? _count;
 
     /// <param name="data">The rows.</param>
@@ -52,7 +57,11 @@ internal sealed class DataViewBatchSource : BatchSource
         }
         _poolSize = shufflePoolSize;
         _rejectNonFinite = rejectNonFinite;
+        _randomOrder = data.CanShuffle && Interop.DataViewChains.Root(data) is IRandomOrderDataView;
     }
+
+    /// <summary>Whether epochs are shuffled by the view's own random-order cursor (no shuffle pool).</summary>
+    internal bool ShufflesInView => _randomOrder;
 
     /// <summary>Rows in the view (counted by one cursor pass when the view does not know it).</summary>
     public override int Count => _count ??= CountRows();
@@ -65,6 +74,11 @@ internal sealed class DataViewBatchSource : BatchSource
     public override IEnumerable<TrainingBatch> EpochBatches(int batchSize, bool dropLast, Random? shuffle, Device device)
     {
         var needed = _indices.Select(i => _data.Schema[i]).ToArray();
+        if (shuffle is not null && _randomOrder && RowOfId() is { } rowOf)
+        {
+            foreach (var batch in RandomOrderBatches(needed, rowOf, batchSize, dropLast, shuffle, device)) yield return batch;
+            yield break;
+        }
         using var cursor = _data.GetRowCursor(needed);
         // The pool never needs more slots than there are rows (a pool size "larger than the data" asks for a full shuffle).
         int capacity = shuffle is null ? batchSize : Math.Max(1, Math.Min(_poolSize, Count));
@@ -113,6 +127,43 @@ internal sealed class DataViewBatchSource : BatchSource
             if (++inBatch == batchSize) { yield return Build(pending, batchSize, device); inBatch = 0; }
         }
         if (inBatch > 0 && !dropLast) yield return Build(pending, inBatch, device);
+    }
+
+    // The view's own shuffled cursor: rows arrive in a random order, each read once; a row's index (for the row mask and
+    // for errors) comes from its id, which ML.NET keeps the same in every cursor of a view.
+    private IEnumerable<TrainingBatch> RandomOrderBatches(DataViewSchema.Column[] needed,
+        Dictionary<DataViewRowId, long> rowOf, int batchSize, bool dropLast, Random shuffle, Device device)
+    {
+        using var cursor = _data.GetRowCursor(needed, shuffle);
+        var idOf = cursor.GetIdGetter();
+        var staged = BatchScorer.ForReading(_columns, _indices, cursor, batchSize, _rejectNonFinite);
+        DataViewRowId id = default;
+        int inBatch = 0;
+        while (cursor.MoveNext())
+        {
+            idOf(ref id);
+            long row = rowOf[id];
+            if (!Takes(row)) continue;
+            staged.ReadRow(inBatch, row);
+            if (++inBatch == batchSize) { yield return Build(staged, batchSize, device); inBatch = 0; }
+        }
+        if (inBatch > 0 && !dropLast) yield return Build(staged, inBatch, device);
+    }
+
+    // Row index of each row id, from one pass that reads no column; null (use the pool) when ids repeat.
+    private Dictionary<DataViewRowId, long>? RowOfId()
+    {
+        if (_rowOfId is not null) return _rowOfId;
+        var rows = new Dictionary<DataViewRowId, long>();
+        using var cursor = _data.GetRowCursor(Array.Empty<DataViewSchema.Column>());
+        var idOf = cursor.GetIdGetter();
+        DataViewRowId id = default;
+        while (cursor.MoveNext())
+        {
+            idOf(ref id);
+            if (!rows.TryAdd(id, cursor.Position)) return null;
+        }
+        return _rowOfId = rows;
     }
 
     private void Copy(BatchScorer from, int fromSlot, BatchScorer to, int toSlot)

@@ -13,10 +13,11 @@ namespace MLNet.Attention.MultipleInstance;
 /// (variable-size <c>Vector&lt;Single&gt;</c>, N × D row-major, annotated with <see cref="InstanceBags.InstanceSizeName"/>
 /// = D), <see cref="CoordinatesColumnName"/> (variable-size <c>Vector&lt;Int64&gt;</c>, N × 2 level-0 x, y; empty for
 /// a file without <c>coords</c>) and <see cref="InstanceCountColumnName"/> (Int32, N). D is read from the first file;
-/// a file of another feature size is refused when its row is read. Shuffling cursors visit the files in a random order.
+/// a file of another feature size is refused when its row is read. Shuffling cursors visit the files in a random order
+/// (a full permutation), so the trainers shuffle a cohort with one bag in memory, without a shuffle pool.
 /// Create it with <c>mlContext.Data.LoadFeatureBags(...)</c>.
 /// </summary>
-public sealed class FeatureBagDataView : IDataView
+public sealed class FeatureBagDataView : IDataView, MLNet.Attention.Data.IRandomOrderDataView
 {
     /// <summary>The slide id column (Text): the file name without extension, or the CSV's <c>slide_id</c>.</summary>
     public const string SlideIdColumnName = "SlideId";

@@ -110,4 +110,80 @@ public sealed class DataViewBatchSourceTests
             new DataViewBatchSource(nan, new[] { TorchInputColumn.Single("Pixels", 3) }, TorchInputColumn.Single("Id"), 8, true, "test data")).Message,
             "column 'Pixels' was not found");
     }
+
+    // A cohort of one-bag .h5 files whose instances all carry the slide's index, labelled "s<index>" (MapValueToKey
+    // assigns keys in order of appearance, so the target is the index).
+    private static (IDataView Bags, string Directory) IndexedCohort(MLContext ml, int slides)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"random-order-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        var csv = new List<string> { "case_id,slide_id,label" };
+        for (int s = 0; s < slides; s++)
+        {
+            int n = 1 + s % 4;
+            Attention.MultipleInstance.FeatureFile.Write(Path.Combine(dir, $"slide{s}.h5"), Enumerable.Repeat((float)s, n * 2).ToArray(), 2);
+            csv.Add($"c{s},slide{s},s{s}");
+        }
+        File.WriteAllLines(Path.Combine(dir, "cohort.csv"), csv);
+        var bags = ml.Data.LoadFeatureBags(Path.Combine(dir, "cohort.csv"), dir);
+        return (ml.Transforms.Conversion.MapValueToKey("Label").Fit(bags).Transform(bags), dir);
+    }
+
+    private static List<long> SlideOrder(BatchSource source, Random shuffle)
+    {
+        var order = new List<long>();
+        foreach (var batch in source.EpochBatches(4, false, shuffle, CPU))
+        {
+            using var scope = NewDisposeScope();
+            var target = batch.Target.data<long>().ToArray();
+            var first = batch.Inputs[0]!.select(1, 0).select(1, 0).data<float>().ToArray();
+            for (int r = 0; r < batch.Rows; r++) Assert.AreEqual(target[r], (long)first[r], "the bag travels with its label");
+            order.AddRange(target);
+        }
+        return order;
+    }
+
+    [TestMethod]
+    public void AFeatureFileCohortIsShuffledByItsOwnCursorAFullPermutationWithoutAPool()
+    {
+        var ml = new MLContext(1);
+        var (keyed, dir) = IndexedCohort(ml, 30);
+        try
+        {
+            // Pool size 1: a pool shuffle would give the files in order; the view's cursor permutes them all.
+            var source = new DataViewBatchSource(keyed, new[] { TorchInputColumn.Bag("Features", 2) },
+                TorchInputColumn.Key("Label"), shufflePoolSize: 1, rejectNonFinite: true, "cohort");
+            Assert.IsTrue(source.ShufflesInView, "LoadFeatureBags → MapValueToKey shuffles in the view");
+            var first = SlideOrder(source, new Random(5));
+            CollectionAssert.AreEquivalent(Enumerable.Range(0, 30).Select(i => (long)i).ToArray(), first.ToArray());
+            CollectionAssert.AreNotEqual(Enumerable.Range(0, 30).Select(i => (long)i).ToArray(), first.ToArray());
+            Assert.IsTrue(first.Take(5).Any(i => i >= 20), "late files come early: a full permutation, not a pool");
+            CollectionAssert.AreEqual(first, SlideOrder(source, new Random(5)), "same seed, same order");
+            CollectionAssert.AreNotEqual(first, SlideOrder(source, new Random(6)));
+
+            // A validation split by row index still takes exactly its rows (found by row id in the shuffled cursor).
+            var validation = Enumerable.Range(0, 30).Select(i => i % 3 == 0).ToArray();
+            var train = new DataViewBatchSource(keyed, new[] { TorchInputColumn.Bag("Features", 2) },
+                TorchInputColumn.Key("Label"), 1, true, "cohort", validation, keep: false);
+            var trained = SlideOrder(train, new Random(5));
+            CollectionAssert.AreEquivalent(Enumerable.Range(0, 30).Where(i => i % 3 != 0).Select(i => (long)i).ToArray(),
+                trained.ToArray());
+            Assert.AreEqual(20, train.Count);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [TestMethod]
+    public void AnInMemoryViewKeepsThePoolShuffle()
+    {
+        var ml = new MLContext(1);
+        var source = new DataViewBatchSource(ml.Data.LoadFromEnumerable(Rows(10)), new[] { TorchInputColumn.Single("Features", 3) },
+            TorchInputColumn.Single("Id"), shufflePoolSize: 1, rejectNonFinite: true, "test data");
+        Assert.IsFalse(source.ShufflesInView);
+        CollectionAssert.AreEqual(Enumerable.Range(0, 10).Select(i => (float)i).ToArray(), Ids(source, new Random(2)).ToArray(),
+            "a pool of one row keeps the order");
+    }
 }
