@@ -75,8 +75,14 @@ public sealed class GatedAttentionPooling : nn.Module<Tensor, Tensor?, MilPoolin
     public Tensor Logits(Tensor h, Tensor? mask)
     {
         using var scope = NewDisposeScope();
-        var gated = attention_V.call(h) * attention_U.call(h);
+        // Each [B, N, D] branch is released as soon as it is used (autograd keeps what backward needs), so a large bag
+        // holds at most the two branches and their product at once, as in PyTorch's reference counting.
+        Tensor gated;
+        using (var v = attention_V.call(h))
+        using (var u = attention_U.call(h))
+            gated = v * u;
         var logits = attention_weights.call(gated).transpose(1, 2);
+        gated.Dispose();
         if (mask is not null) logits = logits.masked_fill(mask.logical_not().unsqueeze(1), Of(double.NegativeInfinity));
         return logits.MoveToOuterDisposeScope();
     }

@@ -32,6 +32,10 @@ internal static class MilInputs
         var m = x.dim() == 2 && mask.dim() == 1 ? mask.unsqueeze(0) : mask;
         if (m.dim() != 2 || m.shape[0] != bags.shape[0] || m.shape[1] != bags.shape[1])
             throw new ArgumentException($"The padding mask has shape [{Shape(mask)}], but the {what} [{Shape(x)}] need [B, N_max] = [{bags.shape[0]}, {bags.shape[1]}] (one flag per instance slot). Build the mask with the input's batch and instance dimensions.", nameof(mask));
+        // No padding (a one-bag batch, bags of equal size): the same as no mask, and the masked fills would each cost
+        // a copy of the bag's activations.
+        using (var all = m.all())
+            if (all.item<bool>()) return (bags, null);
         using (var empty = m.logical_not().all(1))
         {
             if (empty.any().item<bool>())
