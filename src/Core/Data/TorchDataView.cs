@@ -48,7 +48,7 @@ internal sealed class TorchDataView : IDataView
                 sourceActive[index] = true;
         }
         var sourceColumns = Source.Schema.Where(c => sourceActive[c.Index]).ToList();
-        var cursor = Source.GetRowCursor(sourceColumns, rand);
+        var cursor = SingleCursor.Open(Source, sourceColumns, rand);
         try
         {
             return new TorchCursor(this, cursor, active, compute);

@@ -79,7 +79,7 @@ internal sealed class DataViewBatchSource : BatchSource
             foreach (var batch in RandomOrderBatches(needed, rowOf, batchSize, dropLast, shuffle, device)) yield return batch;
             yield break;
         }
-        using var cursor = _data.GetRowCursor(needed);
+        using var cursor = SingleCursor.Open(_data, needed);
         // The pool never needs more slots than there are rows (a pool size "larger than the data" asks for a full shuffle).
         int capacity = shuffle is null ? batchSize : Math.Max(1, Math.Min(_poolSize, Count));
         var staged = BatchScorer.ForReading(_columns, _indices, cursor, capacity, _rejectNonFinite);
@@ -134,7 +134,7 @@ internal sealed class DataViewBatchSource : BatchSource
     private IEnumerable<TrainingBatch> RandomOrderBatches(DataViewSchema.Column[] needed,
         Dictionary<DataViewRowId, long> rowOf, int batchSize, bool dropLast, Random shuffle, Device device)
     {
-        using var cursor = _data.GetRowCursor(needed, shuffle);
+        using var cursor = SingleCursor.Open(_data, needed, shuffle);
         var idOf = cursor.GetIdGetter();
         var staged = BatchScorer.ForReading(_columns, _indices, cursor, batchSize, _rejectNonFinite);
         DataViewRowId id = default;

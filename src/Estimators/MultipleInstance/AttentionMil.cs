@@ -371,7 +371,7 @@ public sealed class AttentionMilTrainer : IEstimator<AttentionMilModel>
         var sum = new double[featureSize];
         var squares = new double[featureSize];
         long instances = 0;
-        using (var cursor = data.GetRowCursor(new[] { column }))
+        using (var cursor = SingleCursor.Open(data, new[] { column }))
         {
             var getter = cursor.GetGetter<VBuffer<float>>(column);
             VBuffer<float> bag = default;

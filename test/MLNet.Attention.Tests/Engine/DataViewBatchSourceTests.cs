@@ -186,4 +186,48 @@ public sealed class DataViewBatchSourceTests
         CollectionAssert.AreEqual(Enumerable.Range(0, 10).Select(i => (float)i).ToArray(), Ids(source, new Random(2)).ToArray(),
             "a pool of one row keeps the order");
     }
+
+    [TestMethod]
+    public void BagsUnderAnMLNetTransformAreNotCopiedThroughItsSplitAndConsolidate()
+    {
+        // GetRowCursor on MapValueToKey's output (its key column active) would split the one-cursor cohort into
+        // parallel cursors and consolidate them, copying every bag twice; the engine asks for a cursor set of one.
+        const int instances = 4000, d = 128;
+        var ml = new MLContext(1);
+        string dir = Path.Combine(Path.GetTempPath(), $"no-split-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var csv = new List<string> { "case_id,slide_id,label" };
+            for (int s = 0; s < 12; s++)
+            {
+                Attention.MultipleInstance.FeatureFile.Write(Path.Combine(dir, $"slide{s}.h5"), new float[instances * d], d);
+                csv.Add($"c{s},slide{s},{(s % 2 == 0 ? "a" : "b")}");
+            }
+            File.WriteAllLines(Path.Combine(dir, "cohort.csv"), csv);
+            var bags = ml.Data.LoadFeatureBags(Path.Combine(dir, "cohort.csv"), dir);
+            var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(bags).Transform(bags);
+            var source = new DataViewBatchSource(keyed, new[] { TorchInputColumn.Bag("Features", d) },
+                TorchInputColumn.Key("Label"), 1, true, "cohort");
+            foreach (var shuffle in new[] { null, new Random(1) })
+            {
+                long before = GC.GetTotalAllocatedBytes(precise: true);
+                int batches = 0;
+                foreach (var batch in source.EpochBatches(1, false, shuffle, CPU))
+                {
+                    foreach (var t in batch.Inputs) t?.Dispose();
+                    batch.Target.Dispose();
+                    batches++;
+                }
+                long perBatch = (GC.GetTotalAllocatedBytes(precise: true) - before) / batches;
+                Assert.AreEqual(12, batches);
+                Assert.IsTrue(perBatch < instances * d * 4 / 2, $"{perBatch / 1024} kB allocated per 2,000 kB bag " +
+                    $"({(shuffle is null ? "in order" : "shuffled")}): the bags are being copied");
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
