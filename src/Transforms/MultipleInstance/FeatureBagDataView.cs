@@ -208,10 +208,11 @@ public sealed class FeatureBagDataView : IDataView, MLNet.Attention.Data.IRandom
             if (_position + 1 >= _order.Length)
             {
                 _position = _order.Length;
+                CloseFile();
                 return false;
             }
             _position++;
-            _loaded = false;
+            CloseFile();
             return true;
         }
 
@@ -249,8 +250,7 @@ public sealed class FeatureBagDataView : IDataView, MLNet.Attention.Data.IRandom
                     // slide's bag is copied once on its way to the model, which then reads that buffer in place.
                     int length = _instances * _view.FeatureSize;
                     var editor = VBufferEditor.Create(ref value, length);
-                    using (var reader = FeatureFileReader.Open(_view._paths[File]))
-                        reader.ReadFeatures(editor.Values, 0, _instances);
+                    _reader!.ReadFeatures(editor.Values, 0, _instances);
                     value = editor.Commit();
                 });
             else if (column.Index == _coordinatesIndex)
@@ -273,6 +273,21 @@ public sealed class FeatureBagDataView : IDataView, MLNet.Attention.Data.IRandom
                 $"type {column.Type}; it was asked for as {typeof(TValue).Name}.");
         }
 
+        private FeatureFileReader? _reader;
+
+        private void CloseFile()
+        {
+            _reader?.Dispose();
+            _reader = null;
+            _loaded = false;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) CloseFile();
+            base.Dispose(disposing);
+        }
+
         private void CheckRow()
         {
             if (_position < 0 || _position >= _order.Length)
@@ -286,7 +301,9 @@ public sealed class FeatureBagDataView : IDataView, MLNet.Attention.Data.IRandom
             CheckRow();
             if (_loaded) return;
             var path = _view._paths[File];
-            using var reader = FeatureFileReader.Open(path);
+            // The file stays open until the cursor moves on: the features getter reads from this same handle.
+            _reader?.Dispose();   // a failed Load of this row (e.g. another feature size) left it open
+            var reader = _reader = FeatureFileReader.Open(path);
             if (reader.FeatureSize != _view.FeatureSize)
                 throw new InvalidDataException($"LoadFeatureBags: '{path}' has {reader.FeatureSize} features per instance " +
                     $"but '{_view._paths[0]}' (the first file, which sets the Features column) has {_view.FeatureSize}; " +
