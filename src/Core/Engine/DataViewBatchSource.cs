@@ -25,7 +25,6 @@ internal sealed class DataViewBatchSource : BatchSource
     private readonly bool _rejectNonFinite;
     private readonly bool[]? _rowMask;
     private readonly bool _keep;
-    private readonly bool _randomOrder;
     private Dictionary<DataViewRowId, long>? _rowOfId;
     private int? _count;
 
@@ -57,11 +56,11 @@ internal sealed class DataViewBatchSource : BatchSource
         }
         _poolSize = shufflePoolSize;
         _rejectNonFinite = rejectNonFinite;
-        _randomOrder = data.CanShuffle && Interop.DataViewChains.Root(data) is IRandomOrderDataView;
+        ShufflesInView = data.CanShuffle && Interop.DataViewChains.Root(data) is IRandomOrderDataView;
     }
 
     /// <summary>Whether epochs are shuffled by the view's own random-order cursor (no shuffle pool).</summary>
-    internal bool ShufflesInView => _randomOrder;
+    internal bool ShufflesInView { get; }
 
     /// <summary>Rows in the view (counted by one cursor pass when the view does not know it).</summary>
     public override int Count => _count ??= CountRows();
@@ -74,29 +73,27 @@ internal sealed class DataViewBatchSource : BatchSource
     public override IEnumerable<TrainingBatch> EpochBatches(int batchSize, bool dropLast, Random? shuffle, Device device)
     {
         var needed = _indices.Select(i => _data.Schema[i]).ToArray();
-        if (shuffle is not null && _randomOrder && RowOfId() is { } rowOf)
+        if (shuffle is not null && ShufflesInView && RowOfId() is { } rowOf)
         {
-            foreach (var batch in RandomOrderBatches(needed, rowOf, batchSize, dropLast, shuffle, device)) yield return batch;
+            // The view's own shuffled cursor: rows arrive in a random order, each read once; a row's index (for the
+            // row mask and for errors) comes from its id, which ML.NET keeps the same in every cursor of a view.
+            using var shuffled = SingleCursor.Open(_data, needed, shuffle);
+            var idOf = shuffled.GetIdGetter();
+            DataViewRowId id = default;
+            foreach (var batch in InOrder(shuffled, () => { idOf(ref id); return rowOf[id]; }, batchSize, dropLast, device))
+                yield return batch;
             yield break;
         }
         using var cursor = SingleCursor.Open(_data, needed);
-        // The pool never needs more slots than there are rows (a pool size "larger than the data" asks for a full shuffle).
-        int capacity = shuffle is null ? batchSize : Math.Max(1, Math.Min(_poolSize, Count));
-        var staged = BatchScorer.ForReading(_columns, _indices, cursor, capacity, _rejectNonFinite);
-        int inBatch = 0;
         if (shuffle is null)
         {
-            // In order: rows go straight into the batch slots.
-            while (cursor.MoveNext())
-            {
-                if (!Takes(cursor.Position)) continue;
-                staged.ReadRow(inBatch, cursor.Position);
-                if (++inBatch == batchSize) { yield return Build(staged, batchSize, device); inBatch = 0; }
-            }
-            if (inBatch > 0 && !dropLast) yield return Build(staged, inBatch, device);
+            foreach (var batch in InOrder(cursor, () => cursor.Position, batchSize, dropLast, device)) yield return batch;
             yield break;
         }
-
+        // The pool never needs more slots than there are rows (a pool size "larger than the data" asks for a full shuffle).
+        int capacity = Math.Max(1, Math.Min(_poolSize, Count));
+        var staged = BatchScorer.ForReading(_columns, _indices, cursor, capacity, _rejectNonFinite);
+        int inBatch = 0;
         // Pool shuffle: fill the pool, then every new row replaces a randomly chosen pooled row, which is emitted.
         var pending = BatchScorer.ForReading(_columns, _indices, cursor, batchSize, _rejectNonFinite);
         int pooled = 0;
@@ -129,20 +126,15 @@ internal sealed class DataViewBatchSource : BatchSource
         if (inBatch > 0 && !dropLast) yield return Build(pending, inBatch, device);
     }
 
-    // The view's own shuffled cursor: rows arrive in a random order, each read once; a row's index (for the row mask and
-    // for errors) comes from its id, which ML.NET keeps the same in every cursor of a view.
-    private IEnumerable<TrainingBatch> RandomOrderBatches(DataViewSchema.Column[] needed,
-        Dictionary<DataViewRowId, long> rowOf, int batchSize, bool dropLast, Random shuffle, Device device)
+    // The cursor's rows in its order, straight into the batch slots; rowIndex gives the current row's index in the view.
+    private IEnumerable<TrainingBatch> InOrder(DataViewRowCursor cursor, Func<long> rowIndex, int batchSize, bool dropLast,
+        Device device)
     {
-        using var cursor = SingleCursor.Open(_data, needed, shuffle);
-        var idOf = cursor.GetIdGetter();
         var staged = BatchScorer.ForReading(_columns, _indices, cursor, batchSize, _rejectNonFinite);
-        DataViewRowId id = default;
         int inBatch = 0;
         while (cursor.MoveNext())
         {
-            idOf(ref id);
-            long row = rowOf[id];
+            long row = rowIndex();
             if (!Takes(row)) continue;
             staged.ReadRow(inBatch, row);
             if (++inBatch == batchSize) { yield return Build(staged, batchSize, device); inBatch = 0; }
