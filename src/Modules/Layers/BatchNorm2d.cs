@@ -32,10 +32,19 @@ public sealed class BatchNorm2d : BatchNorm
             throw new ArgumentException($"BatchNorm2d expects a 4-d input [B, C, H, W]; got {input.ndim} dimensions.", nameof(input));
     }
 
+    /// <summary>Set by <see cref="BatchNormFolding"/> once the running statistics and the affine transform live in
+    /// the convolution in front: the layer then passes its input through, and refuses training.</summary>
+    internal bool FoldedIntoConvolution { get; set; }
+
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {
         ValidateInputDimensions(input);
+        if (FoldedIntoConvolution)
+            return training
+                ? throw new InvalidOperationException("This BatchNorm2d was folded into its convolution for inference and " +
+                    "cannot train; train the original network, not its inference copy.")
+                : input.alias();
         double factor = momentum ?? 0.0;
         if (training && track_running_stats && num_batches_tracked is not null)
         {

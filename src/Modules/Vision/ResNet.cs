@@ -16,7 +16,7 @@ namespace MLNet.Attention.Vision;
 /// State-dict keys: <c>conv1</c>, <c>bn1</c>, <c>conv2</c>, <c>bn2</c>, <c>feat0</c> (the attention, the reference's
 /// name), <c>downsample.0</c> (1×1 conv, stride s) / <c>downsample.1</c> (BN) when the shape changes — torchvision's names.
 /// </remarks>
-public sealed class BasicBlock : nn.Module<Tensor, Tensor>
+public sealed class BasicBlock : nn.Module<Tensor, Tensor>, Layers.IConvBatchNormPairs
 {
     // Declaration order = registration order = the reference's parameter order (torchvision BasicBlock: conv1, bn1,
     // conv2, bn2, downsample; ELA_Code assigns feat0 after downsample).
@@ -102,6 +102,9 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
             if (downsample is not null) foreach (var m in downsample.children()) yield return m;
         }
     }
+
+    // forward: bn1(conv1(x)), bn2(conv2(o)); the downsample Sequential (conv, bn) is found as a Sequential.
+    IEnumerable<(Conv2d, BatchNorm2d)> Layers.IConvBatchNormPairs.ConvBatchNormPairs => new[] { (conv1, bn1), (conv2, bn2) };
 }
 
 /// <summary>
@@ -115,12 +118,15 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
 /// <c>fc</c>. Initialisation as torchvision: Conv2d kaiming-normal (fan_out, ReLU), BatchNorm (1, 0), Linear PyTorch
 /// default — applied to the backbone's own layers, so attention modules keep their own initialisation.
 /// </remarks>
-public sealed class ResNet : nn.Module<Tensor, Tensor>
+public sealed class ResNet : nn.Module<Tensor, Tensor>, Layers.IConvBatchNormPairs
 {
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;
     private readonly Sequential layer1, layer2, layer3, layer4;
     private readonly Linear fc;
+
+    // ForwardFeatures: bn1(conv1(x)).
+    IEnumerable<(Conv2d, BatchNorm2d)> Layers.IConvBatchNormPairs.ConvBatchNormPairs => new[] { (conv1, bn1) };
 
     /// <summary>Input image channels.</summary>
     public int InputChannels { get; }

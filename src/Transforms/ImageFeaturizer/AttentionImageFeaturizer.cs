@@ -189,7 +189,12 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
         InputKind = inputKind;
         RejectNonFinite = true;
         network.eval();
+        // Scoring runs a copy with the batch norms folded into the convolutions; the saved weights stay unfolded.
+        _scoring = new Lazy<ImageClassifierNetwork>(() => network.CreateInferenceCopy(device),
+            LazyThreadSafetyMode.ExecutionAndPublication);
     }
+
+    private readonly Lazy<ImageClassifierNetwork> _scoring;
 
     /// <summary>The network configuration (its <c>Classes</c> is 1: the head is not used).</summary>
     public ImageClassifierConfig Config => _network.Config;
@@ -214,11 +219,11 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
         ArgumentNullException.ThrowIfNull(pixels);
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
-        return _network.ForwardFeatures(pixels.to(Device)).MoveToOuterDisposeScope();
+        return _scoring.Value.ForwardFeatures(pixels.to(Device)).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc/>
-    protected override Tensor[] Forward(Tensor[] inputs) => new[] { _network.ForwardFeatures(inputs[0].to(Device)) };
+    protected override Tensor[] Forward(Tensor[] inputs) => new[] { _scoring.Value.ForwardFeatures(inputs[0].to(Device)) };
 
     /// <inheritdoc/>
     protected override string? MissingColumnHint(TorchInputColumn column) =>
@@ -226,7 +231,11 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
         "or name the column the featurizer reads.";
 
     /// <inheritdoc/>
-    protected override void DisposeModule() => _network.Dispose();
+    protected override void DisposeModule()
+    {
+        if (_scoring.IsValueCreated) _scoring.Value.Dispose();
+        _network.Dispose();
+    }
 
     private static TorchInputColumn InputColumn(string name, ImageInputKind kind, ImageClassifierConfig config) => kind switch
     {

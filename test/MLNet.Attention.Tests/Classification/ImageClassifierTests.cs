@@ -84,6 +84,43 @@ public sealed class ImageClassifierTests
     }
 
     [TestMethod]
+    public void ScoresComeFromABatchNormFoldedCopyEqualToTheTrainedNetwork()
+    {
+        var ml = new MLContext(seed: 1);
+        var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(Images(8, 1)));
+        var train = keyed.Transform(ml.Data.LoadFromEnumerable(Images(64, 1)));
+        var test = Images(16, 2);
+        var options = Options(ImageBackbone.MobileNetV2, ImageAttention.ElaB);
+        options.MaxEpochs = 2;
+        options.AttentionMapColumnName = "AttentionMap";
+        using var model = ml.MulticlassClassification.Trainers.ImageClassifier(options).Fit(train);
+        var scored = model.Transform(keyed.Transform(ml.Data.LoadFromEnumerable(test)));
+        var scores = scored.GetColumn<float[]>("Score").ToArray();
+        var maps = scored.GetColumn<float[]>("AttentionMap").ToArray();
+
+        // The trained network, batch norms and all, in evaluation mode: the reference the folded copy must match.
+        var network = model.Network;
+        network.eval();
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        using var noGrad = TorchSharp.torch.no_grad();
+        var pixels = TorchSharp.torch.tensor(test.SelectMany(r => r.Features).ToArray(), new long[] { test.Length, Pixels });
+        var (logits, map) = network.ForwardWithAttentionMap(pixels);
+        var expected = TorchSharp.torch.nn.functional.softmax(logits, 1).data<float>().ToArray();
+        var expectedMaps = map.reshape(test.Length, -1).data<float>().ToArray();
+        for (int i = 0; i < test.Length; i++)
+        {
+            for (int c = 0; c < 2; c++)
+                Assert.AreEqual(expected[i * 2 + c], scores[i][c], 1e-5, $"row {i} class {c}");
+            for (int k = 0; k < maps[i].Length; k++)
+                Assert.AreEqual(expectedMaps[i * maps[i].Length + k], maps[i][k], 1e-5, $"row {i} map {k}");
+        }
+        // The model's own network keeps its batch norms: it still trains.
+        network.train();
+        Assert.AreEqual(test.Length, network.call(pixels).shape[0]);
+        Assert.IsTrue(network.modules().OfType<MLNet.Attention.Layers.BatchNorm2d>().All(n => !n.FoldedIntoConvolution));
+    }
+
+    [TestMethod]
     public void WrongPixelCountsNameTheColumnAndTheFix()
     {
         var ml = new MLContext(seed: 1);
