@@ -1,3 +1,4 @@
+using Microsoft.ML.SearchSpace;
 using Microsoft.ML;
 
 namespace MLNet.Attention.Engine;
@@ -71,12 +72,14 @@ public sealed record EpochReport(int Epoch, int MaxEpochs, double TrainLoss, dou
 public abstract class TorchTrainerOptions
 {
     /// <summary>Rows (windows, images, bags) per optimisation step.</summary>
+    [Choice(new object[] { 16, 32, 64, 128 })]
     public int BatchSize { get; set; } = 32;
 
     /// <summary>Upper bound on epochs; early stopping may end sooner.</summary>
     public int MaxEpochs { get; set; } = 10;
 
     /// <summary>Initial (peak, after warm-up) learning rate.</summary>
+    [Range(1e-5, 1e-1, logBase: true)]
     public double LearningRate { get; set; } = 1e-4;
 
     /// <summary>The optimizer (default AdamW).</summary>
@@ -89,6 +92,7 @@ public abstract class TorchTrainerOptions
     public bool Nesterov { get; set; }
 
     /// <summary>Weight decay: decoupled for AdamW (0 = Adam), an L2 term in the gradient for SGD.</summary>
+    [Range(1e-6, 1e-1, logBase: true)]
     public double WeightDecay { get; set; }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Microsoft.ML.SearchSpace;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
@@ -51,6 +52,7 @@ public sealed class DensityAdaptiveAttentionClassifierOptions : TorchClassifierO
     public int Heads { get; set; } = 1;
 
     /// <summary>Channels of the first convolution (paper: 512).</summary>
+    [Choice(new object[] { 64, 128, 256, 512 })]
     public int Hidden { get; set; } = 512;
 
     /// <summary>Initial DAAM variance c (paper: 2).</summary>
@@ -60,6 +62,7 @@ public sealed class DensityAdaptiveAttentionClassifierOptions : TorchClassifierO
     /// <see cref="ClassifierHead.Linear"/> and <see cref="ClassifierHead.MultiHeadAttention"/>. <see cref="Heads"/>,
     /// <see cref="Hidden"/>, <see cref="Height"/> and <see cref="InitialVariance"/> configure the DAAM head only;
     /// <see cref="AttentionHeads"/> the MHA head only. The importance factor exists for the DAAM head only.</summary>
+    [Choice(new object[] { ClassifierHead.Daam, ClassifierHead.Linear, ClassifierHead.MultiHeadAttention })]
     public ClassifierHead Head { get; set; } = ClassifierHead.Daam;
 
     /// <summary>Attention heads of the <see cref="ClassifierHead.MultiHeadAttention"/> head; must divide the per-layer

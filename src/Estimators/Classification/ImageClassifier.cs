@@ -1,3 +1,4 @@
+using Microsoft.ML.SearchSpace;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
@@ -89,15 +90,18 @@ public sealed class ImageClassifierOptions : TorchClassifierOptions, IImageNetwo
     public ImageBackbone Backbone { get; set; } = ImageBackbone.MobileNetV2;
 
     /// <summary>The attention in the backbone (official placements).</summary>
+    [Choice(new object[] { ImageAttention.None, ImageAttention.ElaT, ImageAttention.ElaB, ImageAttention.ElaS, ImageAttention.ElaL, ImageAttention.Ulsam })]
     public ImageAttention Attention { get; set; } = ImageAttention.ElaL;
 
     /// <summary>ULSAM subspaces g (must divide the replaced block's width).</summary>
     public int UlsamSubspaces { get; set; } = 4;
 
     /// <summary>MobileNetV2 width multiplier α.</summary>
+    [Range(0.25, 1.0)]
     public double WidthMultiplier { get; set; } = 1.0;
 
     /// <summary>Dropout before the classifier (MobileNetV2).</summary>
+    [Range(0.0, 0.3)]
     public double Dropout { get; set; } = 0.1;
 
     /// <summary>MobileNetV2's CIFAR adaptation (stride 1 in the stem and the first 24-channel stage); null: on for

@@ -1,3 +1,4 @@
+using Microsoft.ML.SearchSpace;
 namespace MLNet.Attention.Forecasting;
 
 /// <summary>
@@ -12,15 +13,18 @@ public sealed class CribOptions : ForecasterOptions
     public int PatchLength { get; set; } = 8;
 
     /// <summary>Token width D (model_dim); even.</summary>
+    [Choice(new object[] { 16, 32, 64 })]
     public int ModelWidth { get; set; } = 32;
 
     /// <summary>Attention heads H; must divide <see cref="ModelWidth"/>.</summary>
     public int Heads { get; set; } = 4;
 
     /// <summary>Encoder layers E.</summary>
+    [Range(1, 4)]
     public int Layers { get; set; } = 3;
 
     /// <summary>Dropout in the TCN, on attention weights, residual branches and the feed-forward network.</summary>
+    [Range(0.0, 0.3)]
     public double Dropout { get; set; } = 0.1;
 
     /// <summary>Weight of the L1 forecast loss (over observed targets).</summary>

@@ -1,3 +1,4 @@
+using Microsoft.ML.SearchSpace;
 using MLNet.Attention.Engine;
 
 namespace MLNet.Attention.Forecasting;
@@ -9,12 +10,14 @@ namespace MLNet.Attention.Forecasting;
 public sealed class InvertedTransformerOptions : ForecasterOptions
 {
     /// <summary>Token width D (d_model).</summary>
+    [Choice(new object[] { 64, 128, 256, 512 })]
     public int ModelWidth { get; set; } = 256;
 
     /// <summary>Attention heads; must divide <see cref="ModelWidth"/>.</summary>
     public int Heads { get; set; } = 8;
 
     /// <summary>Encoder layers (e_layers).</summary>
+    [Range(1, 4)]
     public int Layers { get; set; } = 2;
 
     /// <summary>Feed-forward width (d_ff); null (the default) follows <see cref="ModelWidth"/>, as in every one of the
@@ -22,6 +25,7 @@ public sealed class InvertedTransformerOptions : ForecasterOptions
     public int? FeedForwardWidth { get; set; }
 
     /// <summary>Dropout probability.</summary>
+    [Range(0.0, 0.3)]
     public double Dropout { get; set; } = 0.1;
 
     /// <summary>Per-window normalisation inside the network (the paper's use_norm; off only for a few PEMS settings).</summary>

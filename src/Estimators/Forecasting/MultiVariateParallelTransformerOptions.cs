@@ -1,3 +1,4 @@
+using Microsoft.ML.SearchSpace;
 using MLNet.Attention.Engine;
 
 namespace MLNet.Attention.Forecasting;
@@ -14,6 +15,7 @@ public sealed class MultiVariateParallelTransformerOptions : ForecasterOptions
     public int PatchLength { get; set; } = 16;
 
     /// <summary>Token width d.</summary>
+    [Choice(new object[] { 64, 128, 256 })]
     public int ModelWidth { get; set; } = 128;
 
     /// <summary>Query heads H; must divide <see cref="ModelWidth"/>.</summary>
@@ -23,6 +25,7 @@ public sealed class MultiVariateParallelTransformerOptions : ForecasterOptions
     public int KeyValueHeads { get; set; } = 4;
 
     /// <summary>MVPFormer blocks.</summary>
+    [Range(1, 4)]
     public int Layers { get; set; } = 2;
 
     /// <summary>SwiGLU inner width; null: twice <see cref="ModelWidth"/>.</summary>
@@ -38,6 +41,7 @@ public sealed class MultiVariateParallelTransformerOptions : ForecasterOptions
     public int MaxChannels { get; set; } = 128;
 
     /// <summary>Dropout probability.</summary>
+    [Range(0.0, 0.3)]
     public double Dropout { get; set; } = 0.1;
 
     /// <summary>Per-window normalisation over each variate's observed values (as iTransformer's use_norm).</summary>

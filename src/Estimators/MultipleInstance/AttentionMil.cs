@@ -1,3 +1,4 @@
+using Microsoft.ML.SearchSpace;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
@@ -58,6 +59,7 @@ public sealed class AttentionMilOptions : TorchClassifierOptions
 
     /// <summary>Width after the first Linear + ReLU (ACMIL's D_inner; 256 suits 512-d ResNet-18 features); with
     /// <see cref="MilInstanceEncoder.LeNet"/> the encoder's output width (Ilse et al.'s L = 500).</summary>
+    [Choice(new object[] { 128, 256, 512 })]
     public int InnerSize { get; set; } = 256;
 
     /// <summary>How instances are encoded before the attention: <see cref="MilInstanceEncoder.None"/> for feature
@@ -72,9 +74,11 @@ public sealed class AttentionMilOptions : TorchClassifierOptions
     public int InstanceImageWidth { get; set; }
 
     /// <summary>Hidden width of the gated attention (128 in both references).</summary>
+    [Choice(new object[] { 64, 128, 256 })]
     public int AttentionSize { get; set; } = 128;
 
     /// <summary>Dropout before the classifiers.</summary>
+    [Range(0.0, 0.5)]
     public double Dropout { get; set; }
 
     /// <summary>ACMIL: attention branches M (the paper: 5).</summary>
