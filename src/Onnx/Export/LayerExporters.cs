@@ -97,7 +97,8 @@ internal static class LayerExporters
     {
         string? problem = conv.transposed ? "is a transposed convolution"
             : conv.padding_mode != PaddingModes.Zeros ? $"pads with {conv.padding_mode} (only zero padding is exported)"
-            : conv.padding_type is { } type && type != Padding.Valid ? $"uses padding '{type}' (only explicit padding is exported)"
+            : conv.padding_type is { } type && type != Padding.Valid
+                ? $"uses padding '{type}' (only explicit padding is exported)"
             : conv.padding is null || conv.padding.Length != conv.kernel_size.Length ? "has no explicit padding per axis"
             : null;
         if (problem is not null)
@@ -131,7 +132,8 @@ internal static class LayerExporters
         long c = bn.num_features;
         var scale = bn.weight is null ? g.Initializer(hint + ".weight", Enumerable.Repeat(1f, (int)c).ToArray(), c)
             : context.Parameter(bn.weight, hint + ".weight");
-        var bias = bn.bias is null ? g.Initializer(hint + ".bias", new float[c], c) : context.Parameter(bn.bias, hint + ".bias");
+        var bias = bn.bias is null ? g.Initializer(hint + ".bias", new float[c], c)
+            : context.Parameter(bn.bias, hint + ".bias");
         return g.BatchNormalization(x, scale, bias, context.Parameter(bn.running_mean!, hint + ".running_mean"),
             context.Parameter(bn.running_var!, hint + ".running_var"), bn.eps, hint);
     }
@@ -145,8 +147,10 @@ internal static class LayerExporters
         Array.Fill(channelShape, 1L);
         channelShape[0] = x.Shape[1];
         string hint = Hint(path);
-        var weight = gn.affine && gn.weight is not null ? context.Parameter(gn.weight, hint + ".weight", channelShape) : (OnnxValue?)null;
-        var bias = gn.affine && gn.bias is not null ? context.Parameter(gn.bias, hint + ".bias", channelShape) : (OnnxValue?)null;
+        OnnxValue? weight = gn.affine && gn.weight is not null
+            ? context.Parameter(gn.weight, hint + ".weight", channelShape) : null;
+        OnnxValue? bias = gn.affine && gn.bias is not null
+            ? context.Parameter(gn.bias, hint + ".bias", channelShape) : null;
         return context.Graph.GroupNormalization(x, gn.num_groups, weight, bias, gn.eps, hint);
     }
 

@@ -210,7 +210,8 @@ internal sealed class OnnxGraphBuilder
         var known = shape.Select((d, i) => d == 0 ? x.Shape[i] : d).ToArray();
         int infer = Array.IndexOf(known, -1L);
         if (infer >= 0 && known.Count(d => d == -1) == 1 && x.Shape.All(d => d >= 0))
-            known[infer] = x.Shape.Aggregate(1L, (a, b) => a * b) / known.Where(d => d != -1).Aggregate(1L, (a, b) => a * b);
+            known[infer] = x.Shape.Aggregate(1L, (a, b) => a * b)
+                / known.Where(d => d != -1).Aggregate(1L, (a, b) => a * b);
         return Node("Reshape", new[] { x.Name, target.Name }, hint, known);
     }
 
@@ -224,8 +225,8 @@ internal sealed class OnnxGraphBuilder
     public OnnxValue Flatten(OnnxValue x, long axis, string hint)
     {
         static long Product(IEnumerable<long> d) => d.Any(v => v < 0) ? -1 : d.Aggregate(1L, (a, b) => a * b);
-        return Node("Flatten", new[] { x.Name }, hint, new[] { Product(x.Shape[..(int)axis]), Product(x.Shape[(int)axis..]) },
-            Int("axis", axis));
+        var shape = new[] { Product(x.Shape[..(int)axis]), Product(x.Shape[(int)axis..]) };
+        return Node("Flatten", new[] { x.Name }, hint, shape, Int("axis", axis));
     }
 
     public OnnxValue Transpose(OnnxValue x, long[] perm, string hint)
@@ -358,7 +359,8 @@ internal sealed class OnnxGraphBuilder
             long da = i < rank - a.Length ? 1 : a[i - (rank - a.Length)];
             long db = i < rank - b.Length ? 1 : b[i - (rank - b.Length)];
             if (da >= 0 && db >= 0 && da != db && da != 1 && db != 1)
-                throw new ArgumentException($"Shapes [{string.Join(", ", a)}] and [{string.Join(", ", b)}] do not broadcast.");
+                throw new ArgumentException(
+                    $"Shapes [{string.Join(", ", a)}] and [{string.Join(", ", b)}] do not broadcast.");
             shape[i] = da == 1 ? db : db == 1 ? da : da < 0 ? db : da;
         }
         return shape;
@@ -395,7 +397,10 @@ internal sealed class OnnxGraphBuilder
 
     private static ValueInfoProto ValueInfo(string name, long[] shape)
     {
-        var tensor = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = new TensorShapeProto() };
+        var tensor = new TypeProto.Types.Tensor
+        {
+            ElemType = (int)TensorProto.Types.DataType.Float, Shape = new TensorShapeProto(),
+        };
         for (int i = 0; i < shape.Length; i++)
             tensor.Shape.Dim.Add(shape[i] >= 0 ? new TensorShapeProto.Types.Dimension { DimValue = shape[i] }
                 : i == 0 ? new TensorShapeProto.Types.Dimension { DimParam = BatchDimension }

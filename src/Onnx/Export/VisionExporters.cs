@@ -183,8 +183,10 @@ internal static class VisionExporters
     }
 
     private static bool SamePool(MaxPool2d a, MaxPool2d b)
-        => a.kernel_size.SequenceEqual(b.kernel_size) && (a.stride ?? a.kernel_size).SequenceEqual(b.stride ?? b.kernel_size)
-            && (a.padding ?? Array.Empty<long>()).SequenceEqual(b.padding ?? Array.Empty<long>()) && a.ceil_mode == b.ceil_mode;
+        => a.kernel_size.SequenceEqual(b.kernel_size)
+            && (a.stride ?? a.kernel_size).SequenceEqual(b.stride ?? b.kernel_size)
+            && (a.padding ?? Array.Empty<long>()).SequenceEqual(b.padding ?? Array.Empty<long>())
+            && a.ceil_mode == b.ceil_mode;
 
     /// <summary>A BatchNorm child that can be folded (eval mode, running statistics, affine).</summary>
     private static BatchNorm FoldableChild(nn.Module parent, string name, string path)

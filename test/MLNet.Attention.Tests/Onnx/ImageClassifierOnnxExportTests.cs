@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.Transforms.Onnx;
 using MLNet.Attention.Classification;
@@ -183,8 +184,9 @@ public sealed class ImageClassifierOnnxExportTests
             var output = proto.Graph.Output.Single();
             Assert.AreEqual("Score", output.Name);
             Assert.AreEqual(3L, output.Type.TensorType.Shape.Dim[1].DimValue);
-            Assert.AreEqual(proto.Graph.Node.Count, proto.Graph.Node.Select(n => n.Name).Distinct().Count(), "unique node names");
-            var tensors = proto.Graph.Node.SelectMany(n => n.Output).Concat(proto.Graph.Initializer.Select(i => i.Name)).ToArray();
+            var nodes = proto.Graph.Node;
+            Assert.AreEqual(nodes.Count, nodes.Select(n => n.Name).Distinct().Count(), "unique node names");
+            var tensors = nodes.SelectMany(n => n.Output).Concat(proto.Graph.Initializer.Select(i => i.Name)).ToArray();
             Assert.AreEqual(tensors.Length, tensors.Distinct().Count(), "unique tensor names");
             Assert.IsFalse(proto.Graph.Node.Any(n => n.OpType == "BatchNormalization"), "BatchNorms folded into the convs");
             StringAssert.Contains(proto.MetadataProps.Single(p => p.Key == "labels").Value, "\"red\"");
@@ -244,6 +246,60 @@ public sealed class ImageClassifierOnnxExportTests
         }
     }
 
+    public sealed class PictureRow
+    {
+        [ImageType(Side, Side)] public MLImage Image { get; set; } = null!;
+        public string Label { get; set; } = "";
+    }
+
+    /// <summary>The documented route for a model trained on an Image column: the scoring pipeline extracts the pixels
+    /// (ExtractPixels' defaults) into a column named like the model's feature column, which the graph takes.</summary>
+    [TestMethod]
+    public void AModelTrainedOnImagesScoresThroughExtractPixelsAndApplyOnnxModel()
+    {
+        static PictureRow[] Pictures(int count, int seed) => Images(count, seed).Select(r =>
+        {
+            var rgba = new byte[Side * Side * 4];
+            for (int k = 0; k < Side * Side; k++)
+            {
+                for (int c = 0; c < 3; c++) rgba[4 * k + c] = (byte)Math.Round(r.Features[c * Side * Side + k]);
+                rgba[4 * k + 3] = 255;
+            }
+            var image = MLImage.CreateFromPixels(Side, Side, MLPixelFormat.Rgba32, rgba);
+            return new PictureRow { Image = image, Label = r.Label };
+        }).ToArray();
+        var ml = new MLContext(seed: 1);
+        var train = ml.Data.LoadFromEnumerable(Pictures(24, 1));
+        var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(train).Transform(train);
+        using var model = ml.MulticlassClassification.Trainers.ImageClassifier(new ImageClassifierOptions
+        {
+            FeatureColumnName = "Image", Backbone = ImageBackbone.MobileNetV2, Attention = ImageAttention.ElaL,
+            WidthMultiplier = 0.35, MaxEpochs = 1, BatchSize = 8, NumberOfThreads = 1, Seed = 3, ValidationFraction = 0,
+            EarlyStoppingPatience = null,
+        }).Fit(keyed);
+        Assert.AreEqual(ImageInputKind.Image, model.InputKind);
+        var test = ml.Data.LoadFromEnumerable(Pictures(8, 5));
+        var expected = model.Transform(test).GetColumn<float[]>("Score").ToArray();
+
+        string path = Path.Combine(Path.GetTempPath(), $"onnx-images-{Environment.ProcessId}.onnx");
+        try
+        {
+            model.ExportToOnnx(path);
+            var scoring = ml.Transforms.ExtractPixels("Image", "Image")
+                .Append(ml.Transforms.ApplyOnnxModel("Score", "Image", path));
+            var scored = scoring.Fit(test);
+            var actual = scored.Transform(test).GetColumn<float[]>("Score").ToArray();
+            double delta = expected.Zip(actual, MaxAbsDiff).Max();
+            Console.WriteLine($"Image column → ExtractPixels → ApplyOnnxModel vs Transform: max |Δ| = {delta:E2}");
+            Assert.IsTrue(delta <= Tolerance, $"max |Δ| = {delta}");
+            (scored as IDisposable)?.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     /// <summary>Blocks the classifier cannot build (ELA-T on MobileNetV2's 144-channel blocks, ELA with the extra
     /// residual, ELA-T-like settings with GroupNorm 16) exported from the module itself, with random BatchNorm
     /// statistics, against its TorchSharp forward.</summary>
@@ -253,7 +309,8 @@ public sealed class ImageClassifierOnnxExportTests
         var modules = new (string Name, Func<nn.Module<Tensor, Tensor>> Create)[]
         {
             ("MobileNetV2-0.25 + ELA (k 5, depthwise, GN 32/16)", () => new MobileNetV2(5, 0.25, 0.1,
-                s => new EfficientLocalAttention(s.HiddenChannels, 5, s.HiddenChannels, s.HiddenChannels % 32 == 0 ? 32 : 16),
+                s => new EfficientLocalAttention(s.HiddenChannels, 5, s.HiddenChannels,
+                    s.HiddenChannels % 32 == 0 ? 32 : 16),
                 cifarStem: true)),
             ("MobileNetV2-0.25 ImageNet stem + ELA-L", () => MobileNetV2.WithEla(ElaVariant.L, 4, 0.25)),
             ("ResNet (width 16) + ELA-B as out + ELA(out), extra residual", () => new ResNet(4,
