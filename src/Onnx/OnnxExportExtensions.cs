@@ -23,45 +23,60 @@ namespace MLNet.Attention;
 /// encoded-bytes column exports with the same pixel-vector input: the scoring pipeline must
 /// <c>ResizeImages</c> to the model's size and <c>ExtractPixels</c> (planar RGB, no offset or scale) into a column of
 /// that name first. <c>PredictedLabel</c> (the arg-max) and an attention-map column are not part of the graph.</para>
+/// <para>A DAAM classifier's graph takes its feature column <c>[batch, L·D]</c> and gives <c>Score</c> (and
+/// <c>Probability</c> for a binary model), see
+/// <see cref="ExportToOnnx(DensityAdaptiveAttentionClassifierModel, string)"/>.</para>
 /// <para>Every module of the network is exported by an exporter written for its type; a module without one (a custom
 /// attention block, say) fails with <see cref="NotSupportedException"/> naming its type and its path in the network,
 /// and nothing is written.</para>
 /// </remarks>
 public static class OnnxExportExtensions
 {
-    /// <summary>The name of the graph's probability output (ML.NET's score column).</summary>
+    /// <summary>The name of the graph's score output (ML.NET's column: a multiclass model's probabilities).</summary>
     public const string ScoreOutputName = TorchClassifierModel.ScoreColumnName;
+
+    /// <summary>The name of a binary classifier's probability output (ML.NET's column).</summary>
+    public const string ProbabilityOutputName = TorchClassifierModel.ProbabilityColumnName;
 
     /// <summary>Writes the model as an ONNX file at <paramref name="path"/> (created or overwritten once the graph is
     /// complete).</summary>
     /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
-    /// <exception cref="NotSupportedException">A module of the network cannot be exported (the message names it).</exception>
+    /// <exception cref="NotSupportedException">A module of the network cannot be exported (the message names
+    /// it).</exception>
     public static void ExportToOnnx(this ImageClassifierModel model, string path)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        var bytes = OnnxModelExport.ImageClassifier(model).ToByteArray();
-        File.WriteAllBytes(path, bytes);
-    }
+        => Write(() => OnnxModelExport.ImageClassifier(Check(model)), path);
 
     /// <summary>Writes the model's ONNX graph to <paramref name="stream"/> (left open, positioned after it).</summary>
     /// <exception cref="ArgumentException">The stream is not writable.</exception>
     /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
-    /// <exception cref="NotSupportedException">A module of the network cannot be exported (the message names it).</exception>
+    /// <exception cref="NotSupportedException">A module of the network cannot be exported (the message names
+    /// it).</exception>
     public static void ExportToOnnx(this ImageClassifierModel model, Stream stream)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        CheckWritable(stream);
-        var proto = OnnxModelExport.ImageClassifier(model);
-        proto.WriteTo(stream);
-        stream.Flush();
-    }
+        => Write(() => OnnxModelExport.ImageClassifier(Check(model)), stream);
 
     /// <summary>
-    /// Writes a trained model of this pack as ONNX: <paramref name="model"/> is the model itself (e.g. an
-    /// <see cref="ImageClassifierModel"/>) or a fitted pipeline (<see cref="TransformerChain{TLastTransformer}"/>)
-    /// holding exactly one such model. Only that model is exported; the pipeline's other transforms
-    /// (<c>ExtractPixels</c> in front, <c>MapKeyToValue</c> behind) stay in the scoring pipeline.
+    /// Writes a DAAM classifier (<see cref="ClassifierHead.Daam"/> or <see cref="ClassifierHead.Linear"/> head) as an
+    /// ONNX file: input named after its feature column, float <c>[batch, L·D]</c> (layer-major, as the column holds
+    /// it); outputs <c>Score</c> <c>[batch, classes]</c> (softmax) for a multiclass model, or <c>Score</c> (the margin)
+    /// and <c>Probability</c> <c>[batch]</c> for a binary one. The <see cref="ClassifierHead.MultiHeadAttention"/>
+    /// baseline has no exporter yet and is refused with <see cref="NotSupportedException"/>.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    public static void ExportToOnnx(this DensityAdaptiveAttentionClassifierModel model, string path)
+        => Write(() => OnnxModelExport.DaamClassifier(Check(model)), path);
+
+    /// <summary>As <see cref="ExportToOnnx(DensityAdaptiveAttentionClassifierModel, string)"/>, to a stream (left
+    /// open).</summary>
+    /// <exception cref="ArgumentException">The stream is not writable.</exception>
+    public static void ExportToOnnx(this DensityAdaptiveAttentionClassifierModel model, Stream stream)
+        => Write(() => OnnxModelExport.DaamClassifier(Check(model)), stream);
+
+    /// <summary>
+    /// Writes a trained model of this pack as ONNX: <paramref name="model"/> is the model itself (an
+    /// <see cref="ImageClassifierModel"/> or a <see cref="DensityAdaptiveAttentionClassifierModel"/>) or a fitted
+    /// pipeline (<see cref="TransformerChain{TLastTransformer}"/>) holding exactly one such model. Only that model is
+    /// exported; the pipeline's other transforms (<c>ExtractPixels</c> in front, <c>MapKeyToValue</c> behind) stay in
+    /// the scoring pipeline.
     /// </summary>
     /// <param name="catalog">mlContext.Model.</param>
     /// <param name="model">The model or the pipeline holding it.</param>
@@ -71,27 +86,47 @@ public static class OnnxExportExtensions
     public static void ExportToOnnx(this ModelOperationsCatalog catalog, ITransformer model, Stream stream)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        Exportable(model).ExportToOnnx(stream);
+        Write(Exportable(model), stream);
     }
 
     /// <summary>As <see cref="ExportToOnnx(ModelOperationsCatalog, ITransformer, Stream)"/>, to a file.</summary>
     public static void ExportToOnnx(this ModelOperationsCatalog catalog, ITransformer model, string path)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        Exportable(model).ExportToOnnx(path);
+        Write(Exportable(model), path);
     }
 
-    private static ImageClassifierModel Exportable(ITransformer model)
+    private static T Check<T>(T model) where T : class => model ?? throw new ArgumentNullException(nameof(model));
+
+    // The graph is complete before anything is written: a failed export leaves no partial file.
+    private static void Write(Func<global::Onnx.ModelProto> build, string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        File.WriteAllBytes(path, build().ToByteArray());
+    }
+
+    private static void Write(Func<global::Onnx.ModelProto> build, Stream stream)
+    {
+        CheckWritable(stream);
+        build().WriteTo(stream);
+        stream.Flush();
+    }
+
+    private static Func<global::Onnx.ModelProto> Exportable(ITransformer model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (model is ImageClassifierModel classifier) return classifier;
-        var found = model is IEnumerable<ITransformer> chain ? Flatten(chain).ToArray() : Array.Empty<ITransformer>();
-        var exportable = found.OfType<ImageClassifierModel>().ToArray();
-        if (exportable.Length == 1) return exportable[0];
+        var found = model is IEnumerable<ITransformer> chain ? Flatten(chain).ToArray() : new[] { model };
+        var exportable = found.Where(t => t is ImageClassifierModel or DensityAdaptiveAttentionClassifierModel).ToArray();
+        if (exportable.Length == 1)
+            return exportable[0] switch
+            {
+                ImageClassifierModel image => () => OnnxModelExport.ImageClassifier(image),
+                _ => () => OnnxModelExport.DaamClassifier((DensityAdaptiveAttentionClassifierModel)exportable[0]),
+            };
         throw new ArgumentException(exportable.Length > 1
-            ? $"The pipeline holds {exportable.Length} image classifiers; export each with model.ExportToOnnx(...)."
+            ? $"The pipeline holds {exportable.Length} exportable models; export each with model.ExportToOnnx(...)."
             : $"{model.GetType().Name} is not an MLNet.Attention model that can be exported to ONNX, nor a pipeline " +
-              "holding one (exportable: ImageClassifierModel).", nameof(model));
+              "holding one (exportable: ImageClassifierModel, DensityAdaptiveAttentionClassifierModel).", nameof(model));
     }
 
     private static IEnumerable<ITransformer> Flatten(IEnumerable<ITransformer> chain)
@@ -116,26 +151,67 @@ internal static class OnnxModelExport
     public static global::Onnx.ModelProto ImageClassifier(ImageClassifierModel model, OnnxModuleRegistry? registry = null,
         bool foldBatchNorm = true)
     {
-        if (model.IsDisposed)
-            throw new ObjectDisposedException(nameof(ImageClassifierModel), "The image classifier was disposed, so its " +
-                "weights are gone; export it before disposing it, or load it again (mlContext.Model.Load) and export that.");
-        if (model.IsBinary)
-            throw new NotSupportedException("ONNX export of a binary image classifier (margin Score) is not supported.");
+        CheckUsable(model, "image classifier");
         var c = model.Config;
         var graph = new OnnxGraphBuilder("ImageClassifier");
         var input = graph.Input(model.InputColumns[0].Name, -1, (long)c.Channels * c.Height * c.Width);
         var logits = Trace(graph, registry, model.Network, input, foldBatchNorm);
-        var score = graph.Softmax(logits, 1, "score");
-        graph.Output(score, OnnxExportExtensions.ScoreOutputName);
-        var metadata = new Dictionary<string, string>
+        ClassifierOutputs(graph, logits, model.IsBinary);
+        return graph.Build(ProducerVersion, Metadata(model, new()
         {
-            ["labels"] = JsonSerializer.Serialize(model.Labels.Names),
             ["input_kind"] = model.InputKind.ToString(),
             ["image"] = $"{c.Channels}x{c.Height}x{c.Width}",
             ["backbone"] = c.Backbone.ToString(),
             ["attention"] = c.Attention.ToString(),
-        };
-        return graph.Build(ProducerVersion, metadata);
+        }));
+    }
+
+    /// <summary>The DAAM classifier: feature column [batch, L·D] → [batch, L, D] → the head → Score (and Probability
+    /// for a binary model).</summary>
+    public static global::Onnx.ModelProto DaamClassifier(DensityAdaptiveAttentionClassifierModel model,
+        OnnxModuleRegistry? registry = null)
+    {
+        CheckUsable(model, "DAAM classifier");
+        var c = model.Config;
+        var graph = new OnnxGraphBuilder("DensityAdaptiveAttentionClassifier");
+        var input = graph.Input(model.InputColumns[0].Name, -1, (long)c.Layers * c.Features);
+        var layers = graph.Reshape(input, new long[] { 0, c.Layers, c.Features }, "layers");
+        var logits = Trace(graph, registry, model.Network, layers, foldBatchNorm: true);
+        ClassifierOutputs(graph, logits, model.IsBinary);
+        return graph.Build(ProducerVersion, Metadata(model, new()
+        {
+            ["head"] = c.Head.ToString(),
+            ["layers"] = $"{c.Layers}x{c.Features}",
+        }));
+    }
+
+    private static void CheckUsable(TorchClassifierModel model, string what)
+    {
+        if (model.IsDisposed)
+            throw new ObjectDisposedException(model.GetType().Name, $"The {what} was disposed, so its weights are gone; " +
+                "export it before disposing it, or load it again (mlContext.Model.Load) and export that.");
+    }
+
+    /// <summary>The model's Score columns from its logits, as <see cref="TorchClassifierModel"/> computes them:
+    /// multiclass Score = softmax; binary Score = z₁ − z₀ and Probability = σ(Score).</summary>
+    private static void ClassifierOutputs(OnnxGraphBuilder graph, OnnxValue logits, bool binary)
+    {
+        if (!binary)
+        {
+            graph.Output(graph.Softmax(logits, 1, "score"), OnnxExportExtensions.ScoreOutputName);
+            return;
+        }
+        var z1 = graph.Slice(logits, new long[] { 1 }, new long[] { 2 }, new long[] { 1 }, "logit1");
+        var z0 = graph.Slice(logits, new long[] { 0 }, new long[] { 1 }, new long[] { 1 }, "logit0");
+        var margin = graph.Squeeze(graph.Sub(z1, z0, "margin2"), new long[] { 1 }, "margin");
+        graph.Output(margin, OnnxExportExtensions.ScoreOutputName);
+        graph.Output(graph.Sigmoid(margin, "probability"), OnnxExportExtensions.ProbabilityOutputName);
+    }
+
+    private static Dictionary<string, string> Metadata(TorchClassifierModel model, Dictionary<string, string> extra)
+    {
+        extra["labels"] = JsonSerializer.Serialize(model.Labels.Names);
+        return extra;
     }
 
     /// <summary>Any exportable module on one float input of <paramref name="inputShape"/> (−1 first dimension: the

@@ -110,6 +110,12 @@ internal sealed class OnnxGraphBuilder
 
     public OnnxValue Identity(OnnxValue x, string hint) => Unary("Identity", x, hint);
 
+    public OnnxValue Abs(OnnxValue x, string hint) => Unary("Abs", x, hint);
+
+    public OnnxValue Exp(OnnxValue x, string hint) => Unary("Exp", x, hint);
+
+    public OnnxValue Neg(OnnxValue x, string hint) => Unary("Neg", x, hint);
+
     /// <summary>Clip with constant bounds (opset ≥ 11 takes them as inputs): ReLU6 is Clip(x, 0, 6).</summary>
     public OnnxValue Clip(OnnxValue x, float min, float max, string hint)
     {

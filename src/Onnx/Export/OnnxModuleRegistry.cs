@@ -23,6 +23,7 @@ internal sealed class OnnxModuleRegistry
         var registry = new OnnxModuleRegistry();
         LayerExporters.Register(registry);
         VisionExporters.Register(registry);
+        GaussianExporters.Register(registry);
         return registry;
     }
 
