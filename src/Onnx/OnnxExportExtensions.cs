@@ -5,6 +5,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLNet.Attention.Classification;
 using MLNet.Attention.OnnxExport;
+using MLNet.Attention.Transforms;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -72,8 +73,26 @@ public static class OnnxExportExtensions
         => Write(() => OnnxModelExport.DaamClassifier(Check(model)), stream);
 
     /// <summary>
+    /// Writes an image featurizer as an ONNX file: input named after its input column, float <c>[batch, C·H·W]</c>
+    /// raw CHW pixels (as for the image classifier: an Image or bytes featurizer takes <c>ExtractPixels</c>' output);
+    /// output named after its output column, float <c>[batch, FeatureWidth]</c>, the backbone's pooled features. An
+    /// ONNX graph cannot give an output its input's name, so when both columns have one name (a classifier's
+    /// <c>Features</c> column and <c>CreateFeaturizer()</c>'s default output) the output is <c>NAME_out</c>.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The featurizer was disposed.</exception>
+    public static void ExportToOnnx(this AttentionImageFeaturizerTransformer featurizer, string path)
+        => Write(() => OnnxModelExport.ImageFeaturizer(Check(featurizer)), path);
+
+    /// <summary>As <see cref="ExportToOnnx(AttentionImageFeaturizerTransformer, string)"/>, to a stream (left
+    /// open).</summary>
+    /// <exception cref="ArgumentException">The stream is not writable.</exception>
+    public static void ExportToOnnx(this AttentionImageFeaturizerTransformer featurizer, Stream stream)
+        => Write(() => OnnxModelExport.ImageFeaturizer(Check(featurizer)), stream);
+
+    /// <summary>
     /// Writes a trained model of this pack as ONNX: <paramref name="model"/> is the model itself (an
-    /// <see cref="ImageClassifierModel"/> or a <see cref="DensityAdaptiveAttentionClassifierModel"/>) or a fitted
+    /// <see cref="ImageClassifierModel"/>, a <see cref="DensityAdaptiveAttentionClassifierModel"/> or an
+    /// <see cref="AttentionImageFeaturizerTransformer"/>) or a fitted
     /// pipeline (<see cref="TransformerChain{TLastTransformer}"/>) holding exactly one such model. Only that model is
     /// exported; the pipeline's other transforms (<c>ExtractPixels</c> in front, <c>MapKeyToValue</c> behind) stay in
     /// the scoring pipeline.
@@ -116,17 +135,20 @@ public static class OnnxExportExtensions
     {
         ArgumentNullException.ThrowIfNull(model);
         var found = model is IEnumerable<ITransformer> chain ? Flatten(chain).ToArray() : new[] { model };
-        var exportable = found.Where(t => t is ImageClassifierModel or DensityAdaptiveAttentionClassifierModel).ToArray();
+        var exportable = found.Where(t => t is ImageClassifierModel or DensityAdaptiveAttentionClassifierModel
+            or AttentionImageFeaturizerTransformer).ToArray();
         if (exportable.Length == 1)
             return exportable[0] switch
             {
                 ImageClassifierModel image => () => OnnxModelExport.ImageClassifier(image),
+                AttentionImageFeaturizerTransformer featurizer => () => OnnxModelExport.ImageFeaturizer(featurizer),
                 _ => () => OnnxModelExport.DaamClassifier((DensityAdaptiveAttentionClassifierModel)exportable[0]),
             };
         throw new ArgumentException(exportable.Length > 1
             ? $"The pipeline holds {exportable.Length} exportable models; export each with model.ExportToOnnx(...)."
             : $"{model.GetType().Name} is not an MLNet.Attention model that can be exported to ONNX, nor a pipeline " +
-              "holding one (exportable: ImageClassifierModel, DensityAdaptiveAttentionClassifierModel).", nameof(model));
+              "holding one (exportable: ImageClassifierModel, DensityAdaptiveAttentionClassifierModel, " +
+              "AttentionImageFeaturizerTransformer).", nameof(model));
     }
 
     private static IEnumerable<ITransformer> Flatten(IEnumerable<ITransformer> chain)
@@ -185,7 +207,30 @@ internal static class OnnxModelExport
         }));
     }
 
-    private static void CheckUsable(TorchClassifierModel model, string what)
+    /// <summary>The image featurizer: input column [batch, C·H·W] → output column [batch, FeatureWidth].</summary>
+    public static global::Onnx.ModelProto ImageFeaturizer(AttentionImageFeaturizerTransformer featurizer)
+    {
+        CheckUsable(featurizer, "image featurizer");
+        var c = featurizer.Config;
+        var graph = new OnnxGraphBuilder("AttentionImageFeaturizer");
+        var input = graph.Input(featurizer.InputColumns[0].Name, -1, (long)c.Channels * c.Height * c.Width);
+        OnnxValue features;
+        using (no_grad())
+        using (NewDisposeScope())
+            features = VisionExporters.ExportImageFeatures(new OnnxExportContext(graph), featurizer.Network, input, "");
+        string output = featurizer.OutputColumns[0].Name;
+        graph.Output(features, output == input.Name ? output + "_out" : output);
+        return graph.Build(ProducerVersion, new Dictionary<string, string>
+        {
+            ["input_kind"] = featurizer.InputKind.ToString(),
+            ["image"] = $"{c.Channels}x{c.Height}x{c.Width}",
+            ["backbone"] = c.Backbone.ToString(),
+            ["attention"] = c.Attention.ToString(),
+            ["weights"] = featurizer.WeightsSource,
+        });
+    }
+
+    private static void CheckUsable(Data.TorchTransformerBase model, string what)
     {
         if (model.IsDisposed)
             throw new ObjectDisposedException(model.GetType().Name, $"The {what} was disposed, so its weights are gone; " +

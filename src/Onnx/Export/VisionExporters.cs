@@ -29,6 +29,10 @@ internal static class VisionExporters
     /// the backbone.</summary>
     private static OnnxValue ExportImageClassifierNetwork(OnnxExportContext context, ImageClassifierNetwork network,
         OnnxValue pixels, string path)
+        => context.Export(network.Backbone, Normalise(context, network, pixels, path), Join(path, "backbone"));
+
+    private static OnnxValue Normalise(OnnxExportContext context, ImageClassifierNetwork network, OnnxValue pixels,
+        string path)
     {
         var c = network.Config;
         var g = context.Graph;
@@ -38,16 +42,34 @@ internal static class VisionExporters
         var scale = c.Std.Select(s => c.PixelScale / s).ToArray();
         var shift = c.Mean.Zip(c.Std, (m, s) => -m / s).ToArray();
         x = g.Mul(x, g.Initializer(hint + ".pixel_scale", scale, 1, c.Channels, 1, 1), hint + ".scaled");
-        x = g.Add(x, g.Initializer(hint + ".pixel_shift", shift, 1, c.Channels, 1, 1), hint + ".normalised");
-        return context.Export(network.Backbone, x, Join(path, "backbone"));
+        return g.Add(x, g.Initializer(hint + ".pixel_shift", shift, 1, c.Channels, 1, 1), hint + ".normalised");
+    }
+
+    /// <summary>The network's <c>ForwardFeatures</c>: [B, C·H·W] raw pixels → the backbone's pooled features (the
+    /// head's input), as the image featurizer computes them.</summary>
+    public static OnnxValue ExportImageFeatures(OnnxExportContext context, ImageClassifierNetwork network,
+        OnnxValue pixels, string path)
+    {
+        var x = Normalise(context, network, pixels, path);
+        string backbone = Join(path, "backbone");
+        return network.Backbone switch
+        {
+            MobileNetV2 m => MobileNetV2Features(context, m, x, backbone),
+            ResNet r => ResNetFeatures(context, r, x, backbone),
+            MobileNetV1 v => MobileNetV1Features(context, v, x, backbone),
+            var other => throw new NotSupportedException($"ONNX export: the backbone at '{backbone}' is a " +
+                $"{other.GetType().FullName}, whose features have no exporter."),
+        };
     }
 
     private static OnnxValue ExportMobileNetV2(OnnxExportContext context, MobileNetV2 net, OnnxValue x, string path)
+        => context.Export(net.Classifier, MobileNetV2Features(context, net, x, path), Join(path, "classifier"));
+
+    private static OnnxValue MobileNetV2Features(OnnxExportContext context, MobileNetV2 net, OnnxValue x, string path)
     {
         x = context.Export(net.Features, x, Join(path, "features"));
         x = context.Export(net.FinalConv, x, Join(path, "conv"));
-        x = context.Graph.ReduceMean(x, new long[] { 2, 3 }, keepDims: false, Hint(Join(path, "pool")));
-        return context.Export(net.Classifier, x, Join(path, "classifier"));
+        return context.Graph.ReduceMean(x, new long[] { 2, 3 }, keepDims: false, Hint(Join(path, "pool")));
     }
 
     private static OnnxValue ExportInvertedResidual(OnnxExportContext context, InvertedResidual block, OnnxValue x,
@@ -58,6 +80,9 @@ internal static class VisionExporters
     }
 
     private static OnnxValue ExportResNet(OnnxExportContext context, ResNet net, OnnxValue x, string path)
+        => context.Export(net.Classifier, ResNetFeatures(context, net, x, path), Join(path, "fc"));
+
+    private static OnnxValue ResNetFeatures(OnnxExportContext context, ResNet net, OnnxValue x, string path)
     {
         var g = context.Graph;
         var h = LayerExporters.ConvBn(context, Child<Conv2d>(net, "conv1", path), FoldableChild(net, "bn1", path), x,
@@ -65,8 +90,7 @@ internal static class VisionExporters
         h = g.Relu(h, Hint(Join(path, "relu")));
         foreach (var stage in new[] { "layer1", "layer2", "layer3", "layer4" })
             h = context.Export(Child<Sequential>(net, stage, path), h, Join(path, stage));
-        h = g.ReduceMean(h, new long[] { 2, 3 }, keepDims: false, Hint(Join(path, "pool")));
-        return context.Export(net.Classifier, h, Join(path, "fc"));
+        return g.ReduceMean(h, new long[] { 2, 3 }, keepDims: false, Hint(Join(path, "pool")));
     }
 
     private static OnnxValue ExportBasicBlock(OnnxExportContext context, BasicBlock block, OnnxValue x, string path)
@@ -89,10 +113,13 @@ internal static class VisionExporters
     }
 
     private static OnnxValue ExportMobileNetV1(OnnxExportContext context, MobileNetV1 net, OnnxValue x, string path)
+        => context.Export(Child<Linear>(net, "classifier", path), MobileNetV1Features(context, net, x, path),
+            Join(path, "classifier"));
+
+    private static OnnxValue MobileNetV1Features(OnnxExportContext context, MobileNetV1 net, OnnxValue x, string path)
     {
         x = context.Export(Child<Sequential>(net, "features", path), x, Join(path, "features"));
-        x = context.Graph.ReduceMean(x, new long[] { 2, 3 }, keepDims: false, Hint(Join(path, "pool")));
-        return context.Export(Child<Linear>(net, "classifier", path), x, Join(path, "classifier"));
+        return context.Graph.ReduceMean(x, new long[] { 2, 3 }, keepDims: false, Hint(Join(path, "pool")));
     }
 
     /// <summary>ELA: y = x ⊙ σ(GN(conv(mean_W x)))[…, None] ⊙ σ(GN(conv(mean_H x)))[…, None, :], the conv and the

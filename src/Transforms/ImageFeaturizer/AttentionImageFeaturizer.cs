@@ -191,6 +191,9 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
         network.eval();
     }
 
+    /// <summary>The network (its head unused); for the ONNX export, which writes its <c>ForwardFeatures</c>.</summary>
+    internal ImageClassifierNetwork Network => _network;
+
     /// <summary>The network configuration (its <c>Classes</c> is 1: the head is not used).</summary>
     public ImageClassifierConfig Config => _network.Config;
 

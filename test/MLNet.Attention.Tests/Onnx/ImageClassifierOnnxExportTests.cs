@@ -246,6 +246,69 @@ public sealed class ImageClassifierOnnxExportTests
         }
     }
 
+    /// <summary>The featurizer made from a trained classifier: its Features column from ONNX Runtime (the graph's
+    /// output is Features_out: the input column is Features too) and through ApplyOnnxModel with another name.</summary>
+    [TestMethod]
+    [DataRow(ImageBackbone.MobileNetV2, ImageAttention.ElaB, 0.25, 32)]
+    [DataRow(ImageBackbone.ResNet18, ImageAttention.ElaB, 1.0, 32)]
+    [DataRow(ImageBackbone.MobileNetV1, ImageAttention.Ulsam, 0.25, 64)]
+    public void TheImageFeaturizerExportsItsFeatures(ImageBackbone backbone, ImageAttention attention, double width,
+        int side)
+    {
+        var ml = new MLContext(seed: 1);
+        using var model = Train(ml, backbone, attention, width, side);
+        using var featurizer = model.CreateFeaturizer();
+        var rows = Images(8, 4, side);
+        var expected = featurizer.Transform(Load(ml, rows)).GetColumn<float[]>("Features").SelectMany(f => f).ToArray();
+        using var stream = new MemoryStream();
+        featurizer.ExportToOnnx(stream);
+        var actual = RunOrt(stream.ToArray(), "Features", rows.SelectMany(r => r.Features).ToArray(), rows.Length,
+            "Features_out");
+        double scale = expected.Max(Math.Abs), delta = MaxAbsDiff(expected, actual);
+
+        // Against the float64 forward of the same weights (see OnnxRuntimeScoresEqualTheTransformer's remarks).
+        double[] reference;
+        using (no_grad())
+        using (var x = tensor(rows.SelectMany(r => r.Features).ToArray()).view(rows.Length, -1))
+        {
+            featurizer.Network.to(ScalarType.Float64);
+            try
+            {
+                reference = featurizer.Network.ForwardFeatures(x.to(ScalarType.Float64)).data<double>().ToArray();
+            }
+            finally
+            {
+                featurizer.Network.to(ScalarType.Float32);
+            }
+        }
+        double ortError = actual.Zip(reference, (a, b) => Math.Abs(a - b)).Max();
+        double torchError = expected.Zip(reference, (a, b) => Math.Abs(a - b)).Max();
+        Console.WriteLine($"Featurizer {backbone} + {attention}: max |ORT − Transform| = {delta:E2} (features up to " +
+            $"{scale:F2}, {expected.Length / rows.Length} per image); vs float64: ORT {ortError:E2}, TorchSharp " +
+            $"float32 {torchError:E2}");
+        Assert.IsTrue(ortError <= 2 * torchError + 1e-6, "the graph is further from the float64 forward than " +
+            $"TorchSharp's float32 forward ({ortError} vs {torchError})");
+        // Equal within 1e-5 (relative to the features' size), or within TorchSharp's own float32 error where that is
+        // larger (MobileNet V1's small late maps and tiny BatchNorm variances).
+        double bound = Math.Max(1e-5 * Math.Max(1, scale), 2 * torchError);
+        Assert.IsTrue(delta <= bound, $"max |Δ| = {delta}");
+
+        using var named = model.CreateFeaturizer(outputColumnName: "Embedding");
+        string path = Path.Combine(Path.GetTempPath(), $"onnx-featurizer-{Environment.ProcessId}.onnx");
+        try
+        {
+            ml.Model.ExportToOnnx(named, path);
+            var onnx = ml.Transforms.ApplyOnnxModel("Embedding", "Features", path).Fit(Load(ml, rows));
+            var viaPipeline = onnx.Transform(Load(ml, rows)).GetColumn<float[]>("Embedding").SelectMany(f => f).ToArray();
+            Assert.IsTrue(MaxAbsDiff(expected, viaPipeline) <= bound, "ApplyOnnxModel's Embedding column");
+            (onnx as IDisposable)?.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     public sealed class PictureRow
     {
         [ImageType(Side, Side)] public MLImage Image { get; set; } = null!;
