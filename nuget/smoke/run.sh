@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Uses the packed packages exactly as a user would. Packs the six MLNet.Attention packages into a temporary folder
+# Uses the packed packages exactly as a user would. Packs the seven MLNet.Attention packages into a temporary folder
 # (a unique pre-release version per run keeps stale copies in the NuGet cache out of the picture), then for each app:
 # `dotnet new console` in a temporary folder, `dotnet add package` from that folder (through a nuget.config, other
 # packages from the usual feed), build (the output must show the src/Native patch step), run, check its output.
@@ -9,6 +9,8 @@
 #   TransformsReadmeApp  the same for MLNet.Attention.Transforms (classifier backbone → featurizer → SDCA, reload)
 #   WholeSlideReadmeApp  the same for MLNet.Attention.WholeSlide on samples/data/ihc-aperio-20x.tif (open, tissue
 #                    tiles, ResNet-18 features of 8 tiles; the ONNX graphs must land in the app's output folder)
+#   OnnxReadmeApp    the same for MLNet.Attention.Onnx (train a small classifier, export it, ApplyOnnxModel gives
+#                    the model's Score)
 #   App              tiny forecaster: train, save, reload in a new MLContext, identical forecasts (smoke/App)
 #   ModulesApp       references only MLNet.Attention.Modules: every block forward and backward (smoke/ModulesApp)
 #   TorchSharpApp    Microsoft.ML.TorchSharp 0.23.1 next to MLNet.Attention in one process (smoke/TorchSharpApp)
@@ -28,13 +30,14 @@ cat > "$work/packages.slnf" <<JSON
 { "solution": { "path": "$root/MLNet.Attention.sln", "projects": [
   "src/Native/MLNet.Attention.Native.csproj", "src/Modules/MLNet.Attention.Modules.csproj",
   "src/Core/MLNet.Attention.Core.csproj", "src/Estimators/MLNet.Attention.Estimators.csproj",
-  "src/Transforms/MLNet.Attention.Transforms.csproj", "src/WholeSlide/MLNet.Attention.WholeSlide.csproj" ] } }
+  "src/Transforms/MLNet.Attention.Transforms.csproj", "src/WholeSlide/MLNet.Attention.WholeSlide.csproj",
+  "src/Onnx/MLNet.Attention.Onnx.csproj" ] } }
 JSON
 step "pack $version"
 dotnet pack "$work/packages.slnf" -c Release -p:Version="$version" -o "$work/packages" --nologo -v quiet
 ls "$work/packages"
 packages=(MLNet.Attention.Native MLNet.Attention.Modules MLNet.Attention.Core MLNet.Attention)
-for p in "${packages[@]}" MLNet.Attention.Transforms MLNet.Attention.WholeSlide; do [ -f "$work/packages/$p.$version.nupkg" ] || fail "$p.$version.nupkg was not packed"; done
+for p in "${packages[@]}" MLNet.Attention.Transforms MLNet.Attention.WholeSlide MLNet.Attention.Onnx; do [ -f "$work/packages/$p.$version.nupkg" ] || fail "$p.$version.nupkg was not packed"; done
 
 # Without -p:Version the version comes from git: 0.1.0-dev.<commit count>.g<sha8> (Directory.Build.targets).
 if git -C "$root" rev-parse HEAD > /dev/null 2>&1; then
@@ -153,6 +156,17 @@ grep -q "^ihc-aperio-20x.tif: 1024 × 1024 px, .* tissue tiles at 20×$" "$work/
   || fail "WholeSlideReadmeApp: the slide and its tiles"
 grep -q "^ResNet-18 tile features: 8 tiles × 512 values$" "$work/WholeSlideReadmeApp.log" \
   || fail "WholeSlideReadmeApp: no ResNet-18 features for 8 tiles"
+
+step "OnnxReadmeApp: the MLNet.Attention.Onnx package README example"
+# The example's scoring side: ApplyOnnxModel and ONNX Runtime's native library, as its README says to add.
+new_app OnnxReadmeApp MLNet.Attention.Onnx Microsoft.ML.OnnxTransformer@5.0.1 Microsoft.ML.OnnxRuntime@1.31.1
+check_restored MLNet.Attention.Onnx
+extract_example MLNet.Attention.Onnx "$work/OnnxReadmeApp/Program.cs"
+build_and_run OnnxReadmeApp
+grep -q "^Exported: [0-9]* KB$" "$work/OnnxReadmeApp.log" || fail "OnnxReadmeApp: no exported model"
+awk '/^ONNX vs model: max \|Score difference\| = / { found = 1; if ($NF + 0 > 1e-5) bad = 1 }
+     END { exit !(found && !bad) }' "$work/OnnxReadmeApp.log" \
+  || fail "OnnxReadmeApp: ONNX scores differ from the model's"
 
 step "App: train, save, reload"
 new_app App MLNet.Attention

@@ -68,6 +68,12 @@ public sealed class DaamClassifier : nn.Module<Tensor, Tensor>
     /// <summary>The DAAM attention in front of the convolutional decoder.</summary>
     public MultiHeadDensityAdaptiveAttention Attention => daam;
 
+    /// <summary>Height h of the h × w view of each layer's features that the convolutions see.</summary>
+    public int Height => _height;
+
+    /// <summary>Width w of the h × w view of each layer's features.</summary>
+    public int Width => _width;
+
     /// <summary>
     /// x: per-layer pooled features [B, L, D], or per-layer sequences [B, L, T, D] which are first averaged over T
     /// (the paper's data preparation) → logits [B, classes].

@@ -196,6 +196,9 @@ public sealed class AttentionImageFeaturizerTransformer : TorchTransformerBase
 
     private readonly Lazy<ImageClassifierNetwork> _scoring;
 
+    /// <summary>The network (its head unused); for the ONNX export, which writes its <c>ForwardFeatures</c>.</summary>
+    internal ImageClassifierNetwork Network => _network;
+
     /// <summary>The network configuration (its <c>Classes</c> is 1: the head is not used).</summary>
     public ImageClassifierConfig Config => _network.Config;
 
