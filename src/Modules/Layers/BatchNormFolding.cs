@@ -1,3 +1,4 @@
+using MLNet.Attention.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -53,11 +54,12 @@ internal static class BatchNormFolding
         if (norm.FoldedIntoConvolution || norm.running_mean is null || norm.running_var is null) return false;
         if (convolution.out_channels != norm.running_mean.shape[0]) return false;
         using var scope = NewDisposeScope();
-        var inverseStd = norm.running_var.add(norm.eps).rsqrt();
+        using var eps = norm.eps.ToScalar();   // explicit Scalars only (see TorchScalars)
+        var inverseStd = norm.running_var.add(eps, TorchScalars.One).rsqrt();
         var scale = norm.weight is null ? inverseStd : inverseStd.mul(norm.weight);
         var oldBias = convolution.bias is null ? zeros_like(norm.running_mean) : convolution.bias.detach();
         var bias = oldBias.sub(norm.running_mean).mul(scale);
-        if (norm.bias is not null) bias = bias.add(norm.bias);
+        if (norm.bias is not null) bias = bias.add(norm.bias, TorchScalars.One);
         convolution.weight.mul_(scale.view(-1, 1, 1, 1));
         convolution.bias = new Parameter(bias.clone(), requires_grad: false);
         norm.FoldedIntoConvolution = true;
