@@ -1,4 +1,5 @@
 using MLNet.Attention.Gaussian;
+using MLNet.Attention.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -50,7 +51,7 @@ internal static class GaussianExporters
         {
             Tensor Stacked(string name)
                 => stack(heads.Select((h, i) => Parameter(h, name, Join(path, $"gcts.{i}"))).ToArray());
-            twoC = g.Initializer(hint + ".two_c", Stacked("c") * 2);                     // [H, 1, D]; ×2 is exact
+            twoC = g.Initializer(hint + ".two_c", Stacked("c").mul(TorchScalars.Of(2L)));                     // [H, 1, D]; ×2 is exact
             offset = g.Initializer(hint + ".mean_offset", Stacked("mean_offset"));     // [H, 1, D]
         }
         var y = g.Reshape(x, new long[] { 0, daam.Heads, daam.Layers / daam.Heads, daam.Features }, hint + ".heads");

@@ -1,3 +1,4 @@
+using MLNet.Attention.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -87,7 +88,7 @@ internal static class LayerExporters
             Array.Fill(shape, 1L);
             shape[0] = -1;
             weight = context.Graph.Initializer(Hint(path) + ".weight_bn", w * scale.view(shape));
-            bias = context.Graph.Initializer(Hint(path) + ".bias_bn", b * scale + shift);
+            bias = context.Graph.Initializer(Hint(path) + ".bias_bn", (b * scale).add(shift, TorchScalars.One));
         }
         var pads = conv.padding!.Concat(conv.padding!).ToArray();
         return context.Graph.Conv(x, weight, bias, conv.stride, pads, conv.dilation, conv.groups, Hint(path));
@@ -114,13 +115,14 @@ internal static class LayerExporters
     }
 
     /// <summary>The eval BatchNorm as a per-channel float64 affine map y = x·scale + shift.</summary>
-    private static (Tensor Scale, Tensor Shift) BatchNormAffine(BatchNorm bn)
+    internal static (Tensor Scale, Tensor Shift) BatchNormAffine(BatchNorm bn)
     {
         var mean = bn.running_mean!.detach().to_type(ScalarType.Float64);
         var variance = bn.running_var!.detach().to_type(ScalarType.Float64);
         var gamma = bn.weight is null ? ones_like(mean) : bn.weight.detach().to_type(ScalarType.Float64);
         var beta = bn.bias is null ? zeros_like(mean) : bn.bias.detach().to_type(ScalarType.Float64);
-        var scale = gamma / (variance + bn.eps).sqrt();
+        using var eps = bn.eps.ToScalar();   // explicit Scalars only (see TorchScalars)
+        var scale = gamma / variance.add(eps, TorchScalars.One).sqrt();
         return (scale, beta - mean * scale);
     }
 

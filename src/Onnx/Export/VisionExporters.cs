@@ -1,5 +1,6 @@
 using MLNet.Attention.Classification;
 using MLNet.Attention.Vision;
+using MLNet.Attention.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -174,11 +175,11 @@ internal static class VisionExporters
                 var dws = Child<Conv2d>(s, "conv_dws", p);
                 var (a, b) = Affine(FoldableChild(s, "bn_dws", p), Join(p, "bn_dws"));
                 scales.Add(dws.weight!.detach().to_type(ScalarType.Float64).reshape(-1) * a);
-                shifts.Add((dws.bias!.detach().to_type(ScalarType.Float64) * a) + b);
+                shifts.Add((dws.bias!.detach().to_type(ScalarType.Float64) * a).add(b, TorchScalars.One));
                 var point = Child<Conv2d>(s, "conv_point", p);
                 var (pa, pb) = Affine(FoldableChild(s, "bn_point", p), Join(p, "bn_point"));
                 weights.Add(point.weight!.detach().to_type(ScalarType.Float64) * pa.view(-1, 1, 1, 1));
-                biases.Add(point.bias!.detach().to_type(ScalarType.Float64) * pa + pb);
+                biases.Add((point.bias!.detach().to_type(ScalarType.Float64) * pa).add(pb, TorchScalars.One));
                 var mp = Child<MaxPool2d>(s, "maxpool", p);
                 if (!SamePool(mp, pool ??= mp))
                     throw new NotSupportedException($"ONNX export: the subspaces of the ULSAM at '{path}' pool differently.");
@@ -203,10 +204,7 @@ internal static class VisionExporters
     private static (Tensor Scale, Tensor Shift) Affine(BatchNorm bn, string path)
     {
         RequireEval(bn, path);
-        var mean = bn.running_mean!.detach().to_type(ScalarType.Float64);
-        var scale = bn.weight!.detach().to_type(ScalarType.Float64) /
-            (bn.running_var!.detach().to_type(ScalarType.Float64) + bn.eps).sqrt();
-        return (scale, bn.bias!.detach().to_type(ScalarType.Float64) - mean * scale);
+        return LayerExporters.BatchNormAffine(bn);
     }
 
     private static bool SamePool(MaxPool2d a, MaxPool2d b)

@@ -70,6 +70,7 @@ public sealed class ScalarSafetyTests
             typeof(TorchTransformerBase).Assembly,  // MLNet.Attention.Core
             typeof(MLNet.Attention.ForecastingCatalogExtensions).Assembly, // MLNet.Attention (estimators)
             typeof(MLNet.Attention.TransformsCatalogExtensions).Assembly,  // MLNet.Attention.Transforms
+            typeof(MLNet.Attention.OnnxExportExtensions).Assembly,         // MLNet.Attention.Onnx
         };
         var violations = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var assembly in assemblies)
