@@ -162,11 +162,12 @@ public static class ParameterSweep
         TOptions? bestOptions = null;
         ITransformer? bestModel = null;
         string stoppedBy = "MaxTrials";
+        string Interrupted() => budget.IsCancellationRequested ? "TimeBudget" : "Cancelled";
         try
         {
             for (int id = 1; id <= options.MaxTrials; id++)
             {
-                if (stop.IsCancellationRequested) { stoppedBy = budget.IsCancellationRequested ? "TimeBudget" : "Cancelled"; break; }
+                if (stop.IsCancellationRequested) { stoppedBy = Interrupted(); break; }
                 var settings = tuner.Propose(space.Parameters, id);
                 if (settings is null) { stoppedBy = "Tuner"; break; }
                 var (result, trialOptions, model) = RunTrial(space, createOptions, createEstimator, train, validation, folds,
@@ -185,7 +186,7 @@ public static class ParameterSweep
                 options.TrialCallback?.Invoke(result);
             }
             if (trials.Count > 0 && stop.IsCancellationRequested && trials[^1].Metric is null && trials[^1].Error is null)
-                stoppedBy = budget.IsCancellationRequested ? "TimeBudget" : "Cancelled";
+                stoppedBy = Interrupted();   // the last trial was cancelled while it ran
             if (best is null && trials.Count > 0 && trials.All(t => t.Error is not null))
                 throw new InvalidOperationException($"Every trial failed; the first: {trials[0].Error}");
             if (folds is not null && bestOptions is not null)
