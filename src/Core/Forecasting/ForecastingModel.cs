@@ -43,6 +43,9 @@ public abstract class ForecastingModel : TorchTransformerBase
     /// <summary>Step between rows inferred from the training timestamps, or null without a timestamp column.</summary>
     public TimeSpan? Frequency => Scorer.Info.Frequency;
 
+    /// <summary>The timestamp column of the series the model was trained on, or null when it had none.</summary>
+    public string? TimestampColumnName => Scorer.Info.TimestampColumnName;
+
     /// <summary>Per-epoch history of the training run; null for a model loaded from a file.</summary>
     public TrainingSummary? TrainingSummary { get; internal set; }
 
