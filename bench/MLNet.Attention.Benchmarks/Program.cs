@@ -67,6 +67,9 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
           tile-features [--tiles 128] [--batch 32] [--threads 2] [--image ihc.png] [--python /usr/bin/python3]
                     [--section tile-featurizer] [--out docs/benchmarks.md]
                     (ResNet18TileFeaturizer vs ONNX Runtime batch 1, DnnFeaturizeImage and PyTorch: tiles/s, peak RSS)
+          onnx      [--models mbv2,mbv2-ela,mbv2-ulsam,resnet18,daam] [--rows 512] [--batch 64] [--threads 2]
+                    [--min-seconds 2] [--section onnx] [--out docs/benchmarks.md]
+                    (each exported model: ONNX Runtime vs TorchSharp throughput and batch-1 latency, same process)
         """);
     return args.Length == 0 ? 2 : 0;
 }
@@ -89,7 +92,8 @@ try
         "mil-speed" => MilSpeedBenchmark.Run(options),
         "mil-mnist" => MnistBagsBenchmark.Run(options),
         "tile-features" => TileFeaturesBenchmark.Run(options),
-        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads', 'crib', 'crib-speed', 'covariates', 'mil', 'mil-speed', 'mil-mnist' or 'tile-features'."),
+        "onnx" => OnnxBenchmark.Run(options),
+        _ => throw new UsageException($"Unknown command '{args[0]}'; use 'accuracy', 'speed', 'modules', 'soak', 'images', 'heads', 'crib', 'crib-speed', 'covariates', 'mil', 'mil-speed', 'mil-mnist', 'tile-features' or 'onnx'."),
     };
 }
 catch (UsageException ex)
