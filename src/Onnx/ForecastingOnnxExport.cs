@@ -55,6 +55,20 @@ public static class ForecastingOnnxExportExtensions
     public static void ExportToOnnx(this InvertedTransformerModel model, Stream stream)
         => Write(() => ForecastingModelExport.InvertedTransformer(Check(model)), stream);
 
+    /// <summary>Writes the MVPA forecaster as an ONNX file (inputs and outputs as described on
+    /// <see cref="ForecastingOnnxExportExtensions"/>; the observed mask it reads is computed in the graph from the NaN
+    /// entries of the window). Its token grid (segments × channels) is fixed by the model, so the relative keys and
+    /// masks are constants of the graph.</summary>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    public static void ExportToOnnx(this MultiVariateParallelTransformerModel model, string path)
+        => Write(() => ForecastingModelExport.MultiVariateParallelTransformer(Check(model)), path);
+
+    /// <summary>As <see cref="ExportToOnnx(MultiVariateParallelTransformerModel, string)"/>, to a stream (left
+    /// open).</summary>
+    /// <exception cref="ArgumentException">The stream is not writable.</exception>
+    public static void ExportToOnnx(this MultiVariateParallelTransformerModel model, Stream stream)
+        => Write(() => ForecastingModelExport.MultiVariateParallelTransformer(Check(model)), stream);
+
     /// <summary>
     /// The <see cref="CalendarInputName"/> row of the window whose last lookback step is at
     /// <paramref name="windowTimestamp"/> (the window's <c>Timestamp</c> column): L·M floats, step t's M features at t·M,
@@ -102,7 +116,7 @@ internal static class ForecastingModelExport
         .GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
 
     /// <summary>The inputs of a forecasting network: the scaled window [B, L, C] (missing entries 0 when the model
-    /// allows them), the observed mask [B, L, C] (1 = observed; null when the model refuses missing values), the
+    /// allows them), the observed mask [B, L, C] (1 = observed; null unless the network reads it), the
     /// calendar covariates [B, L, M] and the scaled future covariates [B, S, F] (null without them).</summary>
     internal readonly record struct NetworkInputs(OnnxValue Window, OnnxValue? Observed, OnnxValue? Calendar,
         OnnxValue? Future);
@@ -112,7 +126,7 @@ internal static class ForecastingModelExport
     {
         CheckUsable(model);
         var c = model.Config;
-        return Build(model, "InvertedTransformer",
+        return Build(model, "InvertedTransformer", needsMask: false,
             (context, inputs) => ForecastingExporters.InvertedTransformer(context, model.Network, inputs.Window,
                 inputs.Calendar, inputs.Future),
             new()
@@ -128,8 +142,26 @@ internal static class ForecastingModelExport
     public static Func<global::Onnx.ModelProto>? For(Microsoft.ML.ITransformer transformer) => transformer switch
     {
         InvertedTransformerModel itransformer => () => InvertedTransformer(itransformer),
+        MultiVariateParallelTransformerModel mvpa => () => MultiVariateParallelTransformer(mvpa),
         _ => null,
     };
+
+    /// <summary>The MVPA forecaster: it reads the observed mask (1 − IsNaN of the window).</summary>
+    public static global::Onnx.ModelProto MultiVariateParallelTransformer(MultiVariateParallelTransformerModel model)
+    {
+        CheckUsable(model);
+        var c = model.Config;
+        return Build(model, "MultiVariateParallelTransformer", needsMask: true,
+            (context, inputs) => ForecastingExporters.MultiVariateParallelTransformer(context, model.Network,
+                inputs.Window, inputs.Observed!.Value, inputs.Calendar),
+            new()
+            {
+                ["patch_length"] = Invariant(c.PatchLength), ["model_width"] = Invariant(c.ModelWidth),
+                ["heads"] = Invariant(c.Heads), ["key_value_heads"] = Invariant(c.KeyValueHeads),
+                ["layers"] = Invariant(c.Layers), ["window"] = Invariant(c.Window),
+                ["use_norm"] = c.UseNorm ? "true" : "false",
+            });
+    }
 
     private static void CheckUsable(ForecastingModel model)
     {
@@ -138,7 +170,7 @@ internal static class ForecastingModelExport
                 "weights are gone; export it before disposing it, or load it again (mlContext.Model.Load) and export that.");
     }
 
-    private static global::Onnx.ModelProto Build(ForecastingModel model, string graphName,
+    private static global::Onnx.ModelProto Build(ForecastingModel model, string graphName, bool needsMask,
         Func<OnnxExportContext, NetworkInputs, OnnxValue> network, Dictionary<string, string> extra)
     {
         var scorer = model.ExportScorer;
@@ -157,13 +189,10 @@ internal static class ForecastingModelExport
         var window = graph.Reshape(lookback, new long[] { 0, l, ch }, "window");
         var scaled = graph.Div(graph.Sub(window, graph.Initializer("scaler.mean", mean, ch), "scaler.centred"),
             graph.Initializer("scaler.std", std, ch), "scaler.scaled");
-        OnnxValue? observed = null;
-        if (allowsMissing)
-        {
-            observed = graph.Sub(graph.Scalar("observed.one", 1f),
-                graph.Cast(graph.IsNaN(scaled, "observed.missing"), "observed.missing_float"), "observed");
-            scaled = graph.FillNaN(scaled, 0f, "scaler.filled");
-        }
+        // The observed mask is all ones unless a NaN is present, as the scorer's (null when nothing is missing).
+        OnnxValue? observed = needsMask ? graph.Sub(graph.Scalar("observed.one", 1f),
+            graph.Cast(graph.IsNaN(scaled, "observed.missing"), "observed.missing_float"), "observed") : null;
+        if (allowsMissing) scaled = graph.FillNaN(scaled, 0f, "scaler.filled");
         OnnxValue? scaledFuture = null;
         if (future is { } ahead)
         {

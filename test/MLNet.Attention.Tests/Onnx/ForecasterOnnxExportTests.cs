@@ -119,6 +119,97 @@ public sealed class ForecasterOnnxExportTests
         Assert.AreEqual(variant == "past+intervals" ? 3 : 1, expected.Count);
     }
 
+    private static MultiVariateParallelTransformerModel TrainMvpa(MLContext ml, IDataView data,
+        Action<MultiVariateParallelTransformerOptions>? change = null)
+    {
+        var o = new MultiVariateParallelTransformerOptions
+        {
+            VariateColumnNames = new[] { "A", "B", "C" }, TimestampColumnName = "Time",
+            Lookback = Series.L, Horizon = Series.S, PatchLength = 4, ModelWidth = 16, Heads = 4, KeyValueHeads = 2,
+            Layers = 1, MaxEpochs = 2, BatchSize = 16, LearningRate = 3e-3, NumberOfThreads = 1,
+        };
+        change?.Invoke(o);
+        return ml.Forecasting.Trainers.MultiVariateParallelTransformer(o).Fit(data);
+    }
+
+    [TestMethod]
+    [DataRow("calendar")]             // hourly calendar covariates as extra channels
+    [DataRow("plain")]                // no calendar covariates, two blocks
+    [DataRow("window")]               // a content window of one segment (the window mask matters), no norm
+    [DataRow("past+intervals")]       // a past covariate channel, Lower/Upper outputs
+    [DataRow("zero-fill")]            // missing values: zero-filled, the observed mask from the NaN entries
+    public void OnnxRuntimeForecastOfTheMvpaForecasterEqualsTheTransformer(string variant)
+    {
+        var ml = new MLContext(seed: 1);
+        using var model = TrainMvpa(ml, SeriesView(ml, 240), o =>
+        {
+            switch (variant)
+            {
+                case "plain": o.TimestampColumnName = null; o.Layers = 2; break;
+                case "window": o.Window = 1; o.UseNorm = false; o.CalendarFeatures = CalendarFeatures.None; break;
+                case "past+intervals":
+                    o.VariateColumnNames = new[] { "A", "B" };
+                    o.PastCovariateColumnNames = new[] { "C" };
+                    o.IntervalCoverage = 0.9;
+                    break;
+                case "zero-fill": o.TimestampColumnName = null; o.MissingValues = MissingValuePolicy.ZeroFill; break;
+            }
+        });
+        var (inputs, rows, expected) = Score(ml, model, SeriesView(ml, 80, seed: 7));
+        if (variant == "zero-fill")
+        {
+            var lookback = inputs["Lookback"];
+            int width = lookback.Length / rows;
+            for (int i = 0; i < lookback.Length; i += 5) lookback[i] = float.NaN;
+            var windows = ml.Data.LoadFromEnumerable(Enumerable.Range(0, rows)
+                .Select(r => new LookbackRow { Lookback = lookback.AsSpan(r * width, width).ToArray() }));
+            expected["Forecast"] = model.Transform(windows).GetColumn<float[]>("Forecast").SelectMany(v => v).ToArray();
+        }
+        var onnx = Export(model.ExportToOnnx);
+        foreach (var (column, values) in expected)
+        {
+            var actual = RunOrt(onnx, inputs, rows, column);
+            double delta = MaxAbsDiff(values, actual);
+            Console.WriteLine($"MVPA ({variant}): max |ORT − Transform| {column} = {delta:E2} over {rows} windows × " +
+                $"{Series.S}·{model.VariateColumnNames.Count} values (range {values.Min():F2}…{values.Max():F2})");
+            Assert.IsTrue(delta <= Tolerance, $"{column}: max |Δ| = {delta}");
+        }
+        Assert.AreEqual(variant == "past+intervals" ? 3 : 1, expected.Count);
+    }
+
+    [TestMethod]
+    public void ApplyOnnxModelScoresTheMvpaForecasterFoundInAPipeline()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = SeriesView(ml, 240);
+        using var model = TrainMvpa(ml, train, o => o.TimestampColumnName = null);
+        var chain = new TransformerChain<ITransformer>(ml.Transforms.CopyColumns("ACopy", "A").Fit(train), model);
+        var windows = model.CreateWindows(ml, SeriesView(ml, 60, seed: 9), includeTargets: false);
+        var expected = model.Transform(windows).GetColumn<float[]>("Forecast").ToArray();
+        string path = Path.Combine(Path.GetTempPath(), $"onnx-mvpa-{Environment.ProcessId}.onnx");
+        try
+        {
+            ml.Model.ExportToOnnx(chain, path);
+            var onnx = ml.Transforms.ApplyOnnxModel("Forecast", "Lookback", path).Fit(windows);
+            var actual = onnx.Transform(windows).GetColumn<float[]>("Forecast").ToArray();
+            Assert.AreEqual(expected.Length, actual.Length);
+            double delta = expected.Zip(actual, MaxAbsDiff).Max();
+            Console.WriteLine($"MVPA ApplyOnnxModel vs Transform: max |Δ| = {delta:E2} over {actual.Length} windows");
+            Assert.IsTrue(delta <= Tolerance, $"max |Δ| = {delta}");
+            // One row at a time scores the same (the batch dimension is dynamic).
+            var one = RunOrt(File.ReadAllBytes(path), new Dictionary<string, float[]>
+            {
+                ["Lookback"] = windows.GetColumn<float[]>("Lookback").Skip(3).First(),
+            }, 1, "Forecast");
+            Assert.IsTrue(MaxAbsDiff(expected[3], one) <= Tolerance);
+            (onnx as IDisposable)?.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [TestMethod]
     public void TheBatchDimensionIsDynamic()
     {
