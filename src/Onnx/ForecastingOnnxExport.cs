@@ -69,6 +69,18 @@ public static class ForecastingOnnxExportExtensions
     public static void ExportToOnnx(this MultiVariateParallelTransformerModel model, Stream stream)
         => Write(() => ForecastingModelExport.MultiVariateParallelTransformer(Check(model)), stream);
 
+    /// <summary>Writes the CRIB forecaster as an ONNX file (inputs and outputs as described on
+    /// <see cref="ForecastingOnnxExportExtensions"/>; CRIB reads no covariates). The graph is the forecast path only:
+    /// the information-bottleneck head and the second view feed the training loss, not the forecast.</summary>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    public static void ExportToOnnx(this CribModel model, string path)
+        => Write(() => ForecastingModelExport.Crib(Check(model)), path);
+
+    /// <summary>As <see cref="ExportToOnnx(CribModel, string)"/>, to a stream (left open).</summary>
+    /// <exception cref="ArgumentException">The stream is not writable.</exception>
+    public static void ExportToOnnx(this CribModel model, Stream stream)
+        => Write(() => ForecastingModelExport.Crib(Check(model)), stream);
+
     /// <summary>
     /// The <see cref="CalendarInputName"/> row of the window whose last lookback step is at
     /// <paramref name="windowTimestamp"/> (the window's <c>Timestamp</c> column): L·M floats, step t's M features at t·M,
@@ -143,6 +155,7 @@ internal static class ForecastingModelExport
     {
         InvertedTransformerModel itransformer => () => InvertedTransformer(itransformer),
         MultiVariateParallelTransformerModel mvpa => () => MultiVariateParallelTransformer(mvpa),
+        CribModel crib => () => Crib(crib),
         _ => null,
     };
 
@@ -160,6 +173,20 @@ internal static class ForecastingModelExport
                 ["heads"] = Invariant(c.Heads), ["key_value_heads"] = Invariant(c.KeyValueHeads),
                 ["layers"] = Invariant(c.Layers), ["window"] = Invariant(c.Window),
                 ["use_norm"] = c.UseNorm ? "true" : "false",
+            });
+    }
+
+    /// <summary>CRIB: the zero-filled window alone (its mask only zero-fills, which the graph has done).</summary>
+    public static global::Onnx.ModelProto Crib(CribModel model)
+    {
+        CheckUsable(model);
+        var c = model.Config;
+        return Build(model, "Crib", needsMask: false,
+            (context, inputs) => CribExporters.Network(context, model.Network, inputs.Window),
+            new()
+            {
+                ["patch_length"] = Invariant(c.PatchLength), ["model_width"] = Invariant(c.ModelWidth),
+                ["heads"] = Invariant(c.Heads), ["layers"] = Invariant(c.Layers), ["activation"] = c.Activation,
             });
     }
 

@@ -150,8 +150,8 @@ public static class OnnxExportExtensions
             ? $"The pipeline holds {exportable.Length} exportable models; export each with model.ExportToOnnx(...)."
             : $"{model.GetType().Name} is not an MLNet.Attention model that can be exported to ONNX, nor a pipeline " +
               "holding one (exportable: ImageClassifierModel, DensityAdaptiveAttentionClassifierModel, " +
-              "AttentionImageFeaturizerTransformer, InvertedTransformerModel, MultiVariateParallelTransformerModel).",
-              nameof(model));
+              "AttentionImageFeaturizerTransformer, InvertedTransformerModel, MultiVariateParallelTransformerModel, " +
+              "CribModel).", nameof(model));
     }
 
     private static IEnumerable<ITransformer> Flatten(IEnumerable<ITransformer> chain)

@@ -20,6 +20,7 @@ internal static class ForecastingExporters
             .Register<PostNormEncoderLayer>(ExportPostNormEncoderLayer)
             .Register<RmsNorm>(ExportRmsNorm)
             .Register<SwiGluMlp>(ExportSwiGlu);
+        CribExporters.Register(registry);
     }
 
     /// <summary>RMSNorm: x / √(mean(x²) + ε) · w over the last axis.</summary>

@@ -210,6 +210,83 @@ public sealed class ForecasterOnnxExportTests
         }
     }
 
+    private static CribModel TrainCrib(MLContext ml, IDataView data, Action<CribOptions>? change = null)
+    {
+        var o = new CribOptions
+        {
+            VariateColumnNames = new[] { "A", "B", "C" }, TimestampColumnName = "Time", Lookback = Series.L,
+            Horizon = Series.S, PatchLength = 8, ModelWidth = 16, Heads = 2, Layers = 1, MaxEpochs = 2, BatchSize = 16,
+            LearningRate = 3e-3, NumberOfThreads = 1,
+        };
+        change?.Invoke(o);
+        return ml.Forecasting.Trainers.Crib(o).Fit(data);
+    }
+
+    [TestMethod]
+    [DataRow("default")]              // the reference's settings (shared K = V = Q, flat head merge), ZeroFill
+    [DataRow("separate+intervals")]   // separate key/value projections, two layers, Lower/Upper outputs
+    [DataRow("missing")]              // NaN entries zero-filled after scaling
+    public void OnnxRuntimeForecastOfTheCribForecasterEqualsTheTransformer(string variant)
+    {
+        var ml = new MLContext(seed: 1);
+        using var model = TrainCrib(ml, SeriesView(ml, 240), o =>
+        {
+            if (variant != "separate+intervals") return;
+            o.SeparateKeyValueProjections = true;
+            o.Layers = 2;
+            o.IntervalCoverage = 0.9;
+        });
+        var (inputs, rows, expected) = Score(ml, model, SeriesView(ml, 80, seed: 7));
+        if (variant == "missing")
+        {
+            var lookback = inputs["Lookback"];
+            int width = lookback.Length / rows;
+            for (int i = 0; i < lookback.Length; i += 5) lookback[i] = float.NaN;
+            var windows = ml.Data.LoadFromEnumerable(Enumerable.Range(0, rows)
+                .Select(r => new LookbackRow { Lookback = lookback.AsSpan(r * width, width).ToArray() }));
+            expected["Forecast"] = model.Transform(windows).GetColumn<float[]>("Forecast").SelectMany(v => v).ToArray();
+        }
+        var onnx = Export(model.ExportToOnnx);
+        foreach (var (column, values) in expected)
+        {
+            var actual = RunOrt(onnx, inputs, rows, column);
+            double delta = MaxAbsDiff(values, actual);
+            Console.WriteLine($"CRIB ({variant}): max |ORT − Transform| {column} = {delta:E2} over {rows} windows × " +
+                $"{Series.S}·3 values (range {values.Min():F2}…{values.Max():F2})");
+            Assert.IsTrue(delta <= Tolerance, $"{column}: max |Δ| = {delta}");
+        }
+        Assert.AreEqual(variant == "separate+intervals" ? 3 : 1, expected.Count);
+    }
+
+    [TestMethod]
+    public void ApplyOnnxModelScoresTheCribForecasterFoundInAPipeline()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = SeriesView(ml, 240);
+        using var model = TrainCrib(ml, train, o => o.TimestampColumnName = null);
+        var chain = new TransformerChain<ITransformer>(ml.Transforms.CopyColumns("ACopy", "A").Fit(train), model);
+        var windows = model.CreateWindows(ml, SeriesView(ml, 60, seed: 9), includeTargets: false);
+        var expected = model.Transform(windows).GetColumn<float[]>("Forecast").ToArray();
+        using var stream = new MemoryStream();
+        ml.Model.ExportToOnnx(chain, stream);
+        string path = Path.Combine(Path.GetTempPath(), $"onnx-crib-{Environment.ProcessId}.onnx");
+        try
+        {
+            File.WriteAllBytes(path, stream.ToArray());
+            var onnx = ml.Transforms.ApplyOnnxModel("Forecast", "Lookback", path).Fit(windows);
+            var actual = onnx.Transform(windows).GetColumn<float[]>("Forecast").ToArray();
+            Assert.AreEqual(expected.Length, actual.Length);
+            double delta = expected.Zip(actual, MaxAbsDiff).Max();
+            Console.WriteLine($"CRIB ApplyOnnxModel vs Transform: max |Δ| = {delta:E2} over {actual.Length} windows");
+            Assert.IsTrue(delta <= Tolerance, $"max |Δ| = {delta}");
+            (onnx as IDisposable)?.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [TestMethod]
     public void TheBatchDimensionIsDynamic()
     {
