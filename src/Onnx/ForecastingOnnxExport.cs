@@ -194,7 +194,8 @@ internal static class ForecastingModelExport
     {
         if (model.IsDisposed)
             throw new ObjectDisposedException(model.GetType().Name, $"The {model.Name} forecaster was disposed, so its " +
-                "weights are gone; export it before disposing it, or load it again (mlContext.Model.Load) and export that.");
+                "weights are gone; export it before disposing it, or load it again (mlContext.Model.Load) and export " +
+                "that.");
     }
 
     private static global::Onnx.ModelProto Build(ForecastingModel model, string graphName, bool needsMask,
@@ -208,7 +209,8 @@ internal static class ForecastingModelExport
         var graph = new OnnxGraphBuilder(graphName);
         var lookback = graph.Input(info.LookbackColumnName, -1, (long)l * ch);
         OnnxValue? future = f > 0 ? graph.Input(scorer.Covariates.FutureColumnName, -1, (long)s * f) : null;
-        OnnxValue? calendar = m > 0 ? graph.Input(ForecastingOnnxExportExtensions.CalendarInputName, -1, (long)l * m) : null;
+        OnnxValue? calendar = m > 0
+            ? graph.Input(ForecastingOnnxExportExtensions.CalendarInputName, -1, (long)l * m) : null;
 
         // (x − μ) / σ per channel with the fitted input scaler, as ForecastScorer.ForecastOriginal; then the fill.
         var mean = scorer.InputScaler.Mean.ToArray();
@@ -235,7 +237,8 @@ internal static class ForecastingModelExport
         using (NewDisposeScope())
             y = network(new OnnxExportContext(graph), new NetworkInputs(scaled, observed, marks, scaledFuture));
         if (y.Rank != 3 || y.Shape[1] != s || y.Shape[2] < n)
-            throw new InvalidOperationException($"ONNX export: the {graphName} graph gives {y}; expected [batch, {s}, ≥ {n}].");
+            throw new InvalidOperationException(
+                $"ONNX export: the {graphName} graph gives {y}; expected [batch, {s}, ≥ {n}].");
         // The toolkit keeps the first N channels (the variates), then maps them back to original units.
         if (y.Shape[2] > n) y = graph.Slice(y, new long[] { 0 }, new long[] { n }, new long[] { 2 }, "forecast.variates");
         var original = graph.Add(graph.Mul(y, graph.Initializer("unscale.std", info.Scaler.Std.ToArray(), n),
@@ -260,7 +263,7 @@ internal static class ForecastingModelExport
         extra["calendar_features"] = Invariant(m);
         extra["frequency"] = info.Frequency?.ToString("c", CultureInfo.InvariantCulture) ?? "";
         extra["missing_values"] = scorer.Policies.MissingValues.ToString();
-        extra["interval_coverage"] = scorer.Intervals is { } i ? i.Coverage.ToString("R", CultureInfo.InvariantCulture) : "";
+        extra["interval_coverage"] = scorer.Intervals?.Coverage.ToString("R", CultureInfo.InvariantCulture) ?? "";
         return graph.Build(ProducerVersion, extra);
     }
 

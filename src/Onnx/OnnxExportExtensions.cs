@@ -92,8 +92,8 @@ public static class OnnxExportExtensions
     /// <summary>
     /// Writes a trained model of this pack as ONNX: <paramref name="model"/> is the model itself (an
     /// <see cref="ImageClassifierModel"/>, a <see cref="DensityAdaptiveAttentionClassifierModel"/>, an
-    /// <see cref="AttentionImageFeaturizerTransformer"/> or a forecaster, see <see cref="ForecastingOnnxExportExtensions"/>)
-    /// or a fitted
+    /// <see cref="AttentionImageFeaturizerTransformer"/> or a forecaster, see
+    /// <see cref="ForecastingOnnxExportExtensions"/>) or a fitted
     /// pipeline (<see cref="TransformerChain{TLastTransformer}"/>) holding exactly one such model. Only that model is
     /// exported; the pipeline's other transforms (<c>ExtractPixels</c> in front, <c>MapKeyToValue</c> behind) stay in
     /// the scoring pipeline.

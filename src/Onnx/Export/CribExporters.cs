@@ -76,12 +76,14 @@ internal static class CribExporters
         var o = g.MatMul(g.Softmax(scores, -1, hint + ".softmax"), g.Transpose(v, new long[] { 0, 2, 1, 3 }, hint + ".v"),
             hint + ".attend");                                                                     // [B, H, T, E]
         var merged = attention.StandardMerge
-            ? g.Reshape(g.Transpose(o, new long[] { 0, 2, 1, 3 }, hint + ".merge_t"), new long[] { 0, t, d }, hint + ".merge")
+            ? g.Reshape(g.Transpose(o, new long[] { 0, 2, 1, 3 }, hint + ".merge_t"), new long[] { 0, t, d },
+                hint + ".merge")
             : g.Reshape(o, new long[] { 0, t, d }, hint + ".merge");
         return context.Export(Child<Linear>(attention, "out_projection", path), merged, Join(path, "out_projection"));
     }
 
-    /// <summary>h = x + Attn(x); out = LN₂(h + W₂ act(W₁ LN₁(h))), the 1 × 1 convolutions as per-token linear maps.</summary>
+    /// <summary>h = x + Attn(x); out = LN₂(h + W₂ act(W₁ LN₁(h))), the 1 × 1 convolutions as per-token linear
+    /// maps.</summary>
     private static OnnxValue ExportEncoderLayer(OnnxExportContext context, CribEncoderLayer layer, OnnxValue x,
         string path)
     {

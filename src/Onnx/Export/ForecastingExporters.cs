@@ -55,7 +55,8 @@ internal static class ForecastingExporters
                 $"{x} only.");
         var g = context.Graph;
         string hint = Hint(path);
-        var scale = norm.weight is null ? g.Initializer(hint + ".weight", Enumerable.Repeat(1f, (int)width).ToArray(), width)
+        var scale = norm.weight is null
+            ? g.Initializer(hint + ".weight", Enumerable.Repeat(1f, (int)width).ToArray(), width)
             : context.Parameter(norm.weight, hint + ".weight");
         var bias = norm.bias is null ? g.Initializer(hint + ".bias", new float[width], width)
             : context.Parameter(norm.bias, hint + ".bias");
@@ -126,8 +127,8 @@ internal static class ForecastingExporters
         var c = net.Config;
         long channels = window.Shape[2], f = c.FutureCovariates, variates = channels - f;
         if ((f > 0) != future.HasValue)
-            throw new NotSupportedException($"ONNX export: the iTransformer reads {f} known-future covariates, the model " +
-                $"{(future.HasValue ? "gives some" : "none")}.");
+            throw new NotSupportedException($"ONNX export: the iTransformer reads {f} known-future covariates, the " +
+                $"model {(future.HasValue ? "gives some" : "none")}.");
         OnnxValue x = window, mean = default, std = default, ahead = future.GetValueOrDefault();
         if (c.UseNorm)
         {
@@ -142,25 +143,25 @@ internal static class ForecastingExporters
                     Channels(g, std, variates, f, "norm.future_std"), "norm.future");
         }
         var tokens = g.Transpose(x, new long[] { 0, 2, 1 }, "tokens");                           // [B, C, L]
-        if (f > 0) tokens = g.Slice(tokens, new long[] { 0 }, new long[] { variates }, new long[] { 1 }, "tokens.variates");
+        if (f > 0) tokens = Range(g, tokens, 1, 0, variates, "tokens.variates");
         if (calendar is { } marks)
             tokens = g.Concat(new[] { tokens, g.Transpose(marks, new long[] { 0, 2, 1 }, "tokens.calendar") }, 1,
                 "tokens.all");
         var embedded = Embed(context, net, "enc_embedding", tokens);                              // [B, N', D]
         if (f > 0)
         {
-            var lookback = g.Slice(x, new long[] { variates }, new long[] { channels }, new long[] { 2 }, "future.lookback");
+            var lookback = Range(g, x, 2, variates, channels, "future.lookback");
             var futureTokens = g.Transpose(g.Concat(new[] { lookback, ahead }, 1, "future.series"), new long[] { 0, 2, 1 },
                 "future.tokens");                                                                // [B, F, L + S]
             var futureEmbedded = Embed(context, net, "future_embedding", futureTokens);
             long all = embedded.Shape[1];
             var parts = new List<OnnxValue>
             {
-                g.Slice(embedded, new long[] { 0 }, new long[] { variates }, new long[] { 1 }, "embedded.variates"),
+                Range(g, embedded, 1, 0, variates, "embedded.variates"),
                 futureEmbedded,
             };
             if (all > variates)
-                parts.Add(g.Slice(embedded, new long[] { variates }, new long[] { all }, new long[] { 1 }, "embedded.calendar"));
+                parts.Add(Range(g, embedded, 1, variates, all, "embedded.calendar"));
             embedded = g.Concat(parts, 1, "embedded");
         }
         var encoder = Child<nn.Module>(net, "encoder", "");
@@ -172,7 +173,7 @@ internal static class ForecastingExporters
         h = context.Export(Child<LayerNorm>(encoder, "norm", "encoder"), h, "encoder.norm");
         var projected = context.Export(Child<Linear>(net, "projector", ""), h, "projector");     // [B, N', S]
         var y = g.Transpose(projected, new long[] { 0, 2, 1 }, "forecast.t");
-        y = g.Slice(y, new long[] { 0 }, new long[] { variates }, new long[] { 2 }, "forecast.variates"); // [B, S, C − F]
+        y = Range(g, y, 2, 0, variates, "forecast.variates");                                   // [B, S, C − F]
         if (!c.UseNorm) return y;
         var scale = f > 0 ? Channels(g, std, 0, variates, "denorm.std") : std;
         var shift = f > 0 ? Channels(g, mean, 0, variates, "denorm.mean") : mean;
@@ -189,7 +190,11 @@ internal static class ForecastingExporters
 
     /// <summary>Channels [start, start + count) of a [B, ·, C] value.</summary>
     private static OnnxValue Channels(OnnxGraphBuilder g, OnnxValue x, long start, long count, string hint)
-        => g.Slice(x, new long[] { start }, new long[] { start + count }, new long[] { 2 }, hint);
+        => Range(g, x, 2, start, start + count, hint);
+
+    /// <summary>Indices [start, end) of one axis.</summary>
+    private static OnnxValue Range(OnnxGraphBuilder g, OnnxValue x, long axis, long start, long end, string hint)
+        => g.Slice(x, new long[] { start }, new long[] { end }, new long[] { axis }, hint);
 
     /// <summary>
     /// The MVPA forecaster's forward on scaled, zero-filled inputs, as
@@ -247,16 +252,16 @@ internal static class ForecastingExporters
         h = context.Export(Child<RmsNorm>(net, "ln_f", ""), h, "ln_f");
         var last = g.Squeeze(g.Slice(h, new long[] { t - 1 }, new long[] { t }, new long[] { 1 }, "head.last_segment"),
             new long[] { 1 }, "head.last");
-        last = g.Slice(last, new long[] { 0 }, new long[] { n }, new long[] { 1 }, "head.variates");           // [B, N, d]
+        last = Range(g, last, 1, 0, n, "head.variates");                                                      // [B, N, d]
         OnnxValue weight, bias;
         using (NewDisposeScope())
         {
-            weight = g.Initializer("head.weight_t", Parameter(net, "head_weight").detach().transpose(1, 2));   // [N, d, S]
-            bias = g.Initializer("head.bias_t", Parameter(net, "head_bias").detach().t());                    // [S, N]
+            weight = g.Initializer("head.weight_t", Parameter(net, "head_weight").detach().transpose(1, 2)); // [N, d, S]
+            bias = g.Initializer("head.bias_t", Parameter(net, "head_bias").detach().t());                  // [S, N]
         }
         var perVariate = g.Squeeze(g.MatMul(g.Unsqueeze(last, new long[] { 2 }, "head.rows"), weight, "head.matmul"),
-            new long[] { 2 }, "head.per_variate");                                                             // [B, N, S]
-        var y = g.Add(g.Transpose(perVariate, new long[] { 0, 2, 1 }, "head.t"), bias, "head");                // [B, S, N]
+            new long[] { 2 }, "head.per_variate");                                                       // [B, N, S]
+        var y = g.Add(g.Transpose(perVariate, new long[] { 0, 2, 1 }, "head.t"), bias, "head");          // [B, S, N]
         return c.UseNorm ? g.Add(g.Mul(y, std, "denorm.scaled"), mean, "denorm") : y;
     }
 
@@ -290,13 +295,13 @@ internal static class ForecastingExporters
         OnnxValue Project(string name, OnnxValue input)
             => context.Export(Child<Linear>(attention, name, path), input, Join(path, name));
         var flat = g.Reshape(x, new long[] { 0, tokens, d }, hint + ".flat");
-        var q = g.Transpose(g.Reshape(Project("q_attn", flat), new long[] { 0, tokens, hkv, group, dh }, hint + ".q_heads"),
-            new long[] { 0, 2, 3, 1, 4 }, hint + ".q");                                                     // [B, Hkv, G, N, dh]
+        var q = g.Transpose(g.Reshape(Project("q_attn", flat), new long[] { 0, tokens, hkv, group, dh },
+            hint + ".q_heads"), new long[] { 0, 2, 3, 1, 4 }, hint + ".q");                   // [B, Hkv, G, N, dh]
         var kvPair = g.Split(Project("c_attn", flat), 2, new[] { kv, kv }, hint + ".kv");
         var k = g.Unsqueeze(g.Transpose(g.Reshape(kvPair[0], new long[] { 0, tokens, hkv, dh }, hint + ".k_heads"),
-            new long[] { 0, 2, 3, 1 }, hint + ".k_t"), new long[] { 2 }, hint + ".k");                     // [B, Hkv, 1, dh, N]
+            new long[] { 0, 2, 3, 1 }, hint + ".k_t"), new long[] { 2 }, hint + ".k");       // [B, Hkv, 1, dh, N]
         var v = g.Unsqueeze(g.Transpose(g.Reshape(kvPair[1], new long[] { 0, tokens, hkv, dh }, hint + ".v_heads"),
-            new long[] { 0, 2, 1, 3 }, hint + ".v_t"), new long[] { 2 }, hint + ".v");                     // [B, Hkv, 1, N, dh]
+            new long[] { 0, 2, 1, 3 }, hint + ".v_t"), new long[] { 2 }, hint + ".v");       // [B, Hkv, 1, N, dh]
 
         // Relative indices of query token r = (tq, cq): time row T−1−(tq − t′) clamped (t′ > tq is masked below),
         // channel row C−1−|cq − c′|; window and causal masks per token pair.

@@ -27,7 +27,8 @@ internal sealed partial class OnnxGraphBuilder
     public OnnxValue ReduceSum(OnnxValue x, long[] axes, bool keepDims, string hint)
     {
         var normalised = axes.Select(a => a < 0 ? a + x.Rank : a).ToHashSet();
-        var shape = x.Shape.Select((d, i) => normalised.Contains(i) ? (keepDims ? 1 : -2) : d).Where(d => d != -2).ToArray();
+        var shape = x.Shape.Select((d, i) => normalised.Contains(i) ? (keepDims ? 1 : -2) : d).Where(d => d != -2)
+            .ToArray();
         return Node("ReduceSum", new[] { x.Name, Int64s(hint + ".axes", axes).Name }, hint, shape,
             Int("keepdims", keepDims ? 1 : 0));
     }
@@ -43,7 +44,8 @@ internal sealed partial class OnnxGraphBuilder
 
     /// <summary>Where(condition, a, b): a where the bool condition holds, else b (shapes broadcast).</summary>
     public OnnxValue Where(OnnxValue condition, OnnxValue a, OnnxValue b, string hint)
-        => Node("Where", new[] { condition.Name, a.Name, b.Name }, hint, Broadcast(condition.Shape, Broadcast(a.Shape, b.Shape)));
+        => Node("Where", new[] { condition.Name, a.Name, b.Name }, hint,
+            Broadcast(condition.Shape, Broadcast(a.Shape, b.Shape)));
 
     /// <summary>A bool initializer of <paramref name="shape"/> (constant masks).</summary>
     public OnnxValue Bools(string hint, bool[] values, params long[] shape)

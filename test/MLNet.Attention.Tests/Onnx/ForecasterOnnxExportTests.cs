@@ -43,7 +43,8 @@ public sealed class ForecasterOnnxExportTests
         int first = 0, int count = -1)
     {
         count = count < 0 ? rows - first : count;
-        using var session = new InferenceSession(model, new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 });
+        using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
+        using var session = new InferenceSession(model, options);
         var values = inputs.Select(kv =>
         {
             int width = kv.Value.Length / rows;
@@ -113,7 +114,8 @@ public sealed class ForecasterOnnxExportTests
             var actual = RunOrt(onnx, inputs, rows, column);
             double delta = MaxAbsDiff(values, actual);
             Console.WriteLine($"iTransformer ({variant}): max |ORT − Transform| {column} = {delta:E2} over {rows} " +
-                $"windows × {Series.S}·{model.VariateColumnNames.Count} values (range {values.Min():F2}…{values.Max():F2})");
+                $"windows × {Series.S}·{model.VariateColumnNames.Count} values (range {values.Min():F2}…" +
+                $"{values.Max():F2})");
             Assert.IsTrue(delta <= Tolerance, $"{column}: max |Δ| = {delta}");
         }
         Assert.AreEqual(variant == "past+intervals" ? 3 : 1, expected.Count);
@@ -358,7 +360,8 @@ public sealed class ForecasterOnnxExportTests
             var actual = onnx.Transform(windows).GetColumn<float[]>("Forecast").ToArray();
             Assert.AreEqual(expected.Length, actual.Length);
             double delta = expected.Zip(actual, MaxAbsDiff).Max();
-            Console.WriteLine($"iTransformer ApplyOnnxModel vs Transform: max |Δ| = {delta:E2} over {actual.Length} windows");
+            Console.WriteLine($"iTransformer ApplyOnnxModel vs Transform: max |Δ| = {delta:E2} over {actual.Length} " +
+                "windows");
             Assert.IsTrue(delta <= Tolerance, $"max |Δ| = {delta}");
             (onnx as IDisposable)?.Dispose();
         }
@@ -366,6 +369,55 @@ public sealed class ForecasterOnnxExportTests
         {
             File.Delete(path);
         }
+    }
+
+    public sealed class TimestampRow
+    {
+        public DateTime Timestamp { get; set; }
+    }
+
+    public sealed class CalendarRow
+    {
+        [VectorType(Series.L * 4)] public float[] CalendarFeatures { get; set; } = Array.Empty<float>();
+    }
+
+    [TestMethod]
+    public void ACalendarModelScoresThroughACustomMappingAndApplyOnnxModel()
+    {
+        var ml = new MLContext(seed: 1);
+        using var model = Series.TrainTiny(ml, SeriesView(ml, 240), o => o.MaxEpochs = 1);
+        Assert.AreEqual(CalendarFeatures.Hourly, model.CalendarFeatures);
+        var windows = model.CreateWindows(ml, SeriesView(ml, 60, seed: 9), includeTargets: false);
+        var expected = model.Transform(windows).GetColumn<float[]>("Forecast").ToArray();
+        string path = Path.Combine(Path.GetTempPath(), $"onnx-itransformer-calendar-{Environment.ProcessId}.onnx");
+        try
+        {
+            model.ExportToOnnx(path);
+            // The Timestamp column becomes the graph's CalendarFeatures input in the scoring pipeline.
+            var pipeline = ml.Transforms.CustomMapping((TimestampRow row, CalendarRow calendar) =>
+                    calendar.CalendarFeatures = model.OnnxCalendarInput(row.Timestamp), contractName: null)
+                .Append(ml.Transforms.ApplyOnnxModel(new[] { "Forecast" },
+                    new[] { "Lookback", ForecastingOnnxExportExtensions.CalendarInputName }, path));
+            var onnx = pipeline.Fit(windows);
+            var actual = onnx.Transform(windows).GetColumn<float[]>("Forecast").ToArray();
+            Assert.AreEqual(expected.Length, actual.Length);
+            double delta = expected.Zip(actual, MaxAbsDiff).Max();
+            Console.WriteLine($"iTransformer (calendar) CustomMapping + ApplyOnnxModel vs Transform: max |Δ| = " +
+                $"{delta:E2}");
+            Assert.IsTrue(delta <= Tolerance, $"max |Δ| = {delta}");
+            (onnx.LastTransformer as IDisposable)?.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+        using var plain = Series.TrainTiny(ml, SeriesView(ml, 240), o =>
+        {
+            o.MaxEpochs = 1;
+            o.TimestampColumnName = null;
+        });
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidOperationException>(() =>
+            plain.OnnxCalendarInput(DateTime.UnixEpoch)).Message, "no calendar covariates");
     }
 
     [TestMethod]
