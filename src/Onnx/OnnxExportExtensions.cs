@@ -91,8 +91,9 @@ public static class OnnxExportExtensions
 
     /// <summary>
     /// Writes a trained model of this pack as ONNX: <paramref name="model"/> is the model itself (an
-    /// <see cref="ImageClassifierModel"/>, a <see cref="DensityAdaptiveAttentionClassifierModel"/> or an
-    /// <see cref="AttentionImageFeaturizerTransformer"/>) or a fitted
+    /// <see cref="ImageClassifierModel"/>, a <see cref="DensityAdaptiveAttentionClassifierModel"/>, an
+    /// <see cref="AttentionImageFeaturizerTransformer"/> or a forecaster, see
+    /// <see cref="ForecastingOnnxExportExtensions"/>) or a fitted
     /// pipeline (<see cref="TransformerChain{TLastTransformer}"/>) holding exactly one such model. Only that model is
     /// exported; the pipeline's other transforms (<c>ExtractPixels</c> in front, <c>MapKeyToValue</c> behind) stay in
     /// the scoring pipeline.
@@ -136,19 +137,21 @@ public static class OnnxExportExtensions
         ArgumentNullException.ThrowIfNull(model);
         var found = model is IEnumerable<ITransformer> chain ? Flatten(chain).ToArray() : new[] { model };
         var exportable = found.Where(t => t is ImageClassifierModel or DensityAdaptiveAttentionClassifierModel
-            or AttentionImageFeaturizerTransformer).ToArray();
+            or AttentionImageFeaturizerTransformer || ForecastingModelExport.For(t) is not null).ToArray();
         if (exportable.Length == 1)
             return exportable[0] switch
             {
                 ImageClassifierModel image => () => OnnxModelExport.ImageClassifier(image),
                 AttentionImageFeaturizerTransformer featurizer => () => OnnxModelExport.ImageFeaturizer(featurizer),
-                _ => () => OnnxModelExport.DaamClassifier((DensityAdaptiveAttentionClassifierModel)exportable[0]),
+                DensityAdaptiveAttentionClassifierModel daam => () => OnnxModelExport.DaamClassifier(daam),
+                var forecaster => ForecastingModelExport.For(forecaster)!,
             };
         throw new ArgumentException(exportable.Length > 1
             ? $"The pipeline holds {exportable.Length} exportable models; export each with model.ExportToOnnx(...)."
             : $"{model.GetType().Name} is not an MLNet.Attention model that can be exported to ONNX, nor a pipeline " +
               "holding one (exportable: ImageClassifierModel, DensityAdaptiveAttentionClassifierModel, " +
-              "AttentionImageFeaturizerTransformer).", nameof(model));
+              "AttentionImageFeaturizerTransformer, InvertedTransformerModel, MultiVariateParallelTransformerModel, " +
+              "CribModel).", nameof(model));
     }
 
     private static IEnumerable<ITransformer> Flatten(IEnumerable<ITransformer> chain)

@@ -18,6 +18,9 @@ public abstract class ForecastingModel : TorchTransformerBase
 {
     private protected ForecastScorer Scorer { get; }
 
+    /// <summary>The scorer (scalers, intervals, network) for the ONNX exporter.</summary>
+    internal ForecastScorer ExportScorer => Scorer;
+
     /// <summary>The series columns the model reads and forecasts, in order.</summary>
     public IReadOnlyList<string> VariateColumnNames => Scorer.Info.Variates;
 

@@ -46,6 +46,15 @@ public sealed class CribAttention : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>Heads H (for the ONNX exporter).</summary>
+    internal int Heads => _heads;
+
+    /// <summary>Whether keys and values have their own projections (else both are the queries).</summary>
+    internal bool SeparateKeyValue => _separateKeyValue;
+
+    /// <summary>Whether heads merge as [B, T, H, E] (else the reference's flat [B, H, T, E] read as [B, T, D]).</summary>
+    internal bool StandardMerge => _standardMerge;
+
     /// <summary>x: [B, T, D] → [B, T, D].</summary>
     public override Tensor forward(Tensor x)
     {

@@ -42,6 +42,12 @@ public sealed class WeightNormConv2d : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>Left (causal) padding of the time axis (for the ONNX exporter).</summary>
+    internal long Padding => _padding;
+
+    /// <summary>Dilation of the time axis (for the ONNX exporter).</summary>
+    internal long Dilation => _dilation;
+
     /// <summary>The effective weight g·V/‖V‖ [out, in, 1, k].</summary>
     public Tensor EffectiveWeight()
     {

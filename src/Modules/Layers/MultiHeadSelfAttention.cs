@@ -34,6 +34,9 @@ public sealed class MultiHeadSelfAttention : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>Number of heads H (for the ONNX exporter).</summary>
+    internal int Heads => _heads;
+
     /// <summary>x: [B, T, D] → [B, T, D].</summary>
     public override Tensor forward(Tensor x)
     {

@@ -42,6 +42,9 @@ public sealed class PostNormEncoderLayer : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>Whether the feed-forward activation is ReLU rather than GELU (for the ONNX exporter).</summary>
+    internal bool UsesRelu => _relu;
+
     /// <summary>x: [B, T, D] → [B, T, D].</summary>
     public override Tensor forward(Tensor x)
     {

@@ -29,6 +29,9 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     /// <summary>The learned per-feature scale (initialised to ones).</summary>
     public Parameter Weight => weight;
 
+    /// <summary>The ε added to the mean square (for the ONNX exporter).</summary>
+    internal double Eps => _eps;
+
     /// <summary>x: [..., width] → same shape.</summary>
     public override Tensor forward(Tensor x)
     {

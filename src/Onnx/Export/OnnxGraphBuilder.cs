@@ -22,7 +22,7 @@ internal readonly record struct OnnxValue(string Name, long[] Shape)
 /// ReduceMean's axes as an attribute). Every node and tensor gets a unique name derived from a hint (the module path),
 /// and each method tracks the output shape so that callers know ranks and static sizes.
 /// </summary>
-internal sealed class OnnxGraphBuilder
+internal sealed partial class OnnxGraphBuilder
 {
     /// <summary>The operator set the builder writes (the first with LayerNormalization; ReduceMean still takes its
     /// axes as an attribute).</summary>

@@ -24,6 +24,7 @@ internal sealed class OnnxModuleRegistry
         LayerExporters.Register(registry);
         VisionExporters.Register(registry);
         GaussianExporters.Register(registry);
+        ForecastingExporters.Register(registry);
         return registry;
     }
 
