@@ -31,7 +31,7 @@ namespace MLNet.Attention;
 /// attention block, say) fails with <see cref="NotSupportedException"/> naming its type and its path in the network,
 /// and nothing is written.</para>
 /// </remarks>
-public static class OnnxExportExtensions
+public static partial class OnnxExportExtensions
 {
     /// <summary>The name of the graph's score output (ML.NET's column: a multiclass model's probabilities).</summary>
     public const string ScoreOutputName = TorchClassifierModel.ScoreColumnName;
@@ -91,8 +91,9 @@ public static class OnnxExportExtensions
 
     /// <summary>
     /// Writes a trained model of this pack as ONNX: <paramref name="model"/> is the model itself (an
-    /// <see cref="ImageClassifierModel"/>, a <see cref="DensityAdaptiveAttentionClassifierModel"/> or an
-    /// <see cref="AttentionImageFeaturizerTransformer"/>) or a fitted
+    /// <see cref="ImageClassifierModel"/>, a <see cref="DensityAdaptiveAttentionClassifierModel"/>, an
+    /// <see cref="AttentionImageFeaturizerTransformer"/> or an <see cref="MultipleInstance.AttentionMilModel"/>) or a
+    /// fitted
     /// pipeline (<see cref="TransformerChain{TLastTransformer}"/>) holding exactly one such model. Only that model is
     /// exported; the pipeline's other transforms (<c>ExtractPixels</c> in front, <c>MapKeyToValue</c> behind) stay in
     /// the scoring pipeline.
@@ -136,19 +137,20 @@ public static class OnnxExportExtensions
         ArgumentNullException.ThrowIfNull(model);
         var found = model is IEnumerable<ITransformer> chain ? Flatten(chain).ToArray() : new[] { model };
         var exportable = found.Where(t => t is ImageClassifierModel or DensityAdaptiveAttentionClassifierModel
-            or AttentionImageFeaturizerTransformer).ToArray();
+            or AttentionImageFeaturizerTransformer or MultipleInstance.AttentionMilModel).ToArray();
         if (exportable.Length == 1)
             return exportable[0] switch
             {
                 ImageClassifierModel image => () => OnnxModelExport.ImageClassifier(image),
                 AttentionImageFeaturizerTransformer featurizer => () => OnnxModelExport.ImageFeaturizer(featurizer),
+                MultipleInstance.AttentionMilModel mil => () => OnnxModelExport.AttentionMil(mil),
                 _ => () => OnnxModelExport.DaamClassifier((DensityAdaptiveAttentionClassifierModel)exportable[0]),
             };
         throw new ArgumentException(exportable.Length > 1
             ? $"The pipeline holds {exportable.Length} exportable models; export each with model.ExportToOnnx(...)."
             : $"{model.GetType().Name} is not an MLNet.Attention model that can be exported to ONNX, nor a pipeline " +
               "holding one (exportable: ImageClassifierModel, DensityAdaptiveAttentionClassifierModel, " +
-              "AttentionImageFeaturizerTransformer).", nameof(model));
+              "AttentionImageFeaturizerTransformer, AttentionMilModel).", nameof(model));
     }
 
     private static IEnumerable<ITransformer> Flatten(IEnumerable<ITransformer> chain)
@@ -164,7 +166,7 @@ public static class OnnxExportExtensions
 }
 
 /// <summary>Builds the ONNX models of this pack's model types.</summary>
-internal static class OnnxModelExport
+internal static partial class OnnxModelExport
 {
     private static string ProducerVersion => typeof(OnnxModelExport).Assembly
         .GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
@@ -239,18 +241,20 @@ internal static class OnnxModelExport
 
     /// <summary>The model's Score columns from its logits, as <see cref="TorchClassifierModel"/> computes them:
     /// multiclass Score = softmax; binary Score = z₁ − z₀ and Probability = σ(Score).</summary>
-    private static void ClassifierOutputs(OnnxGraphBuilder graph, OnnxValue logits, bool binary)
+    /// <remarks><paramref name="rows"/> names the symbolic first dimension (default <c>batch</c>).</remarks>
+    private static void ClassifierOutputs(OnnxGraphBuilder graph, OnnxValue logits, bool binary, string? rows = null)
     {
+        var dims = new[] { rows };
         if (!binary)
         {
-            graph.Output(graph.Softmax(logits, 1, "score"), OnnxExportExtensions.ScoreOutputName);
+            graph.Output(graph.Softmax(logits, 1, "score"), OnnxExportExtensions.ScoreOutputName, dims);
             return;
         }
         var z1 = graph.Slice(logits, new long[] { 1 }, new long[] { 2 }, new long[] { 1 }, "logit1");
         var z0 = graph.Slice(logits, new long[] { 0 }, new long[] { 1 }, new long[] { 1 }, "logit0");
         var margin = graph.Squeeze(graph.Sub(z1, z0, "margin2"), new long[] { 1 }, "margin");
-        graph.Output(margin, OnnxExportExtensions.ScoreOutputName);
-        graph.Output(graph.Sigmoid(margin, "probability"), OnnxExportExtensions.ProbabilityOutputName);
+        graph.Output(margin, OnnxExportExtensions.ScoreOutputName, dims);
+        graph.Output(graph.Sigmoid(margin, "probability"), OnnxExportExtensions.ProbabilityOutputName, dims);
     }
 
     private static Dictionary<string, string> Metadata(TorchClassifierModel model, Dictionary<string, string> extra)
