@@ -20,22 +20,23 @@ public static partial class OnnxExportExtensions
 
     /// <summary>
     /// Writes an attention-MIL bag classifier (<see cref="MilArchitecture.GatedAttention"/> or
-    /// <see cref="MilArchitecture.Acmil"/> on feature-vector instances) as an ONNX file. Input: named after the bag
-    /// column, float <c>[bags, instances, D]</c> with both <c>bags</c> and <c>instances</c> dynamic (the bag column's
-    /// N × D values, instance-major, are one <c>[1, N, D]</c> bag; the bags of one run must have the same number of
-    /// instances, as there is no padding mask). Outputs: <c>Score</c> <c>[bags, classes]</c> (softmax) for a multiclass
-    /// model, or <c>Score</c> (the margin) and <c>Probability</c> <c>[bags]</c> for a binary one; <c>Attention</c>
-    /// <c>[bags, instances]</c>, each bag's weights (sum 1, the heatmap); and for ACMIL <c>BranchAttention</c>
-    /// <c>[bags, instances, M]</c> — as the model's columns. The feature standardisation is in the graph; a model
-    /// with the <see cref="MilInstanceEncoder.LeNet"/> image encoder is refused with
-    /// <see cref="NotSupportedException"/> (the encoder has no exporter yet). Metadata: <c>labels</c> (JSON),
-    /// <c>feature_width</c> (D), <c>head</c> (the architecture), <c>branches</c>.
+    /// <see cref="MilArchitecture.Acmil"/>, on feature vectors or with the <see cref="MilInstanceEncoder.LeNet"/>
+    /// image encoder) as an ONNX file. Input: named after the bag column, float <c>[bags, instances, D]</c> with both
+    /// <c>bags</c> and <c>instances</c> dynamic (a row's N × D values, instance-major, are one <c>[1, N, D]</c> bag;
+    /// the bags of one run must have the same number of instances, as the graph has no padding mask). Outputs:
+    /// <c>Score</c> <c>[bags, classes]</c> (softmax) for a multiclass model, or <c>Score</c> (the margin) and
+    /// <c>Probability</c> <c>[bags]</c> for a binary one; <c>Attention</c> <c>[bags, instances]</c>, each bag's weights
+    /// (sum 1: the heatmap); and for ACMIL <c>BranchAttention</c> <c>[bags, instances, M]</c> — the model's columns
+    /// (<c>PredictedLabel</c>, the arg-max, is not in the graph).
+    /// ACMIL's graph is its eval forward: the bag attention is the mean of the M branches' softmaxes and the score is
+    /// the slide classifier's on it. The feature standardisation is in the graph. Metadata: <c>labels</c> (JSON),
+    /// <c>feature_width</c> (D), <c>head</c> (the architecture), <c>branches</c>, <c>instance_encoder</c>.
     /// </summary>
-    /// <remarks>ML.NET's <c>ApplyOnnxModel</c> gives a vector column the graph input's shape with the dynamic
-    /// dimensions set to 1, so it scores a bag column of a fixed size N only, with the shape passed explicitly:
-    /// <c>ApplyOnnxModel(outputs, new[] { "Features" }, path, new Dictionary&lt;string, int[]&gt; { ["Features"] =
-    /// new[] { 1, N, D } })</c>. Bags of any size are scored with ONNX Runtime directly, one <c>[1, N, D]</c> tensor
-    /// per bag.</remarks>
+    /// <remarks>ML.NET 5's <c>ApplyOnnxModel</c> feeds a variable-size vector column to this input as one
+    /// <c>[1, N, D]</c> tensor per row, so the bag column is scored as it is:
+    /// <c>ApplyOnnxModel(new[] { "Score", "Attention" }, new[] { "Features" }, path)</c> gives every row its Score and
+    /// its N attention weights. ONNX Runtime's <c>InferenceSession</c> takes one bag of any size per run, or several
+    /// bags of one size.</remarks>
     /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
     /// <exception cref="NotSupportedException">A module of the network cannot be exported (the message names
     /// it).</exception>

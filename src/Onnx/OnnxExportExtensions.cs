@@ -26,7 +26,10 @@ namespace MLNet.Attention;
 /// that name first. <c>PredictedLabel</c> (the arg-max) and an attention-map column are not part of the graph.</para>
 /// <para>A DAAM classifier's graph takes its feature column <c>[batch, L·D]</c> and gives <c>Score</c> (and
 /// <c>Probability</c> for a binary model), see
-/// <see cref="ExportToOnnx(DensityAdaptiveAttentionClassifierModel, string)"/>.</para>
+/// <see cref="ExportToOnnx(DensityAdaptiveAttentionClassifierModel, string)"/>. An attention-MIL classifier's graph
+/// takes bags <c>[bags, instances, D]</c>, both dimensions dynamic, and gives <c>Score</c> (and <c>Probability</c>)
+/// with the per-instance <c>Attention</c>, see <see cref="ExportToOnnx(MultipleInstance.AttentionMilModel, string)"/>.
+/// </para>
 /// <para>Every module of the network is exported by an exporter written for its type; a module without one (a custom
 /// attention block, say) fails with <see cref="NotSupportedException"/> naming its type and its path in the network,
 /// and nothing is written.</para>

@@ -15,8 +15,8 @@ internal readonly record struct MilGraphOutputs(OnnxValue Logits, OnnxValue Atte
 /// Exporters of the multiple-instance networks (src/Modules/MultipleInstance) on unpadded bags
 /// <c>[bags, instances, D]</c>, both dimensions dynamic: every bag of one run has the same number of instances, so no
 /// mask is needed and the softmax over the instance axis is the module's own (the padding mask only ever sets
-/// padded slots to −∞). STKIM masking is training-only (refused in training mode), dropout is the identity. The LeNet
-/// instance encoder has no exporter, so a model with image instances is refused by name.
+/// padded slots to −∞). STKIM masking is training-only (refused in training mode), dropout is the identity, and the
+/// LeNet instance encoder runs on all bags × instances images at once.
 /// </summary>
 internal static class MilExporters
 {
@@ -24,6 +24,7 @@ internal static class MilExporters
     {
         registry
             .Register<Tanh>((c, _, x, p) => c.Graph.Tanh(x, Hint(p)))
+            .Register<LeNetInstanceEncoder>(ExportLeNet)
             .Register<MilDimensionReduction>(ExportDimensionReduction)
             .Register<MilClassifier>(ExportClassifier)
             .Register<GatedAttentionPooling>(ExportPooling)
@@ -33,7 +34,7 @@ internal static class MilExporters
     }
 
     /// <summary>The bag network: standardisation (skipped when it is the identity, as the network skips it), the
-    /// encoder if any (refused: no exporter), then the gated-attention or ACMIL network.</summary>
+    /// LeNet encoder if any, then the gated-attention or ACMIL network.</summary>
     public static MilGraphOutputs ExportNetwork(OnnxExportContext context, AttentionMilNetwork network, OnnxValue x,
         string path)
     {
@@ -45,7 +46,8 @@ internal static class MilExporters
         var std = buffers["feature_std"];
         bool identity;
         using (NewDisposeScope())
-            identity = mean.eq(TorchScalars.Of(0.0)).all().item<bool>() && std.eq(TorchScalars.Of(1.0)).all().item<bool>();
+            identity = mean.eq(TorchScalars.Of(0.0)).all().item<bool>()
+                       && std.eq(TorchScalars.Of(1.0)).all().item<bool>();
         if (!identity)
         {
             string hint = Hint(Join(path, "standardize"));
@@ -54,8 +56,8 @@ internal static class MilExporters
         }
         if (OptionalChild(network, "encoder") is { } encoder) x = context.Export(encoder, x, Join(path, "encoder"));
         var mil = OptionalChild(network, "mil")
-            ?? throw new NotSupportedException($"ONNX export: the AttentionMilNetwork at '{Describe(path)}' has no child " +
-                "'mil'; this exporter does not match the module's version.");
+            ?? throw new NotSupportedException($"ONNX export: the AttentionMilNetwork at '{Describe(path)}' has no " +
+                "child 'mil'; this exporter does not match the module's version.");
         string milPath = Join(path, "mil");
         return mil switch
         {
@@ -124,6 +126,31 @@ internal static class MilExporters
     {
         var weights = context.Graph.Softmax(AttentionLogits(context, pooling, h, path), 2, Hint(Join(path, "softmax")));
         return context.Graph.MatMul(weights, h, Hint(path));
+    }
+
+    /// <summary>Ilse et al.'s LeNet on every instance image: [B, N, C·H·W] → [B·N, C, H, W] → conv 5 → ReLU →
+    /// max-pool 2 → conv 5 → ReLU → max-pool 2 → flatten → Linear → ReLU → [B, N, L] (B and N from the run-time
+    /// shape of the input).</summary>
+    private static OnnxValue ExportLeNet(OnnxExportContext context, LeNetInstanceEncoder encoder, OnnxValue x,
+        string path)
+    {
+        RequireBags(encoder, x, encoder.InputSize, path);
+        var g = context.Graph;
+        var h = g.Reshape(x, new long[] { -1, encoder.Channels, encoder.Height, encoder.Width },
+            Hint(Join(path, "images")));
+        foreach (var (conv, pool) in new[] { ("conv1", "pool1"), ("conv2", "pool2") })
+        {
+            h = g.Relu(context.Export(Child<Conv2d>(encoder, conv, path), h, Join(path, conv)),
+                Hint(Join(path, conv + ".relu")));
+            h = g.MaxPool(h, new long[] { 2, 2 }, new long[] { 2, 2 }, new long[] { 0, 0, 0, 0 },
+                Hint(Join(path, pool)));
+        }
+        h = g.Flatten(h, 1, Hint(Join(path, "flatten")));
+        h = g.Relu(context.Export(Child<Linear>(encoder, "fc", path), h, Join(path, "fc")),
+            Hint(Join(path, "fc.relu")));
+        var shape = g.Concat(new[] { g.Shape(x, 0, 2, Hint(Join(path, "bags_instances"))),
+            g.Int64s(Hint(Join(path, "width")), encoder.OutputSize) }, 0, Hint(Join(path, "features_shape")));
+        return g.Reshape(h, shape, new[] { x.Shape[0], x.Shape[1], encoder.OutputSize }, Hint(Join(path, "features")));
     }
 
     private static OnnxValue Reduce(OnnxExportContext context, nn.Module net, OnnxValue x, string path)

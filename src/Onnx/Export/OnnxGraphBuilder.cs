@@ -231,6 +231,16 @@ internal sealed class OnnxGraphBuilder
         return Node("Reshape", new[] { x.Name, target.Name }, hint, known);
     }
 
+    /// <summary>Reshape to the int64 shape tensor <paramref name="shape"/> computed in the graph;
+    /// <paramref name="staticShape"/> is what is known of the result (−1 where only the run time knows).</summary>
+    public OnnxValue Reshape(OnnxValue x, OnnxValue shape, long[] staticShape, string hint)
+        => Node("Reshape", new[] { x.Name, shape.Name }, hint, staticShape);
+
+    /// <summary>The run-time dimensions [<paramref name="start"/>, <paramref name="end"/>) of <paramref name="x"/> as
+    /// an int64 vector (Shape's start and end attributes, opset ≥ 15).</summary>
+    public OnnxValue Shape(OnnxValue x, long start, long end, string hint)
+        => Node("Shape", new[] { x.Name }, hint, new[] { end - start }, Int("start", start), Int("end", end));
+
     /// <summary>Reshape to the run-time shape of <paramref name="like"/> (Shape → Reshape), keeping its static shape.</summary>
     public OnnxValue ReshapeLike(OnnxValue x, OnnxValue like, string hint)
     {

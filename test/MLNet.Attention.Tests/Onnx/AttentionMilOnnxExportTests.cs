@@ -46,8 +46,8 @@ public sealed class AttentionMilOnnxExportTests
     private static AttentionMilOptions Options(MilArchitecture architecture, string label) => new()
     {
         Architecture = architecture, LabelColumnName = label, InstanceSize = D, InnerSize = 16, AttentionSize = 8,
-        Branches = 3, TopK = 2, Dropout = 0.1, MaxEpochs = 3, BatchSize = 4, LearningRate = 3e-3, ValidationFraction = 0,
-        EarlyStoppingPatience = null, Seed = 7, NumberOfThreads = 1,
+        Branches = 3, TopK = 2, Dropout = 0.1, MaxEpochs = 3, BatchSize = 4, LearningRate = 3e-3,
+        ValidationFraction = 0, EarlyStoppingPatience = null, Seed = 7, NumberOfThreads = 1,
     };
 
     private static AttentionMilModel Train(MLContext ml, MilArchitecture architecture, bool binary)
@@ -59,10 +59,13 @@ public sealed class AttentionMilOnnxExportTests
     }
 
     /// <summary>ONNX Runtime on bags [bags, instances, D] → the named outputs, flattened.</summary>
-    private static Dictionary<string, float[]> RunOrt(byte[] model, float[] values, long bags, string[] outputs)
+    private static Dictionary<string, float[]> RunOrt(byte[] model, float[] values, long bags, string[] outputs,
+        int width = D)
     {
-        using var session = new InferenceSession(model, new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 });
-        using var value = OrtValue.CreateTensorValueFromMemory(values, new long[] { bags, values.Length / D / bags, D });
+        using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
+        using var session = new InferenceSession(model, options);
+        long instances = values.Length / width / bags;
+        using var value = OrtValue.CreateTensorValueFromMemory(values, new[] { bags, instances, width });
         using var runOptions = new RunOptions();
         using var results = session.Run(runOptions, new[] { "Features" }, new[] { value }, outputs);
         return outputs.Select((name, i) => (name, results[i].GetTensorDataAsSpan<float>().ToArray()))
@@ -186,30 +189,66 @@ public sealed class AttentionMilOnnxExportTests
         Assert.ThrowsExactly<ObjectDisposedException>(() => model.ExportToOnnx(new MemoryStream()));
     }
 
+    /// <summary>Bags of 16 × 16 grey images through the LeNet encoder (pooled standardisation in front).</summary>
     [TestMethod]
-    public void TheLeNetInstanceEncoderIsRefusedByName()
+    [DataRow(MilArchitecture.GatedAttention)]
+    [DataRow(MilArchitecture.Acmil)]
+    public void TheLeNetInstanceEncoderExportsWithTheAttention(MilArchitecture architecture)
     {
-        const int side = 16;
+        const int side = 16, pixels = side * side;
         var ml = new MLContext(seed: 1);
         var random = new Random(1);
-        var bags = Enumerable.Range(0, 4).Select(b => new Bag
+        Bag Images(int n, bool positive)
         {
-            Features = Enumerable.Range(0, 3 * side * side).Select(_ => (float)random.NextDouble()).ToArray(),
-            Label = b % 2 == 0,
-        });
-        var options = Options(MilArchitecture.GatedAttention, "Label");
+            var values = Enumerable.Range(0, n * pixels).Select(_ => (float)random.NextDouble() * 0.5f).ToArray();
+            if (positive)
+            {
+                int target = random.Next(n), top = random.Next(side - 4), left = random.Next(side - 4);
+                for (int y = top; y < top + 4; y++)
+                    for (int x = left; x < left + 4; x++) values[target * pixels + y * side + x] = 2f;
+            }
+            return new Bag { Features = values, Label = positive };
+        }
+        var train = Enumerable.Range(0, 8).Select(b => Images(2 + b % 4, b % 2 == 0)).ToArray();
+        var options = Options(architecture, "Label");
         options.InstanceEncoder = MilInstanceEncoder.LeNet;
         options.InstanceImageHeight = side;
         options.InstanceImageWidth = side;
-        options.InstanceSize = side * side;
+        options.InstanceSize = pixels;
         options.InnerSize = 8;
-        options.MaxEpochs = 1;
-        using var model = ml.BinaryClassification.Trainers.AttentionMil(options).Fit(ml.Data.LoadFromEnumerable(bags));
-        string path = Path.Combine(Path.GetTempPath(), $"onnx-mil-lenet-{Environment.ProcessId}.onnx");
-        var e = Assert.ThrowsExactly<NotSupportedException>(() => model.ExportToOnnx(path));
-        StringAssert.Contains(e.Message, "LeNetInstanceEncoder");
-        StringAssert.Contains(e.Message, "'encoder'");
-        Assert.IsFalse(File.Exists(path), "a refused export writes no file");
+        options.MaxEpochs = 2;
+        using var model = ml.BinaryClassification.Trainers.AttentionMil(options).Fit(ml.Data.LoadFromEnumerable(train));
+        var bags = new[] { Images(1, true), Images(3, false), Images(9, true) };
+        var outputs = new List<string> { "Score", "Probability", "Attention" };
+        if (architecture == MilArchitecture.Acmil) outputs.Add("BranchAttention");
+        var expected = Columns(ml, model, bags, outputs.ToArray());
+        using var stream = new MemoryStream();
+        model.ExportToOnnx(stream);
+        double worst = 0;
+        for (int b = 0; b < bags.Length; b++)
+        {
+            var actual = RunOrt(stream.ToArray(), bags[b].Features, 1, outputs.ToArray(), pixels);
+            foreach (var name in outputs) worst = Math.Max(worst, MaxAbsDiff(expected[name][b], actual[name]));
+        }
+        Console.WriteLine($"LeNet + {architecture}: max |ORT − Transform| over {string.Join(", ", outputs)} on bags " +
+            $"of 1, 3, 9 images = {worst:E2}");
+        Assert.IsTrue(worst <= Tolerance, $"max |Δ| = {worst}");
+    }
+
+    [TestMethod]
+    public void ANetworkInTrainingModeIsRefused()
+    {
+        var ml = new MLContext(seed: 1);
+        using var model = Train(ml, MilArchitecture.Acmil, binary: true);
+        model.Network.train();
+        try
+        {
+            var e = Assert.ThrowsExactly<InvalidOperationException>(() => model.ExportToOnnx(new MemoryStream()));
+            StringAssert.Contains(e.Message, "training mode");
+        }
+        finally
+        {
+            model.Network.eval();
+        }
     }
 }
-
