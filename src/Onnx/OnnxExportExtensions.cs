@@ -96,10 +96,9 @@ public static partial class OnnxExportExtensions
     /// Writes a trained model of this pack as ONNX: <paramref name="model"/> is the model itself (an
     /// <see cref="ImageClassifierModel"/>, a <see cref="DensityAdaptiveAttentionClassifierModel"/>, an
     /// <see cref="AttentionImageFeaturizerTransformer"/> or an <see cref="MultipleInstance.AttentionMilModel"/>) or a
-    /// fitted
-    /// pipeline (<see cref="TransformerChain{TLastTransformer}"/>) holding exactly one such model. Only that model is
-    /// exported; the pipeline's other transforms (<c>ExtractPixels</c> in front, <c>MapKeyToValue</c> behind) stay in
-    /// the scoring pipeline.
+    /// fitted pipeline (<see cref="TransformerChain{TLastTransformer}"/>) holding exactly one such model. Only that
+    /// model is exported; the pipeline's other transforms (<c>ExtractPixels</c> in front, <c>MapKeyToValue</c>
+    /// behind) stay in the scoring pipeline.
     /// </summary>
     /// <param name="catalog">mlContext.Model.</param>
     /// <param name="model">The model or the pipeline holding it.</param>

@@ -63,7 +63,8 @@ internal static class MilExporters
         {
             GatedAttentionMil gated => ExportGatedAttention(context, gated, x, milPath),
             Acmil acmil => ExportAcmil(context, acmil, x, milPath),
-            _ => new MilGraphOutputs(context.Export(mil, x, milPath), default, null),   // throws: no exporter
+            _ => throw new NotSupportedException($"ONNX export: the module at '{milPath}' is a " +
+                $"{mil.GetType().FullName}; the bag network's exporter writes GatedAttentionMil and Acmil only."),
         };
     }
 

@@ -2,6 +2,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.OnnxRuntime;
 using MLNet.Attention.MultipleInstance;
+using MLNet.Attention.OnnxExport;
 
 namespace MLNet.Attention.Tests.OnnxExport;
 
@@ -249,6 +250,48 @@ public sealed class AttentionMilOnnxExportTests
         finally
         {
             model.Network.eval();
+        }
+    }
+
+    [TestMethod]
+    public void AModuleWithoutAnExporterIsRefusedByItsPath()
+    {
+        var ml = new MLContext(seed: 1);
+        using var model = Train(ml, MilArchitecture.GatedAttention, binary: true);
+        var registry = new OnnxModuleRegistry();   // no exporter at all
+        var e = Assert.ThrowsExactly<NotSupportedException>(() => OnnxModelExport.AttentionMil(model, registry));
+        StringAssert.Contains(e.Message, "MilDimensionReduction");
+        StringAssert.Contains(e.Message, "'mil.dimreduction'");
+    }
+
+    [TestMethod]
+    public void ASavedAndLoadedModelExportsTheSameGraph()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(Bags(1, TrainingSizes(36, 2)));
+        using var model = ml.BinaryClassification.Trainers.AttentionMil(Options(MilArchitecture.Acmil, "Label"))
+            .Fit(data);
+        using var original = new MemoryStream();
+        model.ExportToOnnx(original);
+        string path = Path.Combine(Path.GetTempPath(), $"mil-{Guid.NewGuid():N}.zip");
+        try
+        {
+            ml.Model.Save(model, data.Schema, path);
+            var loaded = new MLContext().Model.Load(path, out _);
+            try
+            {
+                using var again = new MemoryStream();
+                ml.Model.ExportToOnnx(loaded, again);
+                CollectionAssert.AreEqual(original.ToArray(), again.ToArray());
+            }
+            finally
+            {
+                (loaded as IDisposable)?.Dispose();
+            }
+        }
+        finally
+        {
+            File.Delete(path);
         }
     }
 }
