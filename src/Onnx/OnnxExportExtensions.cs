@@ -26,12 +26,15 @@ namespace MLNet.Attention;
 /// that name first. <c>PredictedLabel</c> (the arg-max) and an attention-map column are not part of the graph.</para>
 /// <para>A DAAM classifier's graph takes its feature column <c>[batch, L·D]</c> and gives <c>Score</c> (and
 /// <c>Probability</c> for a binary model), see
-/// <see cref="ExportToOnnx(DensityAdaptiveAttentionClassifierModel, string)"/>.</para>
+/// <see cref="ExportToOnnx(DensityAdaptiveAttentionClassifierModel, string)"/>. An attention-MIL classifier's graph
+/// takes bags <c>[bags, instances, D]</c>, both dimensions dynamic, and gives <c>Score</c> (and <c>Probability</c>)
+/// with the per-instance <c>Attention</c>, see <see cref="ExportToOnnx(MultipleInstance.AttentionMilModel, string)"/>.
+/// </para>
 /// <para>Every module of the network is exported by an exporter written for its type; a module without one (a custom
 /// attention block, say) fails with <see cref="NotSupportedException"/> naming its type and its path in the network,
 /// and nothing is written.</para>
 /// </remarks>
-public static class OnnxExportExtensions
+public static partial class OnnxExportExtensions
 {
     /// <summary>The name of the graph's score output (ML.NET's column: a multiclass model's probabilities).</summary>
     public const string ScoreOutputName = TorchClassifierModel.ScoreColumnName;
@@ -92,11 +95,11 @@ public static class OnnxExportExtensions
     /// <summary>
     /// Writes a trained model of this pack as ONNX: <paramref name="model"/> is the model itself (an
     /// <see cref="ImageClassifierModel"/>, a <see cref="DensityAdaptiveAttentionClassifierModel"/>, an
-    /// <see cref="AttentionImageFeaturizerTransformer"/> or a forecaster, see
-    /// <see cref="ForecastingOnnxExportExtensions"/>) or a fitted
-    /// pipeline (<see cref="TransformerChain{TLastTransformer}"/>) holding exactly one such model. Only that model is
-    /// exported; the pipeline's other transforms (<c>ExtractPixels</c> in front, <c>MapKeyToValue</c> behind) stay in
-    /// the scoring pipeline.
+    /// <see cref="AttentionImageFeaturizerTransformer"/>, an <see cref="MultipleInstance.AttentionMilModel"/> or a
+    /// forecaster, see <see cref="ForecastingOnnxExportExtensions"/>) or a fitted pipeline
+    /// (<see cref="TransformerChain{TLastTransformer}"/>) holding exactly one such model. Only that model is exported;
+    /// the pipeline's other transforms (<c>ExtractPixels</c> in front, <c>MapKeyToValue</c> behind) stay in the
+    /// scoring pipeline.
     /// </summary>
     /// <param name="catalog">mlContext.Model.</param>
     /// <param name="model">The model or the pipeline holding it.</param>
@@ -137,21 +140,23 @@ public static class OnnxExportExtensions
         ArgumentNullException.ThrowIfNull(model);
         var found = model is IEnumerable<ITransformer> chain ? Flatten(chain).ToArray() : new[] { model };
         var exportable = found.Where(t => t is ImageClassifierModel or DensityAdaptiveAttentionClassifierModel
-            or AttentionImageFeaturizerTransformer || ForecastingModelExport.For(t) is not null).ToArray();
+            or AttentionImageFeaturizerTransformer or MultipleInstance.AttentionMilModel ||
+            ForecastingModelExport.For(t) is not null).ToArray();
         if (exportable.Length == 1)
             return exportable[0] switch
             {
                 ImageClassifierModel image => () => OnnxModelExport.ImageClassifier(image),
                 AttentionImageFeaturizerTransformer featurizer => () => OnnxModelExport.ImageFeaturizer(featurizer),
                 DensityAdaptiveAttentionClassifierModel daam => () => OnnxModelExport.DaamClassifier(daam),
+                MultipleInstance.AttentionMilModel mil => () => OnnxModelExport.AttentionMil(mil),
                 var forecaster => ForecastingModelExport.For(forecaster)!,
             };
         throw new ArgumentException(exportable.Length > 1
             ? $"The pipeline holds {exportable.Length} exportable models; export each with model.ExportToOnnx(...)."
             : $"{model.GetType().Name} is not an MLNet.Attention model that can be exported to ONNX, nor a pipeline " +
               "holding one (exportable: ImageClassifierModel, DensityAdaptiveAttentionClassifierModel, " +
-              "AttentionImageFeaturizerTransformer, InvertedTransformerModel, MultiVariateParallelTransformerModel, " +
-              "CribModel).", nameof(model));
+              "AttentionImageFeaturizerTransformer, AttentionMilModel, InvertedTransformerModel, " +
+              "MultiVariateParallelTransformerModel, CribModel).", nameof(model));
     }
 
     private static IEnumerable<ITransformer> Flatten(IEnumerable<ITransformer> chain)
@@ -167,7 +172,7 @@ public static class OnnxExportExtensions
 }
 
 /// <summary>Builds the ONNX models of this pack's model types.</summary>
-internal static class OnnxModelExport
+internal static partial class OnnxModelExport
 {
     private static string ProducerVersion => typeof(OnnxModelExport).Assembly
         .GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
@@ -242,18 +247,20 @@ internal static class OnnxModelExport
 
     /// <summary>The model's Score columns from its logits, as <see cref="TorchClassifierModel"/> computes them:
     /// multiclass Score = softmax; binary Score = z₁ − z₀ and Probability = σ(Score).</summary>
-    private static void ClassifierOutputs(OnnxGraphBuilder graph, OnnxValue logits, bool binary)
+    /// <remarks><paramref name="rows"/> names the symbolic first dimension (default <c>batch</c>).</remarks>
+    private static void ClassifierOutputs(OnnxGraphBuilder graph, OnnxValue logits, bool binary, string? rows = null)
     {
+        var dims = new[] { rows };
         if (!binary)
         {
-            graph.Output(graph.Softmax(logits, 1, "score"), OnnxExportExtensions.ScoreOutputName);
+            graph.Output(graph.Softmax(logits, 1, "score"), OnnxExportExtensions.ScoreOutputName, dims);
             return;
         }
         var z1 = graph.Slice(logits, new long[] { 1 }, new long[] { 2 }, new long[] { 1 }, "logit1");
         var z0 = graph.Slice(logits, new long[] { 0 }, new long[] { 1 }, new long[] { 1 }, "logit0");
         var margin = graph.Squeeze(graph.Sub(z1, z0, "margin2"), new long[] { 1 }, "margin");
-        graph.Output(margin, OnnxExportExtensions.ScoreOutputName);
-        graph.Output(graph.Sigmoid(margin, "probability"), OnnxExportExtensions.ProbabilityOutputName);
+        graph.Output(margin, OnnxExportExtensions.ScoreOutputName, dims);
+        graph.Output(graph.Sigmoid(margin, "probability"), OnnxExportExtensions.ProbabilityOutputName, dims);
     }
 
     private static Dictionary<string, string> Metadata(TorchClassifierModel model, Dictionary<string, string> extra)

@@ -42,16 +42,24 @@ internal sealed partial class OnnxGraphBuilder
     public int NodeCount => _graph.Node.Count;
 
     /// <summary>A float32 graph input; a −1 first dimension is the symbolic <see cref="BatchDimension"/>.</summary>
-    public OnnxValue Input(string name, params long[] shape)
+    public OnnxValue Input(string name, params long[] shape) => Input(name, shape, null);
+
+    /// <summary>A float32 graph input whose −1 dimensions get the symbolic names <paramref name="dimensionNames"/>
+    /// (by position; null there or beyond it: as <see cref="Input(string, long[])"/>).</summary>
+    public OnnxValue Input(string name, long[] shape, IReadOnlyList<string?>? dimensionNames)
     {
         Reserve(name);
-        _graph.Input.Add(ValueInfo(name, shape));
+        _graph.Input.Add(ValueInfo(name, shape, dimensionNames));
         return new OnnxValue(name, shape);
     }
 
     /// <summary>Declares <paramref name="value"/> as the graph output <paramref name="name"/> (through an Identity node
     /// when the tensor has another name).</summary>
-    public OnnxValue Output(OnnxValue value, string name)
+    public OnnxValue Output(OnnxValue value, string name) => Output(value, name, null);
+
+    /// <summary>As <see cref="Output(OnnxValue, string)"/>, naming the −1 dimensions as
+    /// <see cref="Input(string, long[], IReadOnlyList{string?}?)"/> does.</summary>
+    public OnnxValue Output(OnnxValue value, string name, IReadOnlyList<string?>? dimensionNames)
     {
         if (value.Name != name)
         {
@@ -59,7 +67,7 @@ internal sealed partial class OnnxGraphBuilder
             AddNode("Identity", new[] { value.Name }, new[] { name }, name);
             value = value with { Name = name };
         }
-        _graph.Output.Add(ValueInfo(name, value.Shape));
+        _graph.Output.Add(ValueInfo(name, value.Shape, dimensionNames));
         return value;
     }
 
@@ -105,6 +113,8 @@ internal sealed partial class OnnxGraphBuilder
     public OnnxValue Relu(OnnxValue x, string hint) => Unary("Relu", x, hint);
 
     public OnnxValue Sigmoid(OnnxValue x, string hint) => Unary("Sigmoid", x, hint);
+
+    public OnnxValue Tanh(OnnxValue x, string hint) => Unary("Tanh", x, hint);
 
     public OnnxValue Sqrt(OnnxValue x, string hint) => Unary("Sqrt", x, hint);
 
@@ -220,6 +230,16 @@ internal sealed partial class OnnxGraphBuilder
                 / known.Where(d => d != -1).Aggregate(1L, (a, b) => a * b);
         return Node("Reshape", new[] { x.Name, target.Name }, hint, known);
     }
+
+    /// <summary>Reshape to the int64 shape tensor <paramref name="shape"/> computed in the graph;
+    /// <paramref name="staticShape"/> is what is known of the result (−1 where only the run time knows).</summary>
+    public OnnxValue Reshape(OnnxValue x, OnnxValue shape, long[] staticShape, string hint)
+        => Node("Reshape", new[] { x.Name, shape.Name }, hint, staticShape);
+
+    /// <summary>The run-time dimensions [<paramref name="start"/>, <paramref name="end"/>) of <paramref name="x"/> as
+    /// an int64 vector (Shape's start and end attributes, opset ≥ 15).</summary>
+    public OnnxValue Shape(OnnxValue x, long start, long end, string hint)
+        => Node("Shape", new[] { x.Name }, hint, new[] { end - start }, Int("start", start), Int("end", end));
 
     /// <summary>Reshape to the run-time shape of <paramref name="like"/> (Shape → Reshape), keeping its static shape.</summary>
     public OnnxValue ReshapeLike(OnnxValue x, OnnxValue like, string hint)
@@ -401,7 +421,7 @@ internal sealed partial class OnnxGraphBuilder
         return a;
     }
 
-    private static ValueInfoProto ValueInfo(string name, long[] shape)
+    private static ValueInfoProto ValueInfo(string name, long[] shape, IReadOnlyList<string?>? dimensionNames)
     {
         var tensor = new TypeProto.Types.Tensor
         {
@@ -409,6 +429,8 @@ internal sealed partial class OnnxGraphBuilder
         };
         for (int i = 0; i < shape.Length; i++)
             tensor.Shape.Dim.Add(shape[i] >= 0 ? new TensorShapeProto.Types.Dimension { DimValue = shape[i] }
+                : dimensionNames is not null && i < dimensionNames.Count && dimensionNames[i] is { } symbol
+                    ? new TensorShapeProto.Types.Dimension { DimParam = symbol }
                 : i == 0 ? new TensorShapeProto.Types.Dimension { DimParam = BatchDimension }
                 : new TensorShapeProto.Types.Dimension());   // unknown, not the batch
         return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = tensor } };

@@ -15,7 +15,7 @@ internal sealed class OnnxModuleRegistry
 {
     private readonly Dictionary<Type, OnnxModuleExporter> _exporters = new();
 
-    /// <summary>Every module of this pack's exported models (layers and vision blocks).</summary>
+    /// <summary>Every module of this pack's exported models (layers, vision blocks, DAAM heads, MIL networks).</summary>
     public static OnnxModuleRegistry Default { get; } = CreateDefault();
 
     private static OnnxModuleRegistry CreateDefault()
@@ -25,6 +25,7 @@ internal sealed class OnnxModuleRegistry
         VisionExporters.Register(registry);
         GaussianExporters.Register(registry);
         ForecastingExporters.Register(registry);
+        MilExporters.Register(registry);
         return registry;
     }
 
