@@ -1,6 +1,8 @@
 // Libtorch-free scoring sample: scores the models samples/OnnxExport exported, with Microsoft.ML's OnnxTransformer
 // (ApplyOnnxModel) and ONNX Runtime only — no MLNet.Attention, TorchSharp or libtorch in this app or its output
 // folder (checked below) — and compares every score with the one the TorchSharp model gave.
+// Scores an image classifier (pixels from ML.NET's image transforms) and a forecaster (raw windows plus calendar
+// features computed here), both through ApplyOnnxModel in an ML.NET pipeline and a PredictionEngine.
 // Usage: dotnet run -c Release --project samples/OnnxScoring [exportDir, default onnx-output]
 // Exit code: 0 when all outputs match (max |Δ| ≤ 1e-4) and the output folder holds no libtorch, else 1.
 using System.Diagnostics;
@@ -20,6 +22,7 @@ if (!File.Exists(Path.Combine(exportDir, "image-classifier.onnx")))
 bool ok = CheckNoLibtorch();
 var mlContext = new MLContext(seed: 1);
 ok &= ScoreImages(mlContext, exportDir);
+ok &= ScoreForecasts(mlContext, exportDir);
 Console.WriteLine(ok ? "OK: every output matches the TorchSharp model's, scored without libtorch."
     : "FAILED: see the messages above.");
 return ok ? 0 : 1;
@@ -87,6 +90,111 @@ static bool ScoreImages(MLContext mlContext, string exportDir)
         $"{rows.Length / seconds:F0} images/s (decoding included), PredictionEngine {latency:F2} ms/image");
     (model as IDisposable)?.Dispose();
     return maxDelta <= 1e-4;
+}
+
+static bool ScoreForecasts(MLContext mlContext, string exportDir)
+{
+    string onnx = Path.Combine(exportDir, "forecaster.onnx");
+    string lookbackInput, calendar;
+    int lookback, horizon, variates, calendarWidth;
+    TimeSpan step;
+    using (var session = new InferenceSession(onnx))
+    {
+        var meta = session.ModelMetadata.CustomMetadataMap;
+        lookbackInput = session.InputMetadata.Keys.First(k => k != "CalendarFeatures");
+        lookback = int.Parse(meta["lookback"], CultureInfo.InvariantCulture);
+        horizon = int.Parse(meta["horizon"], CultureInfo.InvariantCulture);
+        variates = JsonSerializer.Deserialize<string[]>(meta["variates"])!.Length;
+        calendar = meta["calendar"];
+        calendarWidth = int.Parse(meta["calendar_features"], CultureInfo.InvariantCulture);
+        step = TimeSpan.Parse(meta["frequency"], CultureInfo.InvariantCulture);
+    }
+    if (calendar != "Hourly")
+        throw new NotSupportedException($"This sample computes hourly calendar features; the model uses {calendar}.");
+
+    // A window: its last timestamp and L × N raw values. The graph scales them itself; the calendar features of the
+    // L lookback steps are computed here (Time-Series-Library's "timeF", as the metadata's calendar names them).
+    var windows = File.ReadLines(Path.Combine(exportDir, "forecast-windows.csv")).Select(line =>
+    {
+        var fields = line.Split(',');
+        var last = DateTime.ParseExact(fields[0], "yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture);
+        var features = new float[lookback * calendarWidth];
+        for (int t = 0; t < lookback; t++)
+            HourlyCalendar(last - (lookback - 1 - t) * step, features.AsSpan(t * calendarWidth, calendarWidth));
+        return new ForecastWindow
+        {
+            Lookback = fields[1..].Select(v => float.Parse(v, CultureInfo.InvariantCulture)).ToArray(),
+            CalendarFeatures = features,
+        };
+    }).ToArray();
+    var expected = File.ReadLines(Path.Combine(exportDir, "forecast-expected.csv"))
+        .Select(l => l.Split(',').Select(v => float.Parse(v, CultureInfo.InvariantCulture)).ToArray()).ToArray();
+
+    var definition = SchemaDefinition.Create(typeof(ForecastWindow));
+    definition[nameof(ForecastWindow.Lookback)].ColumnName = lookbackInput;
+    definition[nameof(ForecastWindow.Lookback)].ColumnType =
+        new VectorDataViewType(NumberDataViewType.Single, lookback * variates);
+    definition[nameof(ForecastWindow.CalendarFeatures)].ColumnType =
+        new VectorDataViewType(NumberDataViewType.Single, lookback * calendarWidth);
+    var data = mlContext.Data.LoadFromEnumerable(windows, definition);
+    var model = mlContext.Transforms.ApplyOnnxModel(new[] { "Forecast", "Lower", "Upper" },
+        new[] { lookbackInput, "CalendarFeatures" }, onnx).Fit(data);
+
+    var clock = Stopwatch.StartNew();
+    var scored = model.Transform(data);
+    var outputs = new[] { "Forecast", "Lower", "Upper" }.Select(c => scored.GetColumn<float[]>(c).ToArray()).ToArray();
+    double seconds = clock.Elapsed.TotalSeconds;
+    int width = horizon * variates;
+    double maxDelta = 0, maxRelative = 0, covered = 0;
+    for (int i = 0; i < windows.Length; i++)
+        for (int o = 0; o < 3; o++)
+            for (int k = 0; k < width; k++)
+            {
+                double want = expected[i][o * width + k], delta = Math.Abs(want - outputs[o][i][k]);
+                maxDelta = Math.Max(maxDelta, delta);
+                maxRelative = Math.Max(maxRelative, delta / (1 + Math.Abs(want)));
+            }
+    for (int i = 0; i < windows.Length; i++)
+        for (int k = 0; k < width; k++)
+            if (outputs[1][i][k] <= outputs[0][i][k] && outputs[0][i][k] <= outputs[2][i][k]) covered++;
+    var engine = mlContext.Model.CreatePredictionEngine<ForecastWindow, ForecastOutput>(model,
+        inputSchemaDefinition: definition);
+    var prediction = new ForecastOutput();
+    engine.Predict(windows[0], ref prediction);
+    clock.Restart();
+    foreach (var window in windows) engine.Predict(window, ref prediction);
+    double latency = clock.Elapsed.TotalMilliseconds / windows.Length;
+    Console.WriteLine($"Forecaster ({lookback} → {horizon}, {variates} variates, {calendar} calendar, intervals): " +
+        $"{windows.Length} test windows, max |ONNX − TorchSharp| = {maxDelta:E2} (relative {maxRelative:E2}) over " +
+        $"Forecast, Lower, Upper; Lower ≤ Forecast ≤ Upper in {covered / (windows.Length * width):P0}; Transform " +
+        $"{windows.Length / seconds:F0} windows/s, PredictionEngine {latency:F2} ms/window");
+    engine.Dispose();
+    model.Dispose();
+    return maxRelative <= 1e-4;
+}
+
+// Hour of day, day of week (Monday = 0), day of month, day of year, each scaled to [−0.5, 0.5].
+static void HourlyCalendar(DateTime time, Span<float> into)
+{
+    into[0] = (float)(time.Hour / 23.0 - 0.5);
+    into[1] = (float)(((int)time.DayOfWeek + 6) % 7 / 6.0 - 0.5);
+    into[2] = (float)((time.Day - 1) / 30.0 - 0.5);
+    into[3] = (float)((time.DayOfYear - 1) / 365.0 - 0.5);
+}
+
+/// <summary>A forecast window as the graph takes it.</summary>
+public sealed class ForecastWindow
+{
+    public float[] Lookback { get; set; } = Array.Empty<float>();
+    public float[] CalendarFeatures { get; set; } = Array.Empty<float>();
+}
+
+/// <summary>The graph's outputs.</summary>
+public sealed class ForecastOutput
+{
+    public float[] Forecast { get; set; } = Array.Empty<float>();
+    public float[] Lower { get; set; } = Array.Empty<float>();
+    public float[] Upper { get; set; } = Array.Empty<float>();
 }
 
 /// <summary>An image to score.</summary>
