@@ -3,7 +3,9 @@
 // folder (checked below) — and compares every score with the one the TorchSharp model gave.
 // Scores an image classifier (pixels from ML.NET's image transforms) and a forecaster (raw windows plus calendar
 // features computed here), both through ApplyOnnxModel in an ML.NET pipeline and a PredictionEngine.
-// Usage: dotnet run -c Release --project samples/OnnxScoring [exportDir, default onnx-output]
+// Usage: dotnet run -c Release --project samples/OnnxScoring [exportDir, default onnx-output] [gpu]
+//   gpu: score on CUDA device 0 (falling back to the CPU when it is not there); build with -p:OnnxRuntimeGpu=true so
+//   that the app carries ONNX Runtime's CUDA package (Microsoft.ML.OnnxRuntime.Gpu.Linux: CUDA 13 and cuDNN 9).
 // Exit code: 0 when all outputs match (max |Δ| ≤ 1e-4) and the output folder holds no libtorch, else 1.
 using System.Diagnostics;
 using System.Globalization;
@@ -21,6 +23,16 @@ if (!File.Exists(Path.Combine(exportDir, "image-classifier.onnx")))
 }
 bool ok = CheckNoLibtorch();
 var mlContext = new MLContext(seed: 1);
+if (args.Length > 1 && args[1] == "gpu")
+{
+    // ApplyOnnxModel without a device id takes the context's; FallbackToCpu: CPU when CUDA cannot be used.
+    mlContext.GpuDeviceId = 0;
+    mlContext.FallbackToCpu = true;
+    var providers = OrtEnv.Instance().GetAvailableProviders();
+    Console.WriteLine($"GPU requested; ONNX Runtime's providers: {string.Join(", ", providers)}" +
+        (providers.Contains("CUDAExecutionProvider") ? "" : " (no CUDA provider in this build: scoring on the CPU; " +
+        "build with -p:OnnxRuntimeGpu=true)"));
+}
 ok &= ScoreImages(mlContext, exportDir);
 ok &= ScoreForecasts(mlContext, exportDir);
 Console.WriteLine(ok ? "OK: every output matches the TorchSharp model's, scored without libtorch."
