@@ -59,11 +59,11 @@ public static partial class OnnxExportExtensions
         => Write(() => OnnxModelExport.ImageClassifier(Check(model)), stream);
 
     /// <summary>
-    /// Writes a DAAM classifier (<see cref="ClassifierHead.Daam"/> or <see cref="ClassifierHead.Linear"/> head) as an
-    /// ONNX file: input named after its feature column, float <c>[batch, L·D]</c> (layer-major, as the column holds
-    /// it); outputs <c>Score</c> <c>[batch, classes]</c> (softmax) for a multiclass model, or <c>Score</c> (the margin)
-    /// and <c>Probability</c> <c>[batch]</c> for a binary one. The <see cref="ClassifierHead.MultiHeadAttention"/>
-    /// baseline has no exporter yet and is refused with <see cref="NotSupportedException"/>.
+    /// Writes a DAAM classifier (any head: <see cref="ClassifierHead.Daam"/>, <see cref="ClassifierHead.Linear"/> or
+    /// the <see cref="ClassifierHead.MultiHeadAttention"/> baseline) as an ONNX file: input named after its feature
+    /// column, float <c>[batch, L·D]</c> (layer-major, as the column holds it); outputs <c>Score</c>
+    /// <c>[batch, classes]</c> (softmax) for a multiclass model, or <c>Score</c> (the margin) and <c>Probability</c>
+    /// <c>[batch]</c> for a binary one.
     /// </summary>
     /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
     public static void ExportToOnnx(this DensityAdaptiveAttentionClassifierModel model, string path)

@@ -1,4 +1,5 @@
 using MLNet.Attention.Gaussian;
+using MLNet.Attention.Layers;
 using MLNet.Attention.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -7,8 +8,9 @@ using static MLNet.Attention.OnnxExport.OnnxExportContext;
 
 namespace MLNet.Attention.OnnxExport;
 
-/// <summary>Exporters of the GAAM/DAAM classifier heads (src/Modules/Gaussian) on [B, L, D] layer features. The MHA
-/// baseline head (<see cref="AttentionLayerClassifier"/>) has none yet, so it is refused by name.</summary>
+/// <summary>Exporters of the GAAM/DAAM classifier heads (src/Modules/Gaussian) on [B, L, D] layer features: DAAM, the
+/// linear baseline and the multi-head-attention baseline (its attention block through the
+/// <see cref="MultiHeadSelfAttention"/> exporter).</summary>
 internal static class GaussianExporters
 {
     public static void Register(OnnxModuleRegistry registry)
@@ -16,7 +18,25 @@ internal static class GaussianExporters
         registry
             .Register<DaamClassifier>(ExportDaamClassifier)
             .Register<MultiHeadDensityAdaptiveAttention>(ExportMultiHeadDaam)
-            .Register<LinearLayerClassifier>(ExportLinearLayerClassifier);
+            .Register<LinearLayerClassifier>(ExportLinearLayerClassifier)
+            .Register<AttentionLayerClassifier>(ExportAttentionLayerClassifier);
+    }
+
+    /// <summary>tokens = x + layer_embedding; h = tokens + MHA(tokens); Linear(mean over the layers of h), as the
+    /// module's forward.</summary>
+    private static OnnxValue ExportAttentionLayerClassifier(OnnxExportContext context, AttentionLayerClassifier net,
+        OnnxValue x, string path)
+    {
+        var embedding = Parameter(net, "layer_embedding", path);
+        RequireLayerFeatures(net, x, embedding.shape[0], embedding.shape[1], path);
+        var g = context.Graph;
+        string hint = Hint(path);
+        var tokens = g.Add(x, context.Parameter(embedding, hint + ".layer_embedding"), hint + ".tokens");
+        var attended = context.Export(Child<MultiHeadSelfAttention>(net, "attention", path), tokens,
+            Join(path, "attention"));
+        var h = g.Add(tokens, attended, hint + ".residual");
+        var pooled = g.ReduceMean(h, new long[] { 1 }, keepDims: false, hint + ".pool");
+        return context.Export(Child<Linear>(net, "fc", path), pooled, Join(path, "fc"));
     }
 
     /// <summary>DAAM over the layers, the h × w view, conv → ReLU → conv → ReLU, flatten, Linear.</summary>
