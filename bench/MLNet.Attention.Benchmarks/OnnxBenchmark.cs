@@ -4,6 +4,8 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.OnnxRuntime;
 using MLNet.Attention.Classification;
+using MLNet.Attention.Forecasting;
+using MLNet.Attention.MultipleInstance;
 using static MLNet.Attention.Benchmarks.Bench;
 
 namespace MLNet.Attention.Benchmarks;
@@ -21,6 +23,9 @@ internal static class OnnxBenchmark
         IReadOnlyList<(string Name, float[] Values, long[] RowShape)> OnnxInputs, string Output,
         Func<Action> PredictOne, int Count) : IDisposable
     {
+        /// <summary>The view ApplyOnnxModel scores (the graph's inputs as columns); default: <see cref="Rows"/>.</summary>
+        public IDataView? OnnxRows { get; init; }
+
         public void Dispose() => (Model as IDisposable)?.Dispose();
     }
 
@@ -52,9 +57,10 @@ internal static class OnnxBenchmark
             });
             double ortBatch = Throughput(() => RunOrt(session, c, 0, batch), batch, minSeconds);
             double ortLatency = LatencyMs(() => RunOrt(session, c, 1, 1), minSeconds);
+            var onnxRows = c.OnnxRows ?? c.Rows;
             var apply = ml.Transforms.ApplyOnnxModel(new[] { c.Output }, c.OnnxInputs.Select(i => i.Name).ToArray(),
-                c.OnnxPath).Fit(c.Rows);
-            double applied = Throughput(() => Consume(apply.Transform(c.Rows), c.Output), c.Count, minSeconds);
+                c.OnnxPath).Fit(onnxRows);
+            double applied = Throughput(() => Consume(apply.Transform(onnxRows), c.Output), c.Count, minSeconds);
             apply.Dispose();
             string line = $"| {c.Name} | {F(ours, "F0")} | {F(ortBatch, "F0")} | {F(applied, "F0")} | " +
                 $"{F(ourLatency, "F2")} | {F(ortLatency, "F2")} | {F(ortBatch / ours, "F2")}× | {F(ourLatency / ortLatency, "F2")}× |";
@@ -116,9 +122,115 @@ internal static class OnnxBenchmark
                     new[] { ("Features", values, new long[] { Layers * Width }) }, "Score",
                     () => Predictor(ml, model, Layers * Width, values), rows);
             }
+            case "itransformer" or "crib" or "mvpa":
+                return Forecaster(ml, name, rows, batch, onnx);
+            case "abmil" or "acmil":
+                return Mil(ml, name, rows, onnx);
             default:
-                throw new UsageException($"Unknown model '{name}' for onnx; use mbv2, mbv2-ela, mbv2-ulsam, resnet18, daam.");
+                throw new UsageException($"Unknown model '{name}' for onnx; use mbv2, mbv2-ela, mbv2-ulsam, resnet18, " +
+                    "daam, itransformer, crib, mvpa, abmil, acmil.");
         }
+    }
+
+    /// <summary>A forecaster on the shipped ETTh1 (one epoch on its first 3,000 rows), scoring the windows after them:
+    /// iTransformer 96 → 96 with D = d_ff = 256 and hourly calendar tokens (the `speed` benchmark's model), CRIB
+    /// 24 → 24 (`crib-speed`'s), MVPA 96 → 96 with its defaults.</summary>
+    private static Case Forecaster(MLContext ml, string name, int rows, int batch, string onnx)
+    {
+        string file = File.Exists(Path.Combine("samples", "data", "ETTh1.csv.gz"))
+            ? Path.Combine("samples", "data", "ETTh1.csv.gz")
+            : throw new UsageException("onnx: run from the repository root (samples/data/ETTh1.csv.gz is read).");
+        var series = SeriesCsv.Load(ml, file);
+        var variates = series.VariateColumnNames.ToArray();
+        int lookback = name == "crib" ? 24 : 96, horizon = lookback;
+        var train = ml.Data.TakeRows(series.Data, 3000);
+        var scoring = ml.Data.TakeRows(ml.Data.SkipRows(series.Data, 3000), rows + lookback - 1);
+        ForecastingModel model = name switch
+        {
+            "itransformer" => ml.Forecasting.Trainers.InvertedTransformer(new InvertedTransformerOptions
+            {
+                VariateColumnNames = variates, TimestampColumnName = series.TimestampColumnName, Lookback = lookback,
+                Horizon = horizon, ModelWidth = 256, FeedForwardWidth = 256, MaxEpochs = 1, BatchSize = batch,
+            }).Fit(train),
+            "crib" => ml.Forecasting.Trainers.Crib(new CribOptions
+            {
+                VariateColumnNames = variates, Lookback = lookback, Horizon = horizon, MaxEpochs = 1, BatchSize = batch,
+            }).Fit(train),
+            _ => ml.Forecasting.Trainers.MultiVariateParallelTransformer(new MultiVariateParallelTransformerOptions
+            {
+                VariateColumnNames = variates, TimestampColumnName = series.TimestampColumnName, Lookback = lookback,
+                Horizon = horizon, MaxEpochs = 1, BatchSize = batch,
+            }).Fit(train),
+        };
+        ml.Model.ExportToOnnx(model, onnx);
+        var windows = ml.Data.Cache(model.CreateWindows(ml, scoring, includeTargets: false));
+        var lookbacks = windows.GetColumn<float[]>("Lookback").ToArray();
+        int count = lookbacks.Length, channels = lookbacks[0].Length / lookback;
+        var inputs = new List<(string, float[], long[])> { ("Lookback", lookbacks.SelectMany(v => v).ToArray(),
+            new long[] { lookbacks[0].Length }) };
+        float[][]? calendar = null;
+        if (model.CalendarFeatures != CalendarFeatures.None)
+        {
+            calendar = windows.GetColumn<DateTime>("Timestamp").Select(model.OnnxCalendarInput).ToArray();
+            inputs.Add((ForecastingOnnxExportExtensions.CalendarInputName, calendar.SelectMany(v => v).ToArray(),
+                new long[] { calendar[0].Length }));
+        }
+        var onnxDefinition = SchemaDefinition.Create(typeof(OnnxWindow));
+        onnxDefinition["Lookback"].ColumnType = new VectorDataViewType(NumberDataViewType.Single, lookbacks[0].Length);
+        onnxDefinition["CalendarFeatures"].ColumnType = new VectorDataViewType(NumberDataViewType.Single,
+            Math.Max(1, calendar?[0].Length ?? 1));
+        var onnxRows = ml.Data.LoadFromEnumerable(lookbacks.Select((v, i) => new OnnxWindow
+            { Lookback = v, CalendarFeatures = calendar?[i] ?? new float[1] }), onnxDefinition);
+        if (calendar is null) onnxRows = ml.Transforms.DropColumns("CalendarFeatures").Fit(onnxRows).Transform(onnxRows);
+
+        var stamps = windows.Schema.GetColumnOrNull("Timestamp") is null ? new DateTime[1]
+            : windows.GetColumn<DateTime>("Timestamp").ToArray();
+        Action Predict()
+        {
+            var definition = SchemaDefinition.Create(typeof(WindowRow));
+            definition["Lookback"].ColumnType = new VectorDataViewType(NumberDataViewType.Single, lookback, channels);
+            var engine = ml.Model.CreatePredictionEngine<WindowRow, ForecastRow>(model, inputSchemaDefinition: definition);
+            var row = new WindowRow { Lookback = lookbacks[0], Timestamp = stamps[0] };
+            var output = new ForecastRow();
+            return () => engine.Predict(row, ref output);
+        }
+        string label = name switch { "itransformer" => "iTransformer 96→96, D 256, 7 variates + calendar",
+            "crib" => "CRIB 24→24, 7 variates", _ => "MVPA 96→96, 7 variates + calendar" };
+        return new Case(label, model, windows, onnx, inputs, "Forecast", Predict, count) { OnnxRows = onnxRows };
+    }
+
+    /// <summary>ABMIL / ACMIL on bags of 100 instances × 512 features (tile features of a slide), trained one epoch
+    /// on 32 bags; ONNX Runtime takes several same-size bags per run ([bags, instances, D]).</summary>
+    private static Case Mil(MLContext ml, string name, int rows, string onnx)
+    {
+        const int Instances = 100, Width = 512;
+        var random = new Random(1);
+        MilBag Bag(int i)
+        {
+            var v = new float[Instances * Width];
+            for (int j = 0; j < v.Length; j++) v[j] = (float)(random.NextDouble() * 2 - 1);
+            return new MilBag { Features = v, Label = i % 2 == 0 };
+        }
+        var train = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 32).Select(Bag).ToArray());
+        int bags = Math.Min(rows, 128);
+        var scoreBags = Enumerable.Range(0, bags).Select(Bag).ToArray();
+        var model = ml.BinaryClassification.Trainers.AttentionMil(new AttentionMilOptions
+        {
+            Architecture = name == "acmil" ? MilArchitecture.Acmil : MilArchitecture.GatedAttention,
+            InstanceSize = Width, MaxEpochs = 1, BatchSize = 8, ValidationFraction = 0, EarlyStoppingPatience = null,
+        }).Fit(train);
+        model.ExportToOnnx(onnx);
+        var view = ml.Data.LoadFromEnumerable(scoreBags);
+        Action Predict()
+        {
+            var engine = ml.Model.CreatePredictionEngine<MilBag, MilScore>(model);
+            var bag = scoreBags[0];
+            var output = new MilScore();
+            return () => engine.Predict(bag, ref output);
+        }
+        return new Case($"{(name == "acmil" ? "ACMIL" : "ABMIL")}, bags of {Instances} × {Width}", model, view, onnx,
+            new[] { ("Features", scoreBags.SelectMany(b => b.Features).ToArray(), new long[] { Instances, Width }) },
+            "Score", Predict, bags);
     }
 
     /// <summary>A keyed training view (3 classes, 96 rows) and a scoring view of <paramref name="rows"/> random
@@ -177,9 +289,18 @@ internal static class OnnxBenchmark
     {
         var col = scored.Schema[column];
         using var cursor = scored.GetRowCursor(new[] { col });
-        var getter = cursor.GetGetter<VBuffer<float>>(col);
-        VBuffer<float> buffer = default;
-        while (cursor.MoveNext()) getter(ref buffer);
+        if (col.Type is VectorDataViewType)
+        {
+            var getter = cursor.GetGetter<VBuffer<float>>(col);
+            VBuffer<float> buffer = default;
+            while (cursor.MoveNext()) getter(ref buffer);
+        }
+        else
+        {
+            var getter = cursor.GetGetter<float>(col);
+            float value = 0;
+            while (cursor.MoveNext()) getter(ref value);
+        }
     }
 
     /// <summary>Items per second: the best of repeated runs (after one warm-up) over at least
@@ -212,6 +333,35 @@ internal static class OnnxBenchmark
         }
         samples.Sort();
         return samples[samples.Count / 2];
+    }
+
+    private sealed class OnnxWindow
+    {
+        public float[] Lookback { get; set; } = Array.Empty<float>();
+        public float[] CalendarFeatures { get; set; } = Array.Empty<float>();
+    }
+
+    private sealed class WindowRow
+    {
+        public float[] Lookback { get; set; } = Array.Empty<float>();
+        public DateTime Timestamp { get; set; }
+    }
+
+    private sealed class ForecastRow
+    {
+        public float[] Forecast { get; set; } = Array.Empty<float>();
+    }
+
+    private sealed class MilBag
+    {
+        public float[] Features { get; set; } = Array.Empty<float>();
+        public bool Label { get; set; }
+    }
+
+    private sealed class MilScore
+    {
+        public float Score { get; set; }
+        public float Probability { get; set; }
     }
 
     private sealed class FeatureRow
