@@ -100,6 +100,9 @@ internal sealed record ForecastingCovariates(string[] Past, string[] Future, str
 internal sealed class ForecastScorer : IDisposable
 {
     private readonly IForecastingNetwork _forecaster;
+    // What scores: the network's inference copy when it makes one (fused / precomputed weights), made at the first
+    // scored batch and disposed with the scorer; else the network itself. Training and saving use the network.
+    private readonly Lazy<IForecastingNetwork> _scoring;
     private readonly Tensor _mean, _std, _inputMean, _inputStd;
 
     public ForecastingModelInfo Info { get; }
@@ -115,6 +118,10 @@ internal sealed class ForecastScorer : IDisposable
     /// <summary>The scaler of every window channel.</summary>
     public SeriesScaler InputScaler { get; }
     public nn.Module Network { get; }
+
+    /// <summary>The network that scores: <see cref="Network"/>'s inference copy when it makes one, else the network.
+    /// </summary>
+    internal IForecastingNetwork Scoring => _scoring.Value;
     public Device Device { get; }
 
     /// <summary>Scaler means [N] on the device.</summary>
@@ -137,6 +144,8 @@ internal sealed class ForecastScorer : IDisposable
         Network = network;
         Device = device;
         _forecaster = (IForecastingNetwork)network;
+        _scoring = new Lazy<IForecastingNetwork>(() => _forecaster is IInferenceCopyForecastingNetwork copyable
+            ? copyable.CreateInferenceCopy(device) : _forecaster, LazyThreadSafetyMode.ExecutionAndPublication);
         CheckReadsFutureCovariates(_forecaster, covariates.Future.Length, "The model");
         ChannelColumns = info.Variates.Concat(covariates.Columns).ToArray();
         InputScaler = covariates.InputScaler(info.Scaler);
@@ -231,7 +240,7 @@ internal sealed class ForecastScorer : IDisposable
                 throw new InvalidOperationException($"This model uses calendar covariates: every window needs the timestamp of its last lookback row (column '{Info.WindowTimestampColumnName}').");
             covariates = WindowCovariates(lastTicks, (int)windows.size(0));
         }
-        var y = CheckFinite(Forward(_forecaster, Info.VariateCount, scaled, covariates, observed, scaledFuture))
+        var y = CheckFinite(Forward(Scoring, Info.VariateCount, scaled, covariates, observed, scaledFuture))
             .mul(_std).add(_mean, One);
         return (y.device_type == DeviceType.CPU ? y : y.cpu()).MoveToOuterDisposeScope();
     }
@@ -239,7 +248,7 @@ internal sealed class ForecastScorer : IDisposable
     /// <summary>Forecasts [B, S, N] in scaled space from a toolkit batch's already-scaled, zero-filled inputs (window,
     /// calendar, observed mask[, future covariates]; evaluation and scoring paths).</summary>
     public Tensor ForecastScaled(IReadOnlyList<Tensor?> inputs) =>
-        CheckFinite(Forward(_forecaster, Info.VariateCount, inputs));
+        CheckFinite(Forward(Scoring, Info.VariateCount, inputs));
 
     // A forecast is never NaN: a non-finite output means diverged weights, not a missing input (those are handled).
     private static Tensor CheckFinite(Tensor forecast)
@@ -312,6 +321,8 @@ internal sealed class ForecastScorer : IDisposable
         _std.Dispose();
         _inputMean.Dispose();
         _inputStd.Dispose();
+        if (_scoring.IsValueCreated && !ReferenceEquals(_scoring.Value, _forecaster))
+            ((nn.Module)_scoring.Value).Dispose();
         Network.Dispose();
     }
 }

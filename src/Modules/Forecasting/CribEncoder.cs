@@ -49,11 +49,26 @@ public sealed class CribEncoder : nn.Module<Tensor, (Tensor Tokens, Tensor Mean,
     internal Tensor Tokens(Tensor x)
     {
         using var scope = NewDisposeScope();
-        long b = x.shape[0], p = x.shape[1], n = x.shape[2];
-        var embedded = enc_embedding_2.call(x.permute(0, 3, 2, 1));                 // [B, D, N, P], causal along P
-        var tokens = embedded.permute(0, 3, 2, 1).reshape(b, p * n, _width);       // [B, P·N, D]
+        long b = x.size(0), p = x.size(1), n = x.size(2);
+        Tensor tokens;
+        if (enc_embedding_2.IsDense)
+        {
+            // Inference copy: the TCN as GEMMs on one row per (window, variate) holding its P patches' values.
+            var rows = x.permute(0, 2, 1, 3).reshape(b * n, p * x.size(3));       // [B·N, P·L]
+            var dense = enc_embedding_2.call(rows);                                // [B·N, P·D]
+            tokens = dense.view(b, n, p, _width).permute(0, 2, 1, 3).reshape(b, p * n, _width);
+        }
+        else
+        {
+            var embedded = enc_embedding_2.call(x.permute(0, 3, 2, 1));             // [B, D, N, P], causal along P
+            tokens = embedded.permute(0, 3, 2, 1).reshape(b, p * n, _width);       // [B, P·N, D]
+        }
         return encoder.call(tokens).MoveToOuterDisposeScope();
     }
+
+    /// <summary>Switches an evaluation-only copy's token embedding to its dense form over the patches (see
+    /// <see cref="CribTemporalConvNet.UseDenseForm"/>); returns whether it did.</summary>
+    internal bool UseDenseEmbedding(int patches) => enc_embedding_2.UseDenseForm(patches);
 
     /// <summary>The reference's unused DataEmbedding (a Linear(D→D) named <c>value_embedding</c>); never called.</summary>
     private sealed class CribValueEmbedding : nn.Module

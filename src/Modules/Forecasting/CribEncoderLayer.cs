@@ -18,6 +18,8 @@ public sealed class CribEncoderLayer : nn.Module<Tensor, Tensor>
     private readonly LayerNorm norm1, norm2;
     private readonly Dropout dropout;
     private readonly bool _relu;
+    // Inference copies only (SqueezeWeights): the kernel-1 weights as [out, in] views, made once.
+    private Tensor? _linear1, _linear2;
 
     /// <param name="modelWidth">Token width D.</param>
     /// <param name="heads">Heads; must divide D.</param>
@@ -46,16 +48,36 @@ public sealed class CribEncoderLayer : nn.Module<Tensor, Tensor>
     /// <summary>Whether the feed-forward activation is ReLU rather than GELU (for the ONNX exporter).</summary>
     internal bool UsesRelu => _relu;
 
+    /// <summary>Keeps the feed-forward weights as [out, in] views for an evaluation-only copy (two squeezes less per
+    /// forward).</summary>
+    internal void SqueezeWeights()
+    {
+        _linear1?.Dispose();
+        _linear2?.Dispose();
+        _linear1 = conv1.weight!.squeeze(-1).DetachFromDisposeScope();
+        _linear2 = conv2.weight!.squeeze(-1).DetachFromDisposeScope();
+    }
+
     /// <summary>x: [B, T, D] → [B, T, D].</summary>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = x.add(dropout.call(attention.call(x)), One);
+        var h = x.add(Drop(attention.call(x)), One);
         var y = norm1.call(h);
-        y = nn.functional.linear(y, conv1.weight!.squeeze(-1), conv1.bias);
-        y = dropout.call(_relu ? nn.functional.relu(y) : nn.functional.gelu(y));
-        y = dropout.call(nn.functional.linear(y, conv2.weight!.squeeze(-1), conv2.bias));
+        y = nn.functional.linear(y, _linear1 ?? conv1.weight!.squeeze(-1), conv1.bias);
+        y = Drop(_relu ? nn.functional.relu(y) : nn.functional.gelu(y));
+        y = Drop(nn.functional.linear(y, _linear2 ?? conv2.weight!.squeeze(-1), conv2.bias));
         return norm2.call(h.add(y, One)).MoveToOuterDisposeScope();
+    }
+
+    // Dropout is the identity in evaluation: skipping the call saves a dispatched op per use when scoring.
+    private Tensor Drop(Tensor x) => training ? dropout.call(x) : x;
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) { _linear1?.Dispose(); _linear2?.Dispose(); }
+        base.Dispose(disposing);
     }
 }
 

@@ -32,7 +32,8 @@ namespace MLNet.Attention.Forecasting;
 /// position is an error. The network forecasts in the units of its input (the reference feeds globally standardised
 /// data; that scaling belongs to the data pipeline).</para>
 /// </remarks>
-public sealed class CribNetwork : nn.Module<Tensor, Tensor?, Tensor>, IForecastingNetwork
+public sealed class CribNetwork : nn.Module<Tensor, Tensor?, Tensor>, IForecastingNetwork,
+    IInferenceCopyForecastingNetwork
 {
     // Field order = the reference's named_parameters order.
     private readonly Linear ini_embedding;               // dead: Linear(L → D)
@@ -41,6 +42,12 @@ public sealed class CribNetwork : nn.Module<Tensor, Tensor?, Tensor>, IForecasti
     private readonly CribRevIN revinlayer;
     private readonly CribPositionalTable enc_pos_emded;
     private readonly CribPositionalTable dec_pos_emded;  // dead: D-wide table
+    // Inference copies only (CreateInferenceCopy): the positional encoding in patch layout [P, N, L] for the last
+    // variate count seen, and whether the inputs are trusted (the toolkit validates and zero-fills them).
+    private bool _inference;
+    private Tensor? _patchPositions;
+    private readonly object _patchPositionsLock = new();   // prediction engines on several threads share the copy
+    private readonly List<Tensor> _stalePatchPositions = new();
 
     /// <summary>The hyper-parameters this network was built with.</summary>
     public CribConfig Config { get; }
@@ -83,6 +90,25 @@ public sealed class CribNetwork : nn.Module<Tensor, Tensor?, Tensor>, IForecasti
     /// covariates).</summary>
     public Tensor ForecastScaled(Tensor windows, Tensor? covariates, Tensor? observedMask) => call(windows, observedMask);
 
+    /// <summary>The scoring copy: weight-norm weights g·V/‖V‖ computed once (and for up to 2k patches the TCN as
+    /// dense GEMMs), the feed-forward weights squeezed once, RevIN in fewer ops, the positional encoding kept in
+    /// patch layout, and no re-validation of the toolkit's inputs
+    /// (it refuses non-finite values and zero-fills the missing ones before the network sees them). Same forecasts
+    /// within float rounding.</summary>
+    IForecastingNetwork IInferenceCopyForecastingNetwork.CreateInferenceCopy(Device device) =>
+        CreateInferenceCopy(device);
+
+    /// <inheritdoc cref="IInferenceCopyForecastingNetwork.CreateInferenceCopy"/>
+    internal CribNetwork CreateInferenceCopy(Device device) =>
+        InferenceCopies.Create(this, () => new CribNetwork(Config), device, copy =>
+        {
+            foreach (var convolution in copy.modules().OfType<WeightNormConv2d>()) convolution.FreezeWeight();
+            foreach (var layer in copy.modules().OfType<CribEncoderLayer>()) layer.SqueezeWeights();
+            copy.encoder.UseDenseEmbedding(copy.Config.Patches);
+            copy.revinlayer.PrepareForInference();
+            copy._inference = true;
+        });
+
     /// <summary>
     /// The clean-view forward pass with its intermediate quantities: forecast, encoder tokens, posterior q(z|x) and KL
     /// (the caller disposes the result). Dropout follows the module's train/eval mode.
@@ -122,12 +148,56 @@ public sealed class CribNetwork : nn.Module<Tensor, Tensor?, Tensor>, IForecasti
     /// per-window statistics that undo RevIN (in the caller's dispose scope).</summary>
     private (Tensor Patches, Tensor Mean, Tensor Std) Embed(Tensor series, Tensor? observedMask)
     {
+        if (_inference) return EmbedTrusted(series);
         var x = ZeroFillMissing(series, observedMask);                         // [B, T, N]
         long b = x.shape[0], n = x.shape[2], p = Config.Patches, l = Config.PatchLength;
         var (normalised, mean, std) = revinlayer.Normalise(x);
         var tokens = CribPatching.ToPatches(normalised, Config.PatchLength).reshape(b, p * n, l);
         var x1 = tokens.add(enc_pos_emded.Slice(p * n, l), One).reshape(b, p, n, l);  // positional encoding over r = p·N + n
         return (x1, mean, std);
+    }
+
+    /// <summary><see cref="Embed"/> of an inference copy: the toolkit's window is finite with its missing entries
+    /// already 0 (so the mask changes nothing), and the positional encoding is added in patch layout (same sums).
+    /// </summary>
+    private (Tensor Patches, Tensor Mean, Tensor Std) EmbedTrusted(Tensor series)
+    {
+        if (series.dim() != 3 || series.size(1) != Config.Lookback)
+            throw new ArgumentException($"The series must have shape [batch, {Config.Lookback} (lookback), variates]; " +
+                $"got [{string.Join(", ", series.shape)}].", nameof(series));
+        long n = series.size(2), p = Config.Patches, l = Config.PatchLength;
+        if (p * n > CribConfig.PositionalTableRows)
+            throw new ArgumentException($"{p} patches × {n} variates exceed the {CribConfig.PositionalTableRows}-row " +
+                "positional table; use a longer PatchLength (fewer patches) or fewer variates.", nameof(series));
+        Tensor positions;
+        lock (_patchPositionsLock)
+        {
+            // A model scores one variate count, so this is made once; the old table of another count stays alive
+            // until the copy is disposed (a concurrent forward may still read it).
+            if (_patchPositions is null || _patchPositions.size(1) != n)
+            {
+                if (_patchPositions is not null) _stalePatchPositions.Add(_patchPositions);
+                // A normal tensor even under the scorer's inference mode (later forwards may run outside it).
+                using var normalMode = inference_mode(false);
+                using var noGrad = no_grad();
+                _patchPositions = enc_pos_emded.Slice(p * n, l).reshape(p, n, l).detach().DetachFromDisposeScope();
+            }
+            positions = _patchPositions;
+        }
+        var (normalised, mean, std) = revinlayer.Normalise(series);
+        var x1 = CribPatching.ToPatches(normalised, Config.PatchLength).add(positions, One);   // [B, P, N, L]
+        return (x1, mean, std);
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _patchPositions?.Dispose();
+            foreach (var stale in _stalePatchPositions) stale.Dispose();
+        }
+        base.Dispose(disposing);
     }
 
     private CribOutput Run(Tensor series, Tensor? observedMask, bool secondView, Tensor? draws, Generator? generator)

@@ -54,13 +54,16 @@ public sealed record InvertedTransformerConfig(
 /// extra variate tokens (the authors' suggestion for exogenous series) and known-future covariates tokens embedded from
 /// their lookback and horizon values, their outputs dropped too.
 /// </summary>
-public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tensor>, IFutureCovariateForecastingNetwork
+public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tensor>, IFutureCovariateForecastingNetwork,
+    IInferenceCopyForecastingNetwork
 {
     // Field names reproduce the reference state-dict keys (enc_embedding.value_embedding.weight, encoder.attn_layers.0...).
     private readonly InvertedEmbedding enc_embedding;
     private readonly InvertedEmbedding? future_embedding;
     private readonly Encoder encoder;
     private readonly Linear projector;
+    // Set on inference copies only (CreateInferenceCopy): fused attention projections and fewer ops around RevIN.
+    private bool _inference;
 
     /// <summary>The hyper-parameters this network was built with.</summary>
     public InvertedTransformerConfig Config { get; }
@@ -104,6 +107,20 @@ public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tens
     public Tensor ForecastScaled(Tensor windows, Tensor? covariates, Tensor? observedMask, Tensor futureCovariates) =>
         Run(windows, covariates, null, futureCovariates);
 
+    /// <summary>The scoring copy: each attention's query/key/value projections fused into one GEMM, and RevIN and its
+    /// inverse in fewer ops (var_mean, addcmul). Same forecasts within float rounding; at batch 1 dispatch, not
+    /// arithmetic, is most of a forward.</summary>
+    IForecastingNetwork IInferenceCopyForecastingNetwork.CreateInferenceCopy(Device device) =>
+        CreateInferenceCopy(device);
+
+    /// <inheritdoc cref="IInferenceCopyForecastingNetwork.CreateInferenceCopy"/>
+    internal InvertedTransformerNetwork CreateInferenceCopy(Device device) =>
+        InferenceCopies.Create(this, () => new InvertedTransformerNetwork(Config), device, copy =>
+        {
+            foreach (var attention in copy.modules().OfType<MultiHeadSelfAttention>()) attention.FuseProjections();
+            copy._inference = true;
+        });
+
     /// <summary>Forward pass that also hands the token embeddings and the encoder output to <paramref name="observe"/> (for parity tests).</summary>
     internal Tensor Run(Tensor series, Tensor? covariates, Action<string, Tensor>? observe, Tensor? future = null)
     {
@@ -117,7 +134,15 @@ public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tens
         using var scope = NewDisposeScope();
         long variates = series.size(2) - f;
         Tensor x = series, mean = null!, std = null!, ahead = future!;
-        if (Config.UseNorm)
+        if (Config.UseNorm && _inference)
+        {
+            // No gradient here: one var_mean instead of mean + var of the centred series (equal within rounding).
+            (std, mean) = series.var_mean(1, unbiased: false, keepdim: true);
+            std = std.add(Of(1e-5), One).sqrt();
+            x = series.sub(mean).div(std);
+            if (f > 0) ahead = future!.sub(mean.narrow(2, variates, f)).div(std.narrow(2, variates, f));
+        }
+        else if (Config.UseNorm)
         {
             // μ is a constant (detached); σ keeps its gradient, as in the reference.
             mean = series.mean(new long[] { 1 }, keepdim: true).detach();
@@ -142,8 +167,12 @@ public sealed class InvertedTransformerNetwork : nn.Module<Tensor, Tensor?, Tens
         observe?.Invoke("embedding", embedded);
         var h = encoder.call(embedded);
         observe?.Invoke("encoder", h);
-        var y = projector.call(h).transpose(1, 2).narrow(2, 0, variates);   // [B, S, N]: drop covariate tokens
-        if (Config.UseNorm)
+        var y = projector.call(h).transpose(1, 2);                            // [B, S, N + …]
+        if (!_inference || y.size(2) != variates) y = y.narrow(2, 0, variates);   // drop covariate tokens
+        if (Config.UseNorm && _inference)
+            y = f > 0 ? y.mul(std.narrow(2, 0, variates)).add(mean.narrow(2, 0, variates), One)
+                : mean.addcmul(y, std, One);
+        else if (Config.UseNorm)
             y = f > 0 ? y.mul(std.narrow(2, 0, variates)).add(mean.narrow(2, 0, variates), One) : (y * std).add(mean, One);
         return y.MoveToOuterDisposeScope();
     }
