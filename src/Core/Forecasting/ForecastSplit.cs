@@ -56,7 +56,8 @@ public sealed record ForecastSplit(int TrainEnd, int ValidationEnd, int TestEnd)
         return (Rows(0, TrainEnd), Rows(TrainEnd - lookback, ValidationEnd), Rows(ValidationEnd - lookback, TestEnd));
     }
 
-    private static long CountRows(IDataView data)
+    /// <summary>Rows of a view: its row count when known, else counted with a column-less cursor.</summary>
+    internal static long CountRows(IDataView data)
     {
         if (data.GetRowCount() is long known) return known;
         long rows = 0;

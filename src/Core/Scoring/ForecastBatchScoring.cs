@@ -31,7 +31,7 @@ public static class ForecastBatchScoring
                 forecast = model.Forecast(series.Data, coverage);
             else
             {
-                long rows = CountRows(series.Data);
+                long rows = ForecastSplit.CountRows(series.Data);
                 if (rows <= model.Horizon)
                     throw new InvalidDataException($"'{item.InputPath}' has {rows} rows; this model reads known-future " +
                         $"covariates, so the file needs the history followed by {model.Horizon} future rows.");
@@ -82,13 +82,4 @@ public static class ForecastBatchScoring
 
     private static string Quote(string name) =>
         name.IndexOfAny(new[] { ',', '"', '\n' }) < 0 ? name : "\"" + name.Replace("\"", "\"\"") + "\"";
-
-    private static long CountRows(IDataView data)
-    {
-        if (data.GetRowCount() is long known) return known;
-        long n = 0;
-        using var cursor = data.GetRowCursor(Array.Empty<Microsoft.ML.DataViewSchema.Column>());
-        while (cursor.MoveNext()) n++;
-        return n;
-    }
 }
