@@ -69,6 +69,33 @@ public sealed class ForecasterOnnxExportTests
         return a.Zip(b, (x, y) => Math.Abs((double)x - y)).Max();
     }
 
+    /// <summary>Every fifth Lookback value becomes NaN, and the expected Forecast is the transformer's on those
+    /// windows.</summary>
+    private static void WithMissingLookbackValues(MLContext ml, ITransformer model, Dictionary<string, float[]> inputs,
+        int rows, Dictionary<string, float[]> expected)
+    {
+        var lookback = inputs["Lookback"];
+        int width = lookback.Length / rows;
+        for (int i = 0; i < lookback.Length; i += 5) lookback[i] = float.NaN;
+        var windows = ml.Data.LoadFromEnumerable(Enumerable.Range(0, rows)
+            .Select(r => new LookbackRow { Lookback = lookback.AsSpan(r * width, width).ToArray() }));
+        expected["Forecast"] = model.Transform(windows).GetColumn<float[]>("Forecast").SelectMany(v => v).ToArray();
+    }
+
+    /// <summary>ONNX Runtime's value of every expected column within <see cref="Tolerance"/> of the transformer's.</summary>
+    private static void AssertOrtEqualsTransform(string what, byte[] onnx, Dictionary<string, float[]> inputs, int rows,
+        Dictionary<string, float[]> expected, int variates)
+    {
+        foreach (var (column, values) in expected)
+        {
+            var actual = RunOrt(onnx, inputs, rows, column);
+            double delta = MaxAbsDiff(values, actual);
+            Console.WriteLine($"{what}: max |ORT − Transform| {column} = {delta:E2} over {rows} windows × " +
+                $"{Series.S}·{variates} values (range {values.Min():F2}…{values.Max():F2})");
+            Assert.IsTrue(delta <= Tolerance, $"{column}: max |Δ| = {delta}");
+        }
+    }
+
     private static byte[] Export(Action<Stream> export)
     {
         using var stream = new MemoryStream();
@@ -109,15 +136,8 @@ public sealed class ForecasterOnnxExportTests
         });
         var (inputs, rows, expected) = Score(ml, model, SeriesView(ml, 80, seed: 7));
         var onnx = Export(model.ExportToOnnx);
-        foreach (var (column, values) in expected)
-        {
-            var actual = RunOrt(onnx, inputs, rows, column);
-            double delta = MaxAbsDiff(values, actual);
-            Console.WriteLine($"iTransformer ({variant}): max |ORT − Transform| {column} = {delta:E2} over {rows} " +
-                $"windows × {Series.S}·{model.VariateColumnNames.Count} values (range {values.Min():F2}…" +
-                $"{values.Max():F2})");
-            Assert.IsTrue(delta <= Tolerance, $"{column}: max |Δ| = {delta}");
-        }
+        AssertOrtEqualsTransform($"iTransformer ({variant})", onnx, inputs, rows, expected,
+            model.VariateColumnNames.Count);
         Assert.AreEqual(variant == "past+intervals" ? 3 : 1, expected.Count);
     }
 
@@ -158,24 +178,10 @@ public sealed class ForecasterOnnxExportTests
             }
         });
         var (inputs, rows, expected) = Score(ml, model, SeriesView(ml, 80, seed: 7));
-        if (variant == "zero-fill")
-        {
-            var lookback = inputs["Lookback"];
-            int width = lookback.Length / rows;
-            for (int i = 0; i < lookback.Length; i += 5) lookback[i] = float.NaN;
-            var windows = ml.Data.LoadFromEnumerable(Enumerable.Range(0, rows)
-                .Select(r => new LookbackRow { Lookback = lookback.AsSpan(r * width, width).ToArray() }));
-            expected["Forecast"] = model.Transform(windows).GetColumn<float[]>("Forecast").SelectMany(v => v).ToArray();
-        }
+        if (variant == "zero-fill") WithMissingLookbackValues(ml, model, inputs, rows, expected);
         var onnx = Export(model.ExportToOnnx);
-        foreach (var (column, values) in expected)
-        {
-            var actual = RunOrt(onnx, inputs, rows, column);
-            double delta = MaxAbsDiff(values, actual);
-            Console.WriteLine($"MVPA ({variant}): max |ORT − Transform| {column} = {delta:E2} over {rows} windows × " +
-                $"{Series.S}·{model.VariateColumnNames.Count} values (range {values.Min():F2}…{values.Max():F2})");
-            Assert.IsTrue(delta <= Tolerance, $"{column}: max |Δ| = {delta}");
-        }
+        AssertOrtEqualsTransform($"MVPA ({variant})", onnx, inputs, rows, expected,
+            model.VariateColumnNames.Count);
         Assert.AreEqual(variant == "past+intervals" ? 3 : 1, expected.Count);
     }
 
@@ -239,24 +245,10 @@ public sealed class ForecasterOnnxExportTests
             o.IntervalCoverage = 0.9;
         });
         var (inputs, rows, expected) = Score(ml, model, SeriesView(ml, 80, seed: 7));
-        if (variant == "missing")
-        {
-            var lookback = inputs["Lookback"];
-            int width = lookback.Length / rows;
-            for (int i = 0; i < lookback.Length; i += 5) lookback[i] = float.NaN;
-            var windows = ml.Data.LoadFromEnumerable(Enumerable.Range(0, rows)
-                .Select(r => new LookbackRow { Lookback = lookback.AsSpan(r * width, width).ToArray() }));
-            expected["Forecast"] = model.Transform(windows).GetColumn<float[]>("Forecast").SelectMany(v => v).ToArray();
-        }
+        if (variant == "missing") WithMissingLookbackValues(ml, model, inputs, rows, expected);
         var onnx = Export(model.ExportToOnnx);
-        foreach (var (column, values) in expected)
-        {
-            var actual = RunOrt(onnx, inputs, rows, column);
-            double delta = MaxAbsDiff(values, actual);
-            Console.WriteLine($"CRIB ({variant}): max |ORT − Transform| {column} = {delta:E2} over {rows} windows × " +
-                $"{Series.S}·3 values (range {values.Min():F2}…{values.Max():F2})");
-            Assert.IsTrue(delta <= Tolerance, $"{column}: max |Δ| = {delta}");
-        }
+        AssertOrtEqualsTransform($"CRIB ({variant})", onnx, inputs, rows, expected,
+            model.VariateColumnNames.Count);
         Assert.AreEqual(variant == "separate+intervals" ? 3 : 1, expected.Count);
     }
 
