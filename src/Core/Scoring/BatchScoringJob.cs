@@ -201,7 +201,7 @@ public sealed class BatchScoringJob
                 throw new ArgumentException($"The inputs '{other}' and '{key}' would both write '{output}'; rename one, " +
                     "or keep them in different folders.", nameof(inputPaths));
             byOutput[output] = key;
-            items.Add(new BatchScoringItem(full, key, output, ShardOf(key, Options.Shard.Count)));
+            items.Add(new BatchScoringItem(full, key, output, ShardSpec.IndexOf(key, Options.Shard.Count)));
         }
         foreach (var item in items)
             if (inputs.Contains(item.OutputPath))
@@ -310,10 +310,6 @@ public sealed class BatchScoringJob
             return BatchItemOutcome.Failed;
         }
     }
-
-    /// <summary>The shard of a key among <paramref name="count"/> shards.</summary>
-    public static int ShardOf(string key, int count) =>
-        count < 1 ? throw new ArgumentOutOfRangeException(nameof(count)) : (int)(ShardSpec.StableHash(key) % (ulong)count);
 
     private static string StripExtensions(string relative)
     {

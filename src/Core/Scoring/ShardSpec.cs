@@ -80,7 +80,10 @@ public readonly record struct ShardSpec(int Index, int Count)
 
     /// <summary>Whether the input with this key (its path relative to the input root, '/'-separated) is in this
     /// shard.</summary>
-    public bool Contains(string key) => Count == 1 || (int)(StableHash(key) % (ulong)Count) == Index;
+    public bool Contains(string key) => IndexOf(key, Count) == Index;
+
+    /// <summary>The shard of a key among <paramref name="count"/> shards: FNV-1a-64 of the key mod count.</summary>
+    internal static int IndexOf(string key, int count) => count == 1 ? 0 : (int)(StableHash(key) % (ulong)count);
 
     /// <summary>64-bit FNV-1a of the key's UTF-8 bytes: stable across processes, machines and .NET versions (unlike
     /// <see cref="string.GetHashCode()"/>).</summary>
